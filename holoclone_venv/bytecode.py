@@ -1,0 +1,114 @@
+"""Bytecode for the target interpreter, compiled once per wheel at import time.
+
+Choice: **timestamp-based .pyc files with a fixed source mtime**
+(:data:`~holoclone_venv.catalog.SOURCE_MTIME`).
+
+* Every store object, and every materialized ``.py`` that has bytecode, gets
+  that mtime, so one .pyc is valid in every environment: hardlinks share the
+  object's mtime for free, clones and copies get it with one ``utime`` on the
+  open file.
+* Unchecked hash-based .pyc files were rejected: Python never revalidates
+  them, so editing a file in an environment would silently run stale code.
+* Checked hash-based .pyc files were rejected: Python reads and hashes every
+  source file on every import, a cost paid on every run of every tool.
+* Editing a ``.py`` in an environment changes its mtime, so Python recompiles
+  exactly that module, as with any pip-installed package.
+
+Compilation uses the target interpreter: in this process when it is the same
+implementation and version (same magic number), otherwise in one subprocess
+of the target interpreter per wheel.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+
+from .catalog import SOURCE_MTIME
+
+# Runs inside the target interpreter: reads [(source, display name)], writes
+# {source: pyc path} for what compiled.  A file that does not compile (Python 2
+# code in a test directory, say) simply gets no bytecode, as with pip.
+_COMPILER = r"""
+import importlib.util, json, py_compile, sys
+done = {}
+for source, display in json.load(sys.stdin):
+    target = importlib.util.cache_from_source(source)
+    try:
+        py_compile.compile(source, target, display, doraise=True,
+                           invalidation_mode=py_compile.PycInvalidationMode.TIMESTAMP)
+    except (py_compile.PyCompileError, SyntaxError, ValueError, UnicodeError):
+        continue
+    done[source] = target
+json.dump(done, sys.stdout)
+"""
+
+
+@dataclass(frozen=True)
+class Interpreter:
+    """The interpreter an environment runs, as far as bytecode and scripts care."""
+
+    executable: str
+    implementation: str  # "CPython", "PyPy"
+    version: tuple[int, int]
+
+    @property
+    def tag(self) -> str:
+        """Catalog tag: bytecode differs per implementation and minor version."""
+        return f"{self.implementation.lower()}-{self.version[0]}{self.version[1]}"
+
+    @property
+    def is_running(self) -> bool:
+        """True when this process can compile for it (same magic number)."""
+        return (self.implementation.lower(), self.version) == (sys.implementation.name, sys.version_info[:2])
+
+
+def compile_sources(sources: list[tuple[str, str]], interpreter: Interpreter) -> dict[str, str]:
+    """Compile staged ``.py`` files; return ``{source: pyc path}`` for those that compiled.
+
+    ``sources`` holds ``(staged path, path shown in tracebacks)``.  Each staged
+    source's mtime is set to ``SOURCE_MTIME`` first, because that is what the
+    timestamp .pyc records and what every environment will see.
+    """
+    for source, _ in sources:
+        os.utime(source, (SOURCE_MTIME, SOURCE_MTIME))
+    if not sources:
+        return {}
+    if interpreter.is_running:
+        return _compile_here(sources)
+    try:
+        result = subprocess.run(
+            [interpreter.executable, "-I", "-c", _COMPILER],
+            input=json.dumps(sources),
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError) as error:
+        from .errors import HoloCloneError
+
+        detail = getattr(error, "stderr", "") or str(error)
+        raise HoloCloneError(
+            f"compiling bytecode with {interpreter.executable} failed: {detail.strip()[-500:]}"
+        ) from None
+    return json.loads(result.stdout)
+
+
+def _compile_here(sources: list[tuple[str, str]]) -> dict[str, str]:
+    import importlib.util
+    import py_compile
+
+    done = {}
+    for source, display in sources:
+        target = importlib.util.cache_from_source(source)
+        try:
+            py_compile.compile(
+                source, target, display, doraise=True, invalidation_mode=py_compile.PycInvalidationMode.TIMESTAMP
+            )
+        except (py_compile.PyCompileError, SyntaxError, ValueError, UnicodeError):
+            continue
+        done[source] = target
+    return done

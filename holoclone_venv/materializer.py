@@ -1,0 +1,215 @@
+"""Put a catalog's files into an environment: link methods for shared files, writes for per-env ones.
+
+Order matters for crash safety: package files first, then the ``.dist-info``
+directory, then console scripts, with ``RECORD`` written last.  pip only sees
+a distribution once its ``.dist-info`` exists, so a run killed half way never
+leaves a package that looks installed but is not; a failing run removes the
+``.dist-info`` it had started.
+
+The hot loop does a few system calls per file: one directory file descriptor
+per directory (targets are created relative to it), then the link method.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import posixpath
+import shutil
+from dataclasses import dataclass
+from itertools import groupby
+
+from .catalog import EXECUTABLE, SHEBANG, SOURCE, SOURCE_MTIME, Catalog, Entry
+from .plugins import Policy
+from .report import Report
+from .scripts import render, rewrite_python_shebang
+from .store import Store
+from .strategies import Linker
+
+_USE_DIR_FD = os.open in os.supports_dir_fd and os.link in os.supports_dir_fd
+_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+INSTALLER = b"holoclone\n"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where an environment keeps each install scheme."""
+
+    purelib: str
+    platlib: str
+    scripts: str
+    data: str
+    include: str  # headers go to <include>/<distribution name>
+    executable: str
+
+    def roots(self, catalog: Catalog) -> dict[str, str]:
+        return {
+            "purelib": self.purelib,
+            "platlib": self.platlib,
+            "scripts": self.scripts,
+            "data": self.data,
+            "headers": os.path.join(self.include, catalog.name),
+        }
+
+
+class Materializer:
+    """Materializes catalogs from one store with one policy, accumulating one report."""
+
+    def __init__(self, store: Store, policy: Policy, report: Report, strict: bool = False) -> None:
+        self.store = store
+        self.policy = policy
+        self.report = report
+        self.linker = Linker(strict=strict)
+        methods = policy.strategy.methods
+        self._full = methods
+        self._private = tuple(m for m in methods if not m.shares_inode) or (policy.copy_method,)
+        self._copy = (policy.copy_method,)
+        self._made_dirs: set[str] = set()
+
+    def run(self, catalog: Catalog, layout: Layout) -> None:
+        """Materialize ``catalog`` into the environment described by ``layout``.
+
+        Raises :class:`~holoclone_venv.errors.MaterializeError` (disk full,
+        permissions), :class:`~holoclone_venv.errors.StrictModeError`; on any
+        failure the distribution's ``.dist-info`` is removed again.
+        """
+        roots = layout.roots(catalog)
+        dist_info_dir = os.path.join(roots[catalog.root], catalog.dist_info)
+        self._remove_previous(catalog, roots[catalog.root], layout.data)
+        prefix = catalog.dist_info + "/"
+        body = [e for e in catalog.entries if not (e.scheme == catalog.root and e.path.startswith(prefix))]
+        meta = [e for e in catalog.entries if e.scheme == catalog.root and e.path.startswith(prefix)]
+        try:
+            self._link_all(body, roots, layout.executable)
+            self._link_all(meta, roots, layout.executable)
+            record_rows = self._write_scripts(catalog, roots, layout.executable)
+            self._write_metadata(catalog, roots, record_rows)
+        except BaseException:
+            shutil.rmtree(dist_info_dir, ignore_errors=True)
+            raise
+        self.report.fallbacks = self.linker.fallbacks
+
+    def _link_all(self, entries: list[Entry], roots: dict[str, str], executable: str) -> None:
+        counts = self.report.counts
+        objects = str(self.store.objects)
+        object_path = self.store.object_path
+        never_hardlink, always_copy = self.policy.never_hardlink, self.policy.always_copy
+        link = self.linker.link
+        total = 0
+        for (scheme, directory), group in groupby(entries, key=_directory_of):
+            root = roots[scheme]
+            target_dir = os.path.join(root, directory) if directory else root
+            self._mkdir(target_dir)
+            pair = (objects, root)
+            dir_fd = os.open(target_dir, _DIR_FLAGS) if _USE_DIR_FD else None
+            try:
+                for entry in group:
+                    if entry.flags & SHEBANG:
+                        self._write_shebang_script(entry, target_dir, executable)
+                        continue
+                    path = entry.path
+                    name = path.rpartition("/")[2] if dir_fd is not None else os.path.join(target_dir, path.rpartition("/")[2])
+                    chain = self._copy if always_copy(path) else self._private if never_hardlink(path) else self._full
+                    executable_bit = entry.flags & EXECUTABLE
+                    method = link(
+                        chain, pair, object_path(entry.digest, bool(executable_bit)), name, dir_fd,
+                        0o755 if executable_bit else 0o644, SOURCE_MTIME if entry.flags & SOURCE else None,
+                    )
+                    counts[method.counts_as] = counts.get(method.counts_as, 0) + 1
+                    total += entry.size
+            finally:
+                if dir_fd is not None:
+                    os.close(dir_fd)
+        self.report.bytes += total
+
+    def _mkdir(self, path: str) -> None:
+        if path not in self._made_dirs:
+            os.makedirs(path, exist_ok=True)
+            self._made_dirs.add(path)
+
+    def _write_shebang_script(self, entry: Entry, target_dir: str, executable: str) -> None:
+        with open(self.store.object_path(entry.digest, bool(entry.flags & EXECUTABLE)), "rb") as handle:
+            content = rewrite_python_shebang(handle.read(), executable)
+        _write(os.path.join(target_dir, entry.path.rpartition("/")[2]), content, 0o755)
+        self.report.generated += 1
+
+    def _write_scripts(self, catalog: Catalog, roots: dict[str, str], executable: str) -> list[tuple[str, str, str]]:
+        rows = []
+        if not catalog.scripts:
+            return rows
+        self._mkdir(roots["scripts"])
+        relative = _relative(roots["scripts"], roots[catalog.root])
+        for script in catalog.scripts:
+            content = render(script.template, executable)
+            _write(os.path.join(roots["scripts"], script.name), content, 0o755)
+            rows.append((posixpath.join(relative, script.name), _record_hash(_sha256(content)), str(len(content))))
+            self.report.generated += 1
+        return rows
+
+    def _write_metadata(self, catalog: Catalog, roots: dict[str, str], extra_rows: list[tuple[str, str, str]]) -> None:
+        root = roots[catalog.root]
+        relative = {scheme: _relative(path, root) for scheme, path in roots.items()}
+        lines = []
+        for entry in catalog.entries:
+            if entry.flags & SHEBANG:
+                path = os.path.join(roots[entry.scheme], entry.path)
+                with open(path, "rb") as handle:
+                    data = handle.read()
+                lines.append(_row(posixpath.join(relative[entry.scheme], entry.path), _record_hash(_sha256(data)), len(data)))
+            else:
+                rel = entry.path if entry.scheme == catalog.root else posixpath.join(relative[entry.scheme], entry.path)
+                lines.append(_row(rel, _record_hash(bytes.fromhex(entry.digest)), entry.size))
+        lines.extend(_row(p, h, s) for p, h, s in extra_rows)
+        info = catalog.dist_info
+        lines.append(_row(f"{info}/INSTALLER", _record_hash(_sha256(INSTALLER)), len(INSTALLER)))
+        lines.append(_row(f"{info}/RECORD", "", ""))
+        _write(os.path.join(root, info, "INSTALLER"), INSTALLER, 0o644)
+        _write(os.path.join(root, info, "RECORD"), "".join(lines).encode("utf-8"), 0o644)
+        self.report.generated += 2
+
+    def _remove_previous(self, catalog: Catalog, root: str, env_dir: str) -> None:
+        """Uninstall an earlier version of the same distribution, as an installer would."""
+        from .uninstall import remove_distribution
+
+        remove_distribution(catalog.name, root, env_dir)
+
+
+def _directory_of(entry: Entry) -> tuple[str, str]:
+    return entry.scheme, entry.path.rpartition("/")[0]
+
+
+def _relative(path: str, start: str) -> str:
+    rel = os.path.relpath(path, start).replace(os.sep, "/")
+    return "" if rel == "." else rel
+
+
+def _sha256(data: bytes) -> bytes:
+    import hashlib
+
+    return hashlib.sha256(data).digest()
+
+
+def _record_hash(digest: bytes) -> str:
+    return "sha256=" + base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def _row(path: str, digest: str, size: int | str) -> str:
+    if any(c in path for c in ',"\r\n'):
+        path = '"' + path.replace('"', '""') + '"'
+    return f"{path},{digest},{size}\n"
+
+
+def _write(path: str, data: bytes, mode: int) -> None:
+    """Write a per-environment file atomically (temp file, then rename over any old one)."""
+    tmp = f"{path}.holoclone-tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), mode)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+__all__ = ["INSTALLER", "Layout", "Materializer"]

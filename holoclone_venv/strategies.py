@@ -1,0 +1,222 @@
+"""Link methods, strategies, and the small state machine that falls back between them.
+
+A :class:`LinkMethod` puts one store object at one place in an environment.
+A :class:`Strategy` is an ordered tuple of methods to try.  The
+:class:`Linker` remembers, per (store, target directory) pair, which methods
+proved unsupported (decided by trying, never by guessing from device numbers)
+and records why, so the report can name the real reason for a fallback.
+
+Built-in methods: ``reflink`` (the platform's clone backend), ``hardlink``,
+``copy``.  Built-in strategies are registered through the same hook third
+parties use (:func:`holoclone_strategies` below).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Optional
+
+from .errors import MaterializeError, StrictModeError, Unsupported
+
+#: ``link(source, target, dir_fd, mode, mtime)``: create ``target`` (relative to
+#: ``dir_fd`` when it is not None) from the object at ``source``; ``mode`` is the
+#: permission for a new inode, ``mtime`` (seconds) is set when not None.  Raise
+#: :class:`Unsupported` to let the next method try; the target must not exist then.
+LinkFunction = Callable[[str, str, Optional[int], int, Optional[int]], None]
+
+
+@dataclass(frozen=True)
+class LinkMethod:
+    """One way of putting a file in place.
+
+    ``shares_inode`` marks methods (hardlinks) whose result is the store object
+    itself: they are never used for files the exclusion rules protect.
+    ``counts_as`` is the report bucket: ``reflinked``, ``hardlinked`` or ``copied``;
+    a method that cannot prove it shared data must count as ``copied``.
+    """
+
+    name: str
+    link: LinkFunction
+    counts_as: str = "copied"
+    shares_inode: bool = False
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """A named, ordered list of methods; the first that works for a file wins."""
+
+    name: str
+    methods: tuple[LinkMethod, ...]
+    description: str = ""
+
+
+#: Errors that mean "this method does not work here", not "something broke".
+UNSUPPORTED_ERRNOS = frozenset(
+    code
+    for code in (
+        getattr(errno, name, None)
+        for name in ("EOPNOTSUPP", "ENOTSUP", "EXDEV", "EINVAL", "ENOTTY", "EPERM", "EACCES", "ETXTBSY",
+                     "EAGAIN", "ENOSYS", "EMLINK", "EBADF")
+    )
+    if code is not None
+)
+
+
+def hardlink(source: str, target: str, dir_fd: int | None, mode: int, mtime: int | None) -> None:
+    """Hardlink the object; mode and mtime are the object's (0444/0555, ``SOURCE_MTIME``)."""
+    try:
+        os.link(source, target, dst_dir_fd=dir_fd)
+    except OSError as error:
+        if error.errno in UNSUPPORTED_ERRNOS:
+            raise Unsupported(f"hardlink failed: {error.strerror}", error.errno) from None
+        raise
+
+
+def copy(source: str, target: str, dir_fd: int | None, mode: int, mtime: int | None) -> None:
+    """Copy the bytes into a new file: always works where the target is writable."""
+    src = os.open(source, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    try:
+        dst = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), mode, dir_fd=dir_fd)
+        try:
+            while True:
+                block = os.read(src, 1 << 20)
+                if not block:
+                    break
+                view = memoryview(block)
+                while view:
+                    view = view[os.write(dst, view) :]
+            if mtime is not None:
+                os.utime(dst, (mtime, mtime))
+        except BaseException:
+            os.close(dst)
+            _unlink(target, dir_fd)
+            raise
+        os.close(dst)
+    finally:
+        os.close(src)
+
+
+def _unlink(target: str, dir_fd: int | None) -> None:
+    try:
+        os.unlink(target, dir_fd=dir_fd)
+    except OSError:
+        pass
+
+
+HARDLINK = LinkMethod("hardlink", hardlink, counts_as="hardlinked", shares_inode=True)
+COPY = LinkMethod("copy", copy, counts_as="copied")
+
+
+def builtin_methods(clone: LinkFunction | None) -> dict[str, LinkMethod]:
+    """The built-in methods; ``reflink`` only when the platform has a clone backend."""
+    methods = {"hardlink": HARDLINK, "copy": COPY}
+    if clone is not None:
+        methods["reflink"] = LinkMethod("reflink", clone, counts_as="reflinked")
+    else:
+        methods["reflink"] = LinkMethod("reflink", _no_clone, counts_as="reflinked")
+    return methods
+
+
+def _no_clone(source: str, target: str, dir_fd: int | None, mode: int, mtime: int | None) -> None:
+    raise Unsupported("no clone backend for this platform is installed")
+
+
+def builtin_strategies(methods: Mapping[str, LinkMethod]) -> list[Strategy]:
+    """``smart``, ``reflink``, ``hardlink`` and ``copy`` built from ``methods``."""
+    from .config import BUILTIN_STRATEGIES as described
+
+    r, h, c = methods["reflink"], methods["hardlink"], methods["copy"]
+    return [
+        Strategy("smart", (r, h, c), described["smart"]),
+        Strategy("reflink", (r, c), described["reflink"]),
+        Strategy("hardlink", (h, c), described["hardlink"]),
+        Strategy("copy", (c,), described["copy"]),
+    ]
+
+
+@dataclass
+class Fallback:
+    """Why a method was given up for a (store, target) pair."""
+
+    method: str
+    to: str
+    reason: str
+    errno: int | None
+    source_dir: str
+    target_dir: str
+    files: int = 0
+
+
+@dataclass
+class Linker:
+    """Tries a strategy's methods per file and remembers what does not work where.
+
+    A method that fails on the first file of a pair is disabled for that pair
+    for the rest of the run (one system call wasted, not thousands).  A method
+    that worked before and fails for one file (too many links on one inode,
+    say) falls back for that file only.  With ``strict`` any fallback raises
+    :class:`StrictModeError`.
+    """
+
+    strict: bool = False
+    fallbacks: list[Fallback] = field(default_factory=list)
+    _disabled: dict = field(default_factory=dict)
+    _worked: set = field(default_factory=set)
+
+    def link(
+        self, chain: tuple[LinkMethod, ...], pair: tuple[str, str], source: str, target: str,
+        dir_fd: int | None, mode: int, mtime: int | None,
+    ) -> LinkMethod:
+        """Put ``source`` at ``target`` with the first method of ``chain`` that works; return it."""
+        disabled = self._disabled.get(pair)
+        last: Unsupported | None = None
+        for index, method in enumerate(chain):
+            if disabled and method.name in disabled:
+                continue
+            try:
+                method.link(source, target, dir_fd, mode, mtime)
+            except Unsupported as error:
+                last = error
+                self._give_up(chain, index, pair, method, error, target)
+                continue
+            except OSError as error:
+                raise _materialize_error(error, target, pair[1]) from None
+            if (pair, method.name) not in self._worked:
+                self._worked.add((pair, method.name))
+            return method
+        raise MaterializeError(
+            f"no link method could write {os.path.join(pair[1], target)}: {last.reason if last else 'none left'}."
+        )
+
+    def _give_up(self, chain, index, pair, method, error: Unsupported, target: str) -> None:
+        following = next((m.name for m in chain[index + 1 :] if m.name not in self._disabled.get(pair, ())), "nothing")
+        if self.strict:
+            raise StrictModeError(
+                f"{method.name} failed for {os.path.join(pair[1], target)} ({error.reason}) and --holoclone-strict "
+                f"forbids falling back to {following}.",
+                "Put the store and the environment on one filesystem that supports it, or drop --holoclone-strict.",
+            )
+        first_time = (pair, method.name) not in self._worked
+        if first_time:
+            self._disabled.setdefault(pair, set()).add(method.name)
+        for fallback in self.fallbacks:
+            if fallback.method == method.name and (fallback.source_dir, fallback.target_dir) == pair:
+                fallback.files += 1
+                return
+        self.fallbacks.append(Fallback(method.name, following, error.reason, error.errno, pair[0], pair[1], 1))
+
+
+def _materialize_error(error: OSError, target: str, directory: str) -> MaterializeError:
+    path = os.path.join(directory, target)
+    if error.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
+        return MaterializeError(f"the disk is full while writing {path}.", "Free some space and create the environment again.")
+    if error.errno == errno.EROFS:
+        return MaterializeError(f"cannot write {path}: the filesystem is read-only.")
+    if error.errno == errno.ENOENT and error.filename and "objects" in str(error.filename):
+        return MaterializeError(
+            f"store object {error.filename} vanished while writing {path}.",
+            "Another process removed it (gc?); run again.",
+        )
+    return MaterializeError(f"cannot write {path}: {error.strerror or error}.")
