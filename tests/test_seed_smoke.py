@@ -1,0 +1,23 @@
+"""The main job: a real virtualenv seeded by holoclone works like one from the default seeder."""
+
+from __future__ import annotations
+
+import os
+
+from conftest import regular_files, run_in, virtualenv
+
+from holoclone_venv.platforms.linux import shares_extents
+
+
+def test_env_on_xfs_is_reflinked_and_pip_works(xfs, unique):
+    store = xfs / f"store-{unique}"
+    env = xfs / f"env-{unique}"
+    result = virtualenv(env, store=store)
+    assert "holoclone: seeded pip" in result.stderr + result.stdout
+    out = run_in(env, "pip", "--version").stdout
+    assert str(env) in out
+    site = next((env / "lib").glob("python*/site-packages"))
+    files = [p for p in regular_files(site) if p.stat().st_size > 0 and p.name not in ("RECORD", "INSTALLER")]
+    assert len(files) > 500
+    not_shared = [p for p in files if not shares_extents(str(p))]
+    assert not_shared == []
