@@ -89,7 +89,9 @@ class Store:
         try:
             text = layout_file.read_text(encoding="utf-8").strip()
         except FileNotFoundError:
-            if any(root.iterdir()):
+            # Another process may be creating this store right now: its only
+            # trace is its staged marker, so that does not make the directory foreign.
+            if any(not entry.name.startswith(".LAYOUT.") for entry in root.iterdir()):
                 raise StoreError(
                     f"{root} is not empty and is not a holoclone store (no LAYOUT file).",
                     "Choose an empty or new directory for --holoclone-store.",

@@ -1,0 +1,95 @@
+"""Independent checks of a store's invariants, for reliability tests.
+
+These re-implement the store's promises from its documented layout instead of
+calling the code under test: every object's content hashes to its name, every
+catalog parses and names only objects that exist with the catalog's size, and
+nothing under ``tmp/`` outlives the run that made it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+from pathlib import Path
+
+EXECUTABLE = 1  # catalog entry flag: the object is stored as "<digest>.x"
+
+
+def store_problems(store: Path) -> list[str]:
+    """Everything wrong with ``store``; an empty list means it is consistent."""
+    problems: list[str] = []
+    objects = store / "objects"
+    for sub in sorted(objects.iterdir()) if objects.is_dir() else []:
+        for path in sorted(sub.iterdir()):
+            name = path.name[:-2] if path.name.endswith(".x") else path.name
+            digest = sub.name + name
+            st = path.lstat()
+            if not stat.S_ISREG(st.st_mode):
+                problems.append(f"{path}: not a regular file")
+                continue
+            if st.st_mode & 0o222:
+                problems.append(f"{path}: writable object")
+            if _sha256(path) != digest:
+                problems.append(f"{path}: content does not match its digest")
+    catalogs = store / "catalogs"
+    for path in sorted(catalogs.glob("*.json")) if catalogs.is_dir() else []:
+        try:
+            document = json.loads(path.read_bytes())
+            entries = document["entries"]
+        except (ValueError, KeyError) as error:
+            problems.append(f"{path}: unreadable catalog ({error})")
+            continue
+        for _scheme, rel, digest, size, flags in entries:
+            suffix = ".x" if flags & EXECUTABLE else ""
+            target = objects / digest[:2] / f"{digest[2:]}{suffix}"
+            try:
+                actual = target.stat().st_size
+            except FileNotFoundError:
+                problems.append(f"{path}: {rel} needs missing object {target.name}")
+                continue
+            if actual != size:
+                problems.append(f"{path}: {rel} needs {size} bytes, object has {actual}")
+    return problems
+
+
+def verify_with_cli(store: Path) -> list[str] | None:
+    """The project's own full verification, when the installed version has one; else None."""
+    try:
+        from holoclone_venv import maintenance
+    except ImportError:
+        return None
+    verify = getattr(maintenance, "verify", None)
+    if verify is None:
+        return None
+    from holoclone_venv.store import Store
+
+    result = verify(Store(store))
+    problems = getattr(result, "problems", result)
+    return [str(p) for p in problems] if problems else []
+
+
+def contents(store: Path) -> set[str]:
+    """Relative paths of every object and catalog: what a failed import must not add to."""
+    found = set()
+    for part in ("objects", "catalogs"):
+        base = store / part
+        if base.is_dir():
+            for dirpath, _, names in os.walk(base):
+                found.update(os.path.relpath(os.path.join(dirpath, n), store) for n in names)
+    return found
+
+
+def tmp_leftovers(store: Path) -> list[str]:
+    """Names under ``tmp/``: staging of a run that is gone must not remain."""
+    tmp = store / "tmp"
+    return sorted(p.name for p in tmp.iterdir()) if tmp.is_dir() else []
+
+
+def _sha256(path: Path) -> str:
+    sha = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            sha.update(block)
+    return sha.hexdigest()
