@@ -66,19 +66,18 @@ class Plugins:
         self.distributions[name] = distribution
 
     def _load_entry_points(self) -> None:
-        from importlib.metadata import entry_points
-
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            dist = getattr(getattr(ep, "dist", None), "name", None) or "?"
-            if self.pm.get_plugin(ep.name) is not None or self.pm.is_blocked(ep.name):
+        for name, value, dist in discover_entry_points():
+            if self.pm.get_plugin(name) is not None or self.pm.is_blocked(name):
                 continue
             try:
-                plugin = ep.load()
-                self.pm.register(plugin, name=ep.name)
+                from importlib.metadata import EntryPoint
+
+                plugin = EntryPoint(name, value, ENTRY_POINT_GROUP).load()
+                self.pm.register(plugin, name=name)
             except Exception as error:  # any import-time failure of foreign code
-                self._broken(ep.name, dist, error)
+                self._broken(name, dist, error)
                 continue
-            self.distributions[ep.name] = dist
+            self.distributions[name] = dist
 
     def _broken(self, name: str, dist: str, error: BaseException) -> None:
         message = f"{type(error).__name__}: {error}"
@@ -134,6 +133,62 @@ class Plugins:
             for name, _ in self.pm.list_name_plugin()
         ]
         return plugins + self.broken
+
+
+def discover_entry_points() -> list[tuple[str, str, str]]:
+    """``(name, value, distribution)`` of every entry point in the ``holoclone`` group.
+
+    importlib.metadata reads the metadata of every installed distribution,
+    which costs more than the rest of a warm seeding run; the answer is cached
+    and reused while no directory on ``sys.path`` has changed (installing or
+    removing a distribution changes its directory's mtime).
+    """
+    import json
+    import os
+    import sys
+
+    stamp = []
+    # The current directory ("" on sys.path) changes whenever an environment is
+    # created in it; distributions are not installed there, so it is not watched.
+    for entry in filter(None, sys.path):
+        try:
+            stamp.append([entry, os.stat(entry).st_mtime_ns])
+        except OSError:
+            stamp.append([entry, None])
+    cache = _entry_point_cache()
+    try:
+        with open(cache, encoding="utf-8") as handle:
+            cached = json.load(handle)
+        if cached["stamp"] == stamp:
+            return [tuple(item) for item in cached["entry_points"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    from importlib.metadata import entry_points
+
+    found = [
+        (ep.name, ep.value, getattr(getattr(ep, "dist", None), "name", None) or "?")
+        for ep in entry_points(group=ENTRY_POINT_GROUP)
+    ]
+    try:
+        os.makedirs(os.path.dirname(cache), exist_ok=True)
+        staged = f"{cache}.{os.getpid()}"
+        with open(staged, "w", encoding="utf-8") as handle:
+            json.dump({"stamp": stamp, "entry_points": found}, handle)
+        os.replace(staged, cache)
+    except OSError:
+        pass  # only a cache
+    return found
+
+
+def _entry_point_cache() -> str:
+    import hashlib
+    import os
+    import sys
+
+    from platformdirs import user_cache_dir
+
+    key = hashlib.sha256(f"{sys.executable}\0{sys.prefix}".encode()).hexdigest()[:16]
+    return os.path.join(user_cache_dir("holoclone", appauthor=False), f"entry-points-{key}.json")
 
 
 @dataclass
