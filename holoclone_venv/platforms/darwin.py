@@ -1,0 +1,197 @@
+"""macOS: clones through ``clonefile(2)`` / ``fclonefileat(2)`` from libSystem (APFS).
+
+Registered as a plugin only on macOS (see ``platforms/__init__.py``).  The
+library is loaded on first use, never at import, so this module imports on
+any platform.  Every foreign function has its ``argtypes`` and ``restype``
+declared before it is called.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import threading
+
+from ..errors import Unsupported
+from ..hookspecs import hookimpl
+
+LIBSYSTEM = "/usr/lib/libSystem.B.dylib"
+AT_FDCWD = -2  # Darwin's value (it is -100 on Linux)
+CLONE_NOFOLLOW = 0x1
+CLONE_NOOWNERCOPY = 0x2
+#: Never follow a symlink at the source; the clone belongs to the user making
+#: it, not to the owner of the store object.
+CLONE_FLAGS = CLONE_NOFOLLOW | CLONE_NOOWNERCOPY
+
+#: errno values meaning "this pair of places cannot clone": fall back, never crash.
+#: ENOTSUP (not APFS), EXDEV (other volume), EINVAL (flags unknown to an old
+#: kernel), ENOTTY, ENOSYS (no clonefile), EPERM/EACCES (sandbox or ACL
+#: refusing the clone: a copy then either works or reports the real
+#: permission error itself).
+CLONE_UNSUPPORTED = frozenset(
+    getattr(errno, name)
+    for name in ("ENOTSUP", "EOPNOTSUPP", "EXDEV", "EINVAL", "ENOTTY", "EPERM", "EACCES", "ENOSYS")
+    if hasattr(errno, name)
+)
+
+MFSTYPENAMELEN = 16
+MAXPATHLEN = 1024
+
+
+class Statfs(ctypes.Structure):
+    """``struct statfs`` with 64-bit inodes (the only layout on arm64, ``statfs$INODE64`` on x86_64)."""
+
+    _fields_ = [
+        ("f_bsize", ctypes.c_uint32),
+        ("f_iosize", ctypes.c_int32),
+        ("f_blocks", ctypes.c_uint64),
+        ("f_bfree", ctypes.c_uint64),
+        ("f_bavail", ctypes.c_uint64),
+        ("f_files", ctypes.c_uint64),
+        ("f_ffree", ctypes.c_uint64),
+        ("f_fsid", ctypes.c_int32 * 2),
+        ("f_owner", ctypes.c_uint32),
+        ("f_type", ctypes.c_uint32),
+        ("f_flags", ctypes.c_uint32),
+        ("f_fssubtype", ctypes.c_uint32),
+        ("f_fstypename", ctypes.c_char * MFSTYPENAMELEN),
+        ("f_mntonname", ctypes.c_char * MAXPATHLEN),
+        ("f_mntfromname", ctypes.c_char * MAXPATHLEN),
+        ("f_flags_ext", ctypes.c_uint32),
+        ("f_reserved", ctypes.c_uint32 * 7),
+    ]
+
+
+def _open_library() -> ctypes.CDLL:
+    """Load libSystem (errno kept by ctypes for ``ctypes.get_errno``)."""
+    return ctypes.CDLL(LIBSYSTEM, use_errno=True)
+
+
+_lock = threading.Lock()
+_library: ctypes.CDLL | None = None
+_umask: int | None = None
+
+
+def _declare(lib: ctypes.CDLL) -> None:
+    """Declare the prototypes; a function missing from an old libSystem is simply left undeclared."""
+    prototypes = {
+        "clonefile": ([ctypes.c_char_p, ctypes.c_char_p, ctypes.c_uint32], ctypes.c_int),
+        "fclonefileat": ([ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32], ctypes.c_int),
+        "statfs": ([ctypes.c_char_p, ctypes.POINTER(Statfs)], ctypes.c_int),
+        "statfs$INODE64": ([ctypes.c_char_p, ctypes.POINTER(Statfs)], ctypes.c_int),
+    }
+    for name, (argtypes, restype) in prototypes.items():
+        # getattr, not lib[name]: only attribute access caches the function
+        # object, so prototypes set on an indexed one would be lost.
+        function = getattr(lib, name, None)
+        if function is None:
+            continue
+        function.argtypes = argtypes
+        function.restype = restype
+
+
+def _libsystem() -> ctypes.CDLL:
+    global _library
+    with _lock:
+        if _library is None:
+            lib = _open_library()
+            _declare(lib)
+            _library = lib
+        return _library
+
+
+def _function(name: str):
+    """``name`` from libSystem, or :class:`Unsupported` when this macOS lacks it (before 10.12)."""
+    try:
+        return getattr(_libsystem(), name)
+    except (OSError, AttributeError) as error:
+        raise Unsupported(f"{name} is not available on this system ({error})", errno.ENOSYS) from None
+
+
+def _process_umask() -> int:
+    # A clone is not created through open(2), so the umask is not applied by
+    # the kernel; apply it here so clones get the permissions copies get.
+    # os.umask can only be read by setting it, so read it once per process.
+    global _umask
+    with _lock:
+        if _umask is None:
+            _umask = os.umask(0o022)
+            os.umask(_umask)
+        return _umask
+
+
+def clonefile(source: str, target: str, dir_fd: int | None, mode: int, mtime: int | None) -> None:
+    """Create ``target`` as an APFS clone of ``source`` (see ``strategies.LinkFunction``).
+
+    With ``dir_fd`` the clone is made with ``fclonefileat`` relative to it,
+    otherwise with ``clonefile``.  Raises :class:`Unsupported` when the volume
+    or the pair of volumes cannot clone (no target then exists), and
+    ``OSError`` for real failures (``EEXIST`` with the existing file left
+    alone, ``ENOSPC``, ``EROFS``).  A clone that succeeded but whose mode or
+    time cannot be set is removed before the error is raised.
+    """
+    name = os.fsencode(target)
+    if dir_fd is None:
+        call = _function("clonefile")
+        result = call(os.fsencode(source), name, CLONE_FLAGS)
+    else:
+        call = _function("fclonefileat")
+        src = os.open(source, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        try:
+            result = call(src, dir_fd, name, CLONE_FLAGS)
+        finally:
+            os.close(src)
+    if result != 0:
+        # A failed clone creates nothing, and on EEXIST the file there is not
+        # ours: nothing to remove.
+        code = ctypes.get_errno()
+        if code in CLONE_UNSUPPORTED:
+            raise Unsupported(f"clonefile failed: [Errno {code}] {os.strerror(code)}", code)
+        raise OSError(code, os.strerror(code), target)
+    try:
+        # The clone carries the source's metadata: the store object's
+        # read-only mode (0444/0555) and its timestamps.  Set what the
+        # environment wants instead, as a fresh file would have.
+        os.chmod(target, mode & ~_process_umask() & 0o7777, dir_fd=dir_fd)
+        if mtime is not None:
+            os.utime(target, (mtime, mtime), dir_fd=dir_fd)
+    except BaseException:
+        try:
+            os.unlink(target, dir_fd=dir_fd)
+        except OSError:
+            pass
+        raise
+
+
+def filesystem_name(path: str) -> str | None:
+    """statfs(2) ``f_fstypename`` of ``path`` (``apfs``, ``hfs``, ``smbfs``...), or None when unavailable."""
+    try:
+        lib = _libsystem()
+        # x86_64: the plain symbol has the old 32-bit-inode layout; arm64 has only the new one.
+        call = getattr(lib, "statfs$INODE64", None) or getattr(lib, "statfs")
+    except (OSError, AttributeError):
+        return None
+    buf = Statfs()
+    if call(os.fsencode(path), ctypes.byref(buf)) != 0:
+        return None
+    return buf.f_fstypename.decode("utf-8", "replace") or None
+
+
+class DarwinClone:
+    """The clonefile clone backend."""
+
+    name = "darwin-clonefile"
+    clone = staticmethod(clonefile)
+
+
+@hookimpl
+def holoclone_clone_backend() -> DarwinClone:
+    """macOS clones with clonefile (APFS)."""
+    return DarwinClone()
+
+
+@hookimpl
+def holoclone_filesystem_name(path: str) -> str | None:
+    """The filesystem type of ``path`` from statfs, for messages."""
+    return filesystem_name(path)

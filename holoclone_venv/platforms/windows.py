@@ -1,0 +1,332 @@
+"""Windows: block cloning through ``FSCTL_DUPLICATE_EXTENTS_TO_FILE`` (ReFS, Dev Drive).
+
+Registered as a plugin only on Windows (see ``platforms/__init__.py``).
+kernel32 is loaded on first use, never at import, so this module imports on
+any platform.  Every foreign function has its ``argtypes`` and ``restype``
+declared before it is called: without them ctypes passes and returns C
+``int``, which truncates 64-bit handles.
+
+NTFS answers ``ERROR_INVALID_FUNCTION``: the caller falls back to a copy.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import threading
+from ctypes import wintypes
+
+from ..errors import Unsupported
+from ..hookspecs import hookimpl
+
+FSCTL_SET_SPARSE = 0x000900C4
+FSCTL_GET_INTEGRITY_INFORMATION = 0x0009027C
+FSCTL_SET_INTEGRITY_INFORMATION = 0x0009C280
+FSCTL_DUPLICATE_EXTENTS_TO_FILE = 0x00098344
+
+GENERIC_READ = 0x80000000
+GENERIC_WRITE = 0x40000000
+DELETE = 0x00010000
+FILE_SHARE_READ = 0x1
+FILE_SHARE_DELETE = 0x4
+CREATE_NEW = 1
+OPEN_EXISTING = 3
+FILE_ATTRIBUTE_READONLY = 0x1
+FILE_ATTRIBUTE_NORMAL = 0x80
+FILE_ATTRIBUTE_SPARSE_FILE = 0x200
+FILE_BASIC_INFO_CLASS = 0  # FILE_INFO_BY_HANDLE_CLASS.FileBasicInfo
+FILE_END_OF_FILE_INFO_CLASS = 6  # FILE_INFO_BY_HANDLE_CLASS.FileEndOfFileInfo
+INVALID_HANDLE_VALUE = ctypes.c_void_p(-1).value
+MAX_PATH = 260
+
+#: One FSCTL_DUPLICATE_EXTENTS_TO_FILE call must stay under 4 GiB.
+CALL_LIMIT = 1 << 32
+#: Seconds between 1601-01-01 (FILETIME's epoch) and 1970-01-01, in 100 ns units.
+_FILETIME_EPOCH = 116444736000000000
+
+ERROR_FILE_NOT_FOUND = 2
+ERROR_PATH_NOT_FOUND = 3
+ERROR_ACCESS_DENIED = 5
+ERROR_INVALID_FUNCTION = 1
+ERROR_NOT_SAME_DEVICE = 17
+ERROR_WRITE_PROTECT = 19
+ERROR_NOT_SUPPORTED = 50
+ERROR_FILE_EXISTS = 80
+ERROR_INVALID_PARAMETER = 87
+ERROR_DISK_FULL = 112
+ERROR_ALREADY_EXISTS = 183
+ERROR_BLOCK_TOO_MANY_REFERENCES = 347
+
+#: Errors meaning "this volume or pair of volumes cannot clone": fall back.
+#: NTFS and FAT answer ERROR_INVALID_FUNCTION; a region shared 8175 times
+#: answers ERROR_BLOCK_TOO_MANY_REFERENCES (a copy then starts a new region).
+CLONE_UNSUPPORTED = frozenset({
+    ERROR_INVALID_FUNCTION, ERROR_NOT_SAME_DEVICE, ERROR_NOT_SUPPORTED, ERROR_INVALID_PARAMETER,
+    ERROR_BLOCK_TOO_MANY_REFERENCES,
+})
+
+#: Windows errors as errno values, so callers (and OSError's subclass
+#: selection: FileExistsError, PermissionError...) treat them like POSIX ones.
+_ERRNO = {
+    ERROR_FILE_NOT_FOUND: errno.ENOENT, ERROR_PATH_NOT_FOUND: errno.ENOENT, ERROR_ACCESS_DENIED: errno.EACCES,
+    ERROR_WRITE_PROTECT: errno.EROFS, ERROR_FILE_EXISTS: errno.EEXIST, ERROR_ALREADY_EXISTS: errno.EEXIST,
+    ERROR_DISK_FULL: errno.ENOSPC, ERROR_INVALID_FUNCTION: errno.EOPNOTSUPP, ERROR_NOT_SUPPORTED: errno.EOPNOTSUPP,
+    ERROR_NOT_SAME_DEVICE: errno.EXDEV, ERROR_INVALID_PARAMETER: errno.EINVAL,
+}
+_MESSAGES = {
+    ERROR_INVALID_FUNCTION: "the volume does not support block cloning (ReFS or a Dev Drive is needed)",
+    ERROR_NOT_SAME_DEVICE: "source and target are on different volumes",
+    ERROR_NOT_SUPPORTED: "the request is not supported",
+    ERROR_INVALID_PARAMETER: "the volume refused the clone request",
+    ERROR_BLOCK_TOO_MANY_REFERENCES: "the source region is already shared too many times",
+    ERROR_DISK_FULL: "there is not enough space on the disk",
+    ERROR_FILE_EXISTS: "the file exists",
+    ERROR_ACCESS_DENIED: "access is denied",
+}
+
+
+class DUPLICATE_EXTENTS_DATA(ctypes.Structure):
+    """Input of FSCTL_DUPLICATE_EXTENTS_TO_FILE: 32 bytes on x64 and x86."""
+
+    _fields_ = [
+        ("FileHandle", wintypes.HANDLE),
+        ("SourceFileOffset", ctypes.c_longlong),
+        ("TargetFileOffset", ctypes.c_longlong),
+        ("ByteCount", ctypes.c_longlong),
+    ]
+
+
+class FSCTL_GET_INTEGRITY_INFORMATION_BUFFER(ctypes.Structure):
+    _fields_ = [
+        ("ChecksumAlgorithm", wintypes.WORD),
+        ("Reserved", wintypes.WORD),
+        ("Flags", wintypes.DWORD),
+        ("ChecksumChunkSizeInBytes", wintypes.DWORD),
+        ("ClusterSizeInBytes", wintypes.DWORD),
+    ]
+
+
+class FSCTL_SET_INTEGRITY_INFORMATION_BUFFER(ctypes.Structure):
+    _fields_ = [
+        ("ChecksumAlgorithm", wintypes.WORD),
+        ("Reserved", wintypes.WORD),
+        ("Flags", wintypes.DWORD),
+    ]
+
+
+class FILE_BASIC_INFO(ctypes.Structure):
+    """Times are FILETIME values; 0 leaves a time unchanged, as 0 attributes leave them unchanged."""
+
+    _fields_ = [
+        ("CreationTime", ctypes.c_longlong),
+        ("LastAccessTime", ctypes.c_longlong),
+        ("LastWriteTime", ctypes.c_longlong),
+        ("ChangeTime", ctypes.c_longlong),
+        ("FileAttributes", wintypes.DWORD),
+    ]
+
+
+class FILE_END_OF_FILE_INFO(ctypes.Structure):
+    _fields_ = [("EndOfFile", ctypes.c_longlong)]
+
+
+_H, _B, _D = wintypes.HANDLE, wintypes.BOOL, wintypes.DWORD
+_LPD = ctypes.POINTER(wintypes.DWORD)
+#: name: (argtypes, restype) of every kernel32 function used here.
+PROTOTYPES = {
+    "CreateFileW": ([wintypes.LPCWSTR, _D, _D, ctypes.c_void_p, _D, _D, _H], _H),
+    "CloseHandle": ([_H], _B),
+    "DeleteFileW": ([wintypes.LPCWSTR], _B),
+    "DeviceIoControl": ([_H, _D, ctypes.c_void_p, _D, ctypes.c_void_p, _D, _LPD, ctypes.c_void_p], _B),
+    "GetFileSizeEx": ([_H, ctypes.POINTER(ctypes.c_longlong)], _B),
+    "GetFileInformationByHandleEx": ([_H, ctypes.c_int, ctypes.c_void_p, _D], _B),
+    "SetFileInformationByHandle": ([_H, ctypes.c_int, ctypes.c_void_p, _D], _B),
+    "GetVolumePathNameW": ([wintypes.LPCWSTR, wintypes.LPWSTR, _D], _B),
+    "GetDiskFreeSpaceW": ([wintypes.LPCWSTR, _LPD, _LPD, _LPD, _LPD], _B),
+}
+
+
+def _open_library():
+    """Load kernel32 keeping GetLastError for ``_last_error``."""
+    return ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined]
+
+
+def _last_error() -> int:
+    return ctypes.get_last_error()  # type: ignore[attr-defined]
+
+
+_lock = threading.Lock()
+_library = None
+#: Cluster size per target directory: asked once, not once per file.
+_cluster_sizes: dict[str, int] = {}
+
+
+def _kernel32():
+    global _library
+    with _lock:
+        if _library is None:
+            lib = _open_library()
+            for name, (argtypes, restype) in PROTOTYPES.items():
+                function = getattr(lib, name)
+                function.argtypes = argtypes
+                function.restype = restype
+            _library = lib
+        return _library
+
+
+def _error(what: str, path: str | None = None) -> OSError:
+    """The last Windows error as an OSError with a POSIX errno and ``winerror`` set."""
+    code = _last_error()
+    message = f"{what} failed: {_MESSAGES.get(code, 'Windows error')} (Windows error {code})"
+    error = OSError(_ERRNO.get(code, errno.EIO), message, path)
+    error.winerror = code
+    return error
+
+
+def _unsupported(error: OSError) -> Unsupported:
+    return Unsupported(error.strerror or str(error), error.errno)
+
+
+def _check(ok: int, what: str, path: str | None = None) -> None:
+    if not ok:
+        error = _error(what, path)
+        raise _unsupported(error) if error.winerror in CLONE_UNSUPPORTED else error
+
+
+def _ioctl(k32, handle: int, code: int, what: str, inbuf=None, outbuf=None, path: str | None = None) -> None:
+    returned = wintypes.DWORD()
+    _check(
+        k32.DeviceIoControl(
+            handle, code,
+            ctypes.byref(inbuf) if inbuf is not None else None, ctypes.sizeof(inbuf) if inbuf is not None else 0,
+            ctypes.byref(outbuf) if outbuf is not None else None, ctypes.sizeof(outbuf) if outbuf is not None else 0,
+            ctypes.byref(returned), None,
+        ),
+        what, path,
+    )
+
+
+def cluster_size(k32, path: str) -> int:
+    """Bytes per cluster of the volume holding ``path`` (which must exist)."""
+    directory = os.path.dirname(path)
+    size = _cluster_sizes.get(directory)
+    if size is None:
+        root = ctypes.create_unicode_buffer(MAX_PATH + 1)
+        _check(k32.GetVolumePathNameW(path, root, len(root)), "GetVolumePathNameW", path)
+        sectors, sector_bytes, free, total = (wintypes.DWORD() for _ in range(4))
+        _check(
+            k32.GetDiskFreeSpaceW(
+                root.value, ctypes.byref(sectors), ctypes.byref(sector_bytes), ctypes.byref(free), ctypes.byref(total)
+            ),
+            "GetDiskFreeSpaceW", root.value,
+        )
+        size = sectors.value * sector_bytes.value
+        _cluster_sizes[directory] = size
+    return size
+
+
+def chunks(size: int, cluster: int) -> list[tuple[int, int]]:
+    """``(offset, length)`` of each duplicate-extents call for a file of ``size`` bytes.
+
+    Each call is under 4 GiB and starts on a cluster boundary; the last
+    length is rounded up to a whole cluster, as the call requires (the
+    target's end of file, set beforehand, keeps the real size).
+    """
+    limit = (CALL_LIMIT - 1) // cluster * cluster
+    result = []
+    offset = 0
+    while offset < size:
+        length = min(limit, size - offset)
+        result.append((offset, -(-length // cluster) * cluster))
+        offset += length
+    return result
+
+
+def _filetime(seconds: int) -> int:
+    return seconds * 10_000_000 + _FILETIME_EPOCH
+
+
+def duplicate_extents(source: str, target: str, dir_fd: int | None, mode: int, mtime: int | None) -> None:
+    """Create ``target`` as a block clone of ``source`` (see ``strategies.LinkFunction``).
+
+    ``dir_fd`` is always None on Windows: ``target`` is a full path.  Raises
+    :class:`Unsupported` when the volume cannot clone (NTFS, other volume...)
+    and ``OSError`` for real failures (``FileExistsError`` with the existing
+    file left alone, a full disk).  Any target this call created is deleted
+    on failure, and every handle is closed.
+    """
+    if dir_fd is not None:
+        raise Unsupported("block cloning needs a full target path, not a directory handle")
+    k32 = _kernel32()
+    src = k32.CreateFileW(source, GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_DELETE, None, OPEN_EXISTING,
+                          FILE_ATTRIBUTE_NORMAL, None)
+    if src is None or src == INVALID_HANDLE_VALUE:
+        raise _error("opening the source", source)
+    try:
+        # Learn everything about the source first: on NTFS the integrity
+        # query already fails, before any target exists.
+        size = ctypes.c_longlong()
+        _check(k32.GetFileSizeEx(src, ctypes.byref(size)), "GetFileSizeEx", source)
+        basic = FILE_BASIC_INFO()
+        _check(k32.GetFileInformationByHandleEx(src, FILE_BASIC_INFO_CLASS, ctypes.byref(basic), ctypes.sizeof(basic)),
+               "GetFileInformationByHandleEx", source)
+        integrity = FSCTL_GET_INTEGRITY_INFORMATION_BUFFER()
+        _ioctl(k32, src, FSCTL_GET_INTEGRITY_INFORMATION, "FSCTL_GET_INTEGRITY_INFORMATION", outbuf=integrity,
+               path=source)
+        dst = k32.CreateFileW(target, GENERIC_READ | GENERIC_WRITE | DELETE, 0, None, CREATE_NEW,
+                              FILE_ATTRIBUTE_NORMAL, None)
+        if dst is None or dst == INVALID_HANDLE_VALUE:
+            raise _error("creating the target", target)  # FileExistsError leaves that file alone
+        try:
+            _fill(k32, src, dst, target, size.value, basic.FileAttributes, integrity, mode, mtime)
+        except BaseException:
+            k32.CloseHandle(dst)
+            k32.DeleteFileW(target)
+            raise
+        # Nothing is buffered on this side of the handle, so closing cannot lose data.
+        k32.CloseHandle(dst)
+    finally:
+        k32.CloseHandle(src)
+
+
+def _fill(k32, src: int, dst: int, target: str, size: int, attributes: int,
+          integrity: FSCTL_GET_INTEGRITY_INFORMATION_BUFFER, mode: int, mtime: int | None) -> None:
+    """Give the new, empty ``dst`` the source's layout and clone every cluster into it."""
+    if attributes & FILE_ATTRIBUTE_SPARSE_FILE:
+        # A sparse source can only be cloned into a sparse target.
+        _ioctl(k32, dst, FSCTL_SET_SPARSE, "FSCTL_SET_SPARSE", path=target)
+    # Integrity streams must match on both sides, else the clone is refused.
+    wanted = FSCTL_SET_INTEGRITY_INFORMATION_BUFFER(integrity.ChecksumAlgorithm, 0, integrity.Flags)
+    _ioctl(k32, dst, FSCTL_SET_INTEGRITY_INFORMATION, "FSCTL_SET_INTEGRITY_INFORMATION", inbuf=wanted, path=target)
+    # The clone never extends the file: set its size first.
+    end = FILE_END_OF_FILE_INFO(size)
+    _check(k32.SetFileInformationByHandle(dst, FILE_END_OF_FILE_INFO_CLASS, ctypes.byref(end), ctypes.sizeof(end)),
+           "SetFileInformationByHandle(FileEndOfFileInfo)", target)
+    if size:
+        cluster = cluster_size(k32, target)
+        for offset, length in chunks(size, cluster):
+            request = DUPLICATE_EXTENTS_DATA(src, offset, offset, length)
+            _ioctl(k32, dst, FSCTL_DUPLICATE_EXTENTS_TO_FILE, "FSCTL_DUPLICATE_EXTENTS_TO_FILE", inbuf=request,
+                   path=target)
+    # Last, as it may make the file read-only: the read-only attribute stands
+    # for a mode without write permission, as os.chmod does on Windows.
+    readonly = not mode & 0o200
+    if readonly or mtime is not None:
+        times = _filetime(mtime) if mtime is not None else 0
+        info = FILE_BASIC_INFO(0, times, times, 0, FILE_ATTRIBUTE_READONLY if readonly else 0)
+        _check(k32.SetFileInformationByHandle(dst, FILE_BASIC_INFO_CLASS, ctypes.byref(info), ctypes.sizeof(info)),
+               "SetFileInformationByHandle(FileBasicInfo)", target)
+
+
+class WindowsClone:
+    """The FSCTL_DUPLICATE_EXTENTS_TO_FILE clone backend."""
+
+    name = "windows-duplicate-extents"
+    clone = staticmethod(duplicate_extents)
+
+
+@hookimpl
+def holoclone_clone_backend() -> WindowsClone:
+    """Windows clones with FSCTL_DUPLICATE_EXTENTS_TO_FILE (ReFS, Dev Drive)."""
+    return WindowsClone()
