@@ -16,7 +16,9 @@ Entry flags:
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from .errors import StoreError
 
@@ -31,9 +33,11 @@ SCHEMES = ("purelib", "platlib", "scripts", "headers", "data")
 SOURCE_MTIME = 1_000_000_000
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One file a wheel installs: where it goes, which object holds it."""
+class Entry(NamedTuple):
+    """One file a wheel installs: where it goes, which object holds it.
+
+    A tuple, not a dataclass: catalogs hold thousands and are loaded on every run.
+    """
 
     scheme: str
     path: str  # posix path relative to the scheme's directory
@@ -116,13 +120,8 @@ class Catalog:
             doc = json.loads(data)
             if doc.get("format") != FORMAT:
                 raise ValueError(f"format {doc.get('format')!r}, expected {FORMAT}")
-            entries = []
-            for scheme, path, digest, size, flags in doc["entries"]:
-                if scheme not in SCHEMES or not safe_relpath(path):
-                    raise ValueError(f"unsafe entry {scheme}/{path}")
-                if len(digest) != 64 or not isinstance(size, int) or size < 0:
-                    raise ValueError(f"bad digest or size for {path}")
-                entries.append(Entry(scheme, path, digest, size, int(flags)))
+            entries = [Entry(*row) for row in doc["entries"]]
+            _check_entries(entries)
             scripts = []
             for name, section, template in doc.get("scripts", []):
                 if not safe_relpath(name) or "/" in name:
@@ -150,6 +149,28 @@ class Catalog:
 def catalog_key(wheel_sha256: str, tag: str) -> str:
     """Store name of the catalog of a wheel (by its sha256) for an interpreter tag."""
     return f"{wheel_sha256}-{tag}"
+
+
+# The rule of safe_relpath, applied to all of a catalog's paths in one search
+# (catalogs are checked on every load; a match per path would cost more).
+_UNSAFE_PATH = re.compile(r"^$|^/|(?:^|/)\.{1,2}(?:/|$)|//|/$|[\\:\0\r]", re.M)
+_DIGESTS = re.compile(r"(?:[0-9a-f]{64}\n)*\Z")
+
+
+def _check_entries(entries: list[Entry]) -> None:
+    """Raise ValueError unless every entry has a safe path, a sha256 digest and sane numbers."""
+    paths = "\n".join(e.path for e in entries)
+    if paths.count("\n") != max(len(entries) - 1, 0):
+        raise ValueError("a path contains a line break")
+    bad = _UNSAFE_PATH.search(paths) if entries else None
+    if bad:
+        line = paths[: bad.start()].count("\n")
+        raise ValueError(f"unsafe path {entries[line].path!r}")
+    if not _DIGESTS.match("".join(f"{e.digest}\n" for e in entries)):
+        raise ValueError("an entry has no valid sha256 digest")
+    for e in entries:
+        if e.scheme not in SCHEMES or type(e.size) is not int or e.size < 0 or type(e.flags) is not int:
+            raise ValueError(f"bad scheme, size or flags for {e.path!r}")
 
 
 def safe_relpath(path: str) -> bool:
