@@ -67,7 +67,14 @@ class Plugins:
 
     def _load_entry_points(self) -> None:
         for name, value, dist in discover_entry_points():
-            if self.pm.get_plugin(name) is not None or self.pm.is_blocked(name):
+            if self.pm.is_blocked(name):
+                continue
+            if self.pm.get_plugin(name) is not None:
+                # Skipping silently would leave the user wondering why their plugin does nothing.
+                LOG.warning(
+                    "holoclone: plugin %r from %s is ignored: %s already uses that name; rename its entry point",
+                    name, dist, self.distributions.get(name, "another plugin"),
+                )
                 continue
             try:
                 from importlib.metadata import EntryPoint
@@ -220,8 +227,12 @@ def policy(settings: Any, plugins: Plugins | None = None) -> Policy:
 
         check_strategy(settings.strategy, settings.strategy_source, list(strategies))
     rules: list[Rule] = []
-    for _, found in plugins.call_each("holoclone_exclusion_rules", settings=settings):
-        rules.extend(r for r in found if isinstance(r, Rule))
+    for plugin, found in plugins.call_each("holoclone_exclusion_rules", settings=settings):
+        for rule in found:
+            if isinstance(rule, Rule):
+                rules.append(rule)
+            else:  # a rule dropped without a word would leave files unprotected unnoticed
+                LOG.warning("holoclone: plugin %r returned %r, not a holoclone Rule; ignored", plugin, rule)
     never_hardlink, always_copy = compile_rules(rules)
 
     def filesystem_name(path: str) -> str | None:

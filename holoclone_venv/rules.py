@@ -33,6 +33,15 @@ class Rule:
     kind: str = NEVER_HARDLINK
     origin: str = "builtin"
 
+    def __post_init__(self) -> None:
+        # compile_rules keeps only known kinds: a misspelt kind must fail where
+        # the rule is made (a plugin's hook, reported as a broken plugin), not
+        # vanish and leave the files it meant to protect hardlinked.
+        if self.kind not in KINDS:
+            raise ValueError(f"rule kind {self.kind!r} for {self.pattern!r} is not one of {', '.join(KINDS)}")
+        if not self.pattern.strip():
+            raise ValueError(f"rule pattern of kind {self.kind!r} is empty")
+
 
 @hookimpl
 def holoclone_exclusion_rules(settings) -> list[Rule]:
