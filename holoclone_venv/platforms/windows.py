@@ -15,7 +15,6 @@ import ctypes
 import errno
 import os
 import threading
-from ctypes import wintypes
 
 from ..errors import Unsupported
 from ..hookspecs import hookimpl
@@ -86,11 +85,22 @@ _MESSAGES = {
 }
 
 
+# Windows types with their Windows widths.  ctypes.wintypes spells DWORD as
+# c_ulong, which is 8 bytes outside Windows; fixed widths give the same
+# layout everywhere, so the structures can be checked on any platform.
+HANDLE = ctypes.c_void_p
+WORD = ctypes.c_uint16
+DWORD = ctypes.c_uint32
+BOOL = ctypes.c_int
+LPCWSTR = ctypes.c_wchar_p
+LPWSTR = ctypes.c_wchar_p
+
+
 class DUPLICATE_EXTENTS_DATA(ctypes.Structure):
     """Input of FSCTL_DUPLICATE_EXTENTS_TO_FILE: 32 bytes on x64 and x86."""
 
     _fields_ = [
-        ("FileHandle", wintypes.HANDLE),
+        ("FileHandle", HANDLE),
         ("SourceFileOffset", ctypes.c_longlong),
         ("TargetFileOffset", ctypes.c_longlong),
         ("ByteCount", ctypes.c_longlong),
@@ -99,19 +109,19 @@ class DUPLICATE_EXTENTS_DATA(ctypes.Structure):
 
 class FSCTL_GET_INTEGRITY_INFORMATION_BUFFER(ctypes.Structure):
     _fields_ = [
-        ("ChecksumAlgorithm", wintypes.WORD),
-        ("Reserved", wintypes.WORD),
-        ("Flags", wintypes.DWORD),
-        ("ChecksumChunkSizeInBytes", wintypes.DWORD),
-        ("ClusterSizeInBytes", wintypes.DWORD),
+        ("ChecksumAlgorithm", WORD),
+        ("Reserved", WORD),
+        ("Flags", DWORD),
+        ("ChecksumChunkSizeInBytes", DWORD),
+        ("ClusterSizeInBytes", DWORD),
     ]
 
 
 class FSCTL_SET_INTEGRITY_INFORMATION_BUFFER(ctypes.Structure):
     _fields_ = [
-        ("ChecksumAlgorithm", wintypes.WORD),
-        ("Reserved", wintypes.WORD),
-        ("Flags", wintypes.DWORD),
+        ("ChecksumAlgorithm", WORD),
+        ("Reserved", WORD),
+        ("Flags", DWORD),
     ]
 
 
@@ -123,7 +133,7 @@ class FILE_BASIC_INFO(ctypes.Structure):
         ("LastAccessTime", ctypes.c_longlong),
         ("LastWriteTime", ctypes.c_longlong),
         ("ChangeTime", ctypes.c_longlong),
-        ("FileAttributes", wintypes.DWORD),
+        ("FileAttributes", DWORD),
     ]
 
 
@@ -131,19 +141,19 @@ class FILE_END_OF_FILE_INFO(ctypes.Structure):
     _fields_ = [("EndOfFile", ctypes.c_longlong)]
 
 
-_H, _B, _D = wintypes.HANDLE, wintypes.BOOL, wintypes.DWORD
-_LPD = ctypes.POINTER(wintypes.DWORD)
+_H, _B, _D = HANDLE, BOOL, DWORD
+_LPD = ctypes.POINTER(DWORD)
 #: name: (argtypes, restype) of every kernel32 function used here.
 PROTOTYPES = {
-    "CreateFileW": ([wintypes.LPCWSTR, _D, _D, ctypes.c_void_p, _D, _D, _H], _H),
+    "CreateFileW": ([LPCWSTR, _D, _D, ctypes.c_void_p, _D, _D, _H], _H),
     "CloseHandle": ([_H], _B),
-    "DeleteFileW": ([wintypes.LPCWSTR], _B),
+    "DeleteFileW": ([LPCWSTR], _B),
     "DeviceIoControl": ([_H, _D, ctypes.c_void_p, _D, ctypes.c_void_p, _D, _LPD, ctypes.c_void_p], _B),
     "GetFileSizeEx": ([_H, ctypes.POINTER(ctypes.c_longlong)], _B),
     "GetFileInformationByHandleEx": ([_H, ctypes.c_int, ctypes.c_void_p, _D], _B),
     "SetFileInformationByHandle": ([_H, ctypes.c_int, ctypes.c_void_p, _D], _B),
-    "GetVolumePathNameW": ([wintypes.LPCWSTR, wintypes.LPWSTR, _D], _B),
-    "GetDiskFreeSpaceW": ([wintypes.LPCWSTR, _LPD, _LPD, _LPD, _LPD], _B),
+    "GetVolumePathNameW": ([LPCWSTR, LPWSTR, _D], _B),
+    "GetDiskFreeSpaceW": ([LPCWSTR, _LPD, _LPD, _LPD, _LPD], _B),
 }
 
 
@@ -195,7 +205,7 @@ def _check(ok: int, what: str, path: str | None = None) -> None:
 
 
 def _ioctl(k32, handle: int, code: int, what: str, inbuf=None, outbuf=None, path: str | None = None) -> None:
-    returned = wintypes.DWORD()
+    returned = DWORD()
     _check(
         k32.DeviceIoControl(
             handle, code,
@@ -214,7 +224,7 @@ def cluster_size(k32, path: str) -> int:
     if size is None:
         root = ctypes.create_unicode_buffer(MAX_PATH + 1)
         _check(k32.GetVolumePathNameW(path, root, len(root)), "GetVolumePathNameW", path)
-        sectors, sector_bytes, free, total = (wintypes.DWORD() for _ in range(4))
+        sectors, sector_bytes, free, total = (DWORD() for _ in range(4))
         _check(
             k32.GetDiskFreeSpaceW(
                 root.value, ctypes.byref(sectors), ctypes.byref(sector_bytes), ctypes.byref(free), ctypes.byref(total)
