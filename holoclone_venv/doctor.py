@@ -1,0 +1,247 @@
+"""``holoclone doctor``: how environments in a directory would be made from the store, and why.
+
+Nothing is guessed from device numbers or filesystem names: the doctor
+creates a small file in the store's ``tmp/`` and really clones and hardlinks
+it into the directory (then removes both), exactly as seeding would.  The
+filesystem names only make the advice readable.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import __version__
+from .errors import StoreError, Unsupported
+from .plugins import Plugins
+from .store import Store
+
+_PROBE_BYTES = 8192
+
+
+@dataclass
+class Probe:
+    """The outcome of one real attempt; ``detail`` holds the reason when it failed."""
+
+    ok: bool
+    detail: str = ""
+
+    def as_dict(self) -> dict:
+        return {"ok": self.ok, "detail": self.detail}
+
+
+@dataclass
+class Diagnosis:
+    directory: str
+    directory_fs: str
+    store: str
+    store_fs: str
+    store_exists: bool
+    probed_at: str  # where the probe file was made: the store's tmp/, or its nearest existing parent
+    same_device: bool
+    reflink: Probe
+    reflink_within_directory: Probe
+    hardlink: Probe
+    smart: str = ""
+    why: str = ""
+    advice: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    holoclone_version: str = __version__
+    virtualenv_version: str = ""
+    default_seeder: dict = field(default_factory=dict)
+    strategy: dict = field(default_factory=dict)
+    plugins: list[dict] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        data = dict(self.__dict__)
+        for name in ("reflink", "reflink_within_directory", "hardlink"):
+            data[name] = getattr(self, name).as_dict()
+        return data
+
+
+def _nearest_existing(path: Path) -> Path:
+    while not path.exists() and path.parent != path:
+        path = path.parent
+    return path
+
+
+def _make_probe_file(directory: Path, label: str) -> Path:
+    path = directory / f".holoclone-doctor-{label}.{os.getpid()}"
+    with open(path, "xb") as handle:
+        handle.write(os.urandom(_PROBE_BYTES))
+    return path
+
+
+def _unlink(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _try_clone(backend, source: Path, target: Path) -> Probe:
+    if backend is None:
+        return Probe(False, "no clone backend for this platform is installed")
+    try:
+        backend.clone(str(source), str(target), None, 0o644, None)
+    except Unsupported as error:
+        return Probe(False, error.reason)
+    except OSError as error:
+        return Probe(False, f"{error.strerror or error}")
+    _unlink(target)
+    return Probe(True)
+
+
+def _try_hardlink(source: Path, target: Path) -> Probe:
+    try:
+        os.link(source, target)
+    except OSError as error:
+        name = errno.errorcode.get(error.errno or 0, "")
+        return Probe(False, f"[{name}] {error.strerror}" if name else str(error))
+    _unlink(target)
+    return Probe(True)
+
+
+def diagnose(directory: str, store_path: str, plugins: Plugins | None = None) -> Diagnosis:
+    """Probe reflink and hardlink from the store into ``directory`` and explain what ``smart`` does.
+
+    Raises :class:`StoreError` when the store exists but cannot be used (newer
+    layout, not a store), and :class:`~holoclone_venv.errors.HoloCloneError`
+    when ``directory`` does not exist or cannot be written.
+    """
+    from .errors import HoloCloneError
+
+    plugins = plugins or Plugins()
+    target_dir = Path(os.path.abspath(directory))
+    if not target_dir.is_dir():
+        raise HoloCloneError(f"{target_dir} is not a directory.", "Pass the directory where environments will live.")
+    store = Store(store_path)
+    try:
+        store.check(create=False)
+        exists = True
+    except StoreError as error:
+        if store.root.exists():
+            raise
+        exists = False
+        del error
+
+    def fs_name(path: Path) -> str:
+        return plugins.first("holoclone_filesystem_name", path=str(path)) or "unknown"
+
+    if exists and store.writable:
+        store.tmp.mkdir(exist_ok=True)
+        probe_dir = store.tmp
+    else:
+        probe_dir = _nearest_existing(store.root if exists else store.root.parent)
+    backend = plugins.first("holoclone_clone_backend")
+    problems: list[str] = []
+    source = None
+    try:
+        source = _make_probe_file(probe_dir, "source")
+    except OSError as error:
+        problems.append(f"cannot write a probe file in {probe_dir}: {error.strerror}")
+        existing = next((path for _, _, path in store.iter_objects()), None) if exists else None
+        source = existing
+    try:
+        local = _make_probe_file(target_dir, "local")
+    except OSError as error:
+        raise HoloCloneError(f"cannot write in {target_dir}: {error.strerror}.",
+                             "Run the doctor on a directory you can write to.") from None
+    try:
+        within = _try_clone(backend, local, target_dir / f"{local.name}.clone")
+        if source is not None:
+            reflink = _try_clone(backend, source, target_dir / f".holoclone-doctor-clone.{os.getpid()}")
+            hardlink = _try_hardlink(source, target_dir / f".holoclone-doctor-link.{os.getpid()}")
+        else:
+            reflink = hardlink = Probe(False, "nothing in the store to probe with")
+    finally:
+        _unlink(local)
+        if source is not None and source.name.startswith(".holoclone-doctor-"):
+            _unlink(source)
+    diagnosis = Diagnosis(
+        directory=str(target_dir),
+        directory_fs=fs_name(target_dir),
+        store=str(store.root),
+        store_fs=fs_name(probe_dir),
+        store_exists=exists,
+        probed_at=str(probe_dir),
+        same_device=os.stat(probe_dir).st_dev == os.stat(target_dir).st_dev,
+        reflink=reflink,
+        reflink_within_directory=within,
+        hardlink=hardlink,
+        problems=problems,
+    )
+    _explain(diagnosis)
+    _environment(diagnosis, plugins)
+    return diagnosis
+
+
+def _explain(d: Diagnosis) -> None:
+    """Fill in what ``smart`` would use, why, and what to do about it."""
+    suggested = os.path.join(d.directory, ".holoclone-store")
+    move = (f"move the store to this filesystem with --holoclone-store {suggested} "
+            f"(or VIRTUALENV_HOLOCLONE_STORE={suggested})")
+    if not d.store_exists:
+        d.advice.append(f"the store {d.store} does not exist yet (the first seeding creates it); "
+                        f"probed from {d.probed_at} instead")
+    if d.reflink.ok:
+        d.smart, d.why = "reflink", f"the store ({d.store_fs}) and {d.directory} ({d.directory_fs}) clone"
+        return
+    if d.hardlink.ok:
+        d.smart = "hardlink"
+        d.why = (f"reflink failed ({d.reflink.detail}); hardlinks work, so files the exclusion rules "
+                 "protect are copied and the rest hardlinked")
+    else:
+        d.smart = "copy"
+        d.why = f"reflink failed ({d.reflink.detail}) and hardlink failed ({d.hardlink.detail})"
+        d.problems.append("environments in this directory share no data with the store: every file is copied")
+    if d.reflink_within_directory.ok:
+        d.advice.append(f"{d.directory_fs} at {d.directory} can clone, but not from the store on "
+                        f"{d.store_fs}: {move}")
+    else:
+        d.advice.append(
+            f"{d.directory_fs} at {d.directory} cannot clone ({d.reflink_within_directory.detail}); for reflinks "
+            "keep environments and the store on XFS (reflink=1), btrfs or another cloning filesystem"
+        )
+        if not d.hardlink.ok:
+            d.advice.append(f"to hardlink at least, {move}")
+
+
+def _environment(d: Diagnosis, plugins: Plugins) -> None:
+    """virtualenv version, whether holoclone is the default seeder, strategy, plugins."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from .config import strategy_from
+    from .userconfig import config_file, current_seeder
+
+    try:
+        d.virtualenv_version = version("virtualenv")
+    except PackageNotFoundError:
+        d.virtualenv_version = "not installed"
+        d.problems.append("virtualenv is not installed in this Python")
+    env_seeder = os.environ.get("VIRTUALENV_SEEDER")
+    ini = config_file()
+    try:
+        ini_seeder = current_seeder(ini)
+    except Exception as error:  # a broken ini must not stop the diagnosis
+        ini_seeder = None
+        d.problems.append(f"cannot read {ini}: {error}")
+    if env_seeder:
+        seeder, source = env_seeder, "VIRTUALENV_SEEDER"
+    elif ini_seeder:
+        seeder, source = ini_seeder, str(ini)
+    else:
+        seeder, source = "app-data", "virtualenv's built-in default"
+    d.default_seeder = {"seeder": seeder, "source": source, "holoclone": seeder == "holoclone", "config_file": str(ini)}
+    if seeder != "holoclone":
+        d.advice.append("holoclone is not the default seeder: run 'holoclone enable', or pass --seeder holoclone")
+    name, source = strategy_from(os.environ.get("VIRTUALENV_HOLOCLONE_STRATEGY"), os.environ)
+    d.strategy = {"name": name, "source": source}
+    d.plugins = [
+        {"name": p.name, "distribution": p.distribution, "hooks": p.hooks, "error": p.error}
+        for p in plugins.info()
+    ]
+    for plugin in plugins.broken:
+        d.problems.append(f"plugin {plugin.name!r} from {plugin.distribution} is broken: {plugin.error}")
