@@ -168,6 +168,13 @@ class FakeKernel32:
         free._obj.value = total._obj.value = 1000
         return 1
 
+    def _GetVolumeInformationW(self, root, name, name_size, serial, components, flags, fs_name, fs_name_size):
+        self.steps.append(("GetVolumeInformationW", root))
+        if self._failing("GetVolumeInformationW"):
+            return 0
+        fs_name.value = "ReFS"
+        return 1
+
     def _DeviceIoControl(self, handle, code, inbuf, insize, outbuf, outsize, returned, overlapped):
         name = IOCTL_NAMES[code]
         assert overlapped is None
@@ -279,9 +286,10 @@ def test_control_codes_match_ctl_code():
 
 
 def test_every_function_has_its_prototype_declared(kernel32, places):
-    lib = kernel32()
+    lib = kernel32(sparse=True)
     source, env = places
     _clone(source, env / "mod.py", 0o444, 315532800)
+    win.filesystem_name(str(env))
     for function in lib.functions.values():
         assert function.argtypes is not None and function.restype is not UNSET, function.name
     # Handles are pointer-sized both ways, never C ints.
@@ -462,3 +470,23 @@ def test_a_directory_handle_is_not_a_windows_target(kernel32, places):
     with pytest.raises(Unsupported):
         win.duplicate_extents(str(source), "mod.py", 3, 0o644, None)
     assert lib.steps == []
+
+
+def test_filesystem_name_is_the_volume_file_system(kernel32, places):
+    lib = kernel32()
+    assert win.filesystem_name(str(places[1])) == "ReFS"
+    assert lib.steps == [("GetVolumePathNameW",), ("GetVolumeInformationW", "R:\\")]
+
+
+def test_filesystem_name_is_none_when_the_volume_cannot_be_asked(kernel32, places):
+    kernel32(fail={"GetVolumeInformationW": win.ERROR_ACCESS_DENIED})
+    assert win.filesystem_name(str(places[1])) is None
+
+
+def test_too_many_references_falls_back_for_that_file(kernel32, places):
+    kernel32(fail={"FSCTL_DUPLICATE_EXTENTS_TO_FILE": win.ERROR_BLOCK_TOO_MANY_REFERENCES})
+    source, env = places
+    with pytest.raises(Unsupported) as caught:
+        _clone(source, env / "mod.py")
+    assert caught.value.errno == errno.EMLINK
+    assert "shared too many times" in caught.value.reason

@@ -129,7 +129,8 @@ def clonefile(source: str, target: str, dir_fd: int | None, mode: int, mtime: in
     or the pair of volumes cannot clone (no target then exists), and
     ``OSError`` for real failures (``EEXIST`` with the existing file left
     alone, ``ENOSPC``, ``EROFS``).  A clone that succeeded but whose mode or
-    time cannot be set is removed before the error is raised.
+    time cannot be set is removed before the error is raised.  Without
+    ``mtime`` the clone keeps the store object's timestamps.
     """
     name = os.fsencode(target)
     if dir_fd is None:

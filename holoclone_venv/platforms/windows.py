@@ -72,6 +72,7 @@ _ERRNO = {
     ERROR_WRITE_PROTECT: errno.EROFS, ERROR_FILE_EXISTS: errno.EEXIST, ERROR_ALREADY_EXISTS: errno.EEXIST,
     ERROR_DISK_FULL: errno.ENOSPC, ERROR_INVALID_FUNCTION: errno.EOPNOTSUPP, ERROR_NOT_SUPPORTED: errno.EOPNOTSUPP,
     ERROR_NOT_SAME_DEVICE: errno.EXDEV, ERROR_INVALID_PARAMETER: errno.EINVAL,
+    ERROR_BLOCK_TOO_MANY_REFERENCES: errno.EMLINK,  # like a hardlink count at its limit
 }
 _MESSAGES = {
     ERROR_INVALID_FUNCTION: "the volume does not support block cloning (ReFS or a Dev Drive is needed)",
@@ -154,6 +155,7 @@ PROTOTYPES = {
     "SetFileInformationByHandle": ([_H, ctypes.c_int, ctypes.c_void_p, _D], _B),
     "GetVolumePathNameW": ([LPCWSTR, LPWSTR, _D], _B),
     "GetDiskFreeSpaceW": ([LPCWSTR, _LPD, _LPD, _LPD, _LPD], _B),
+    "GetVolumeInformationW": ([LPCWSTR, LPWSTR, _D, _LPD, _LPD, _LPD, LPWSTR, _D], _B),
 }
 
 
@@ -329,6 +331,21 @@ def _fill(k32, src: int, dst: int, target: str, size: int, attributes: int,
                "SetFileInformationByHandle(FileBasicInfo)", target)
 
 
+def filesystem_name(path: str) -> str | None:
+    """The file system of the volume holding ``path`` (``ReFS``, ``NTFS``...), or None when unknown."""
+    try:
+        k32 = _kernel32()
+    except (OSError, AttributeError):
+        return None
+    root = ctypes.create_unicode_buffer(MAX_PATH + 1)
+    name = ctypes.create_unicode_buffer(MAX_PATH + 1)
+    if not k32.GetVolumePathNameW(path, root, len(root)):
+        return None
+    if not k32.GetVolumeInformationW(root.value, None, 0, None, None, None, name, len(name)):
+        return None
+    return name.value or None
+
+
 class WindowsClone:
     """The FSCTL_DUPLICATE_EXTENTS_TO_FILE clone backend."""
 
@@ -340,3 +357,9 @@ class WindowsClone:
 def holoclone_clone_backend() -> WindowsClone:
     """Windows clones with FSCTL_DUPLICATE_EXTENTS_TO_FILE (ReFS, Dev Drive)."""
     return WindowsClone()
+
+
+@hookimpl
+def holoclone_filesystem_name(path: str) -> str | None:
+    """The file system of the volume holding ``path``, for messages."""
+    return filesystem_name(path)
