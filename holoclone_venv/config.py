@@ -109,10 +109,7 @@ def settings_from_options(options: object) -> Settings:
     store = getattr(options, "holoclone_store", None) or env.get(STORE_ENV) or default_store()
     if not str(store).strip():
         raise ConfigError("the holoclone store path is empty.", "Pass --holoclone-store DIR or unset it.")
-    excludes = tuple(getattr(options, "holoclone_exclude", None) or ())
-    extra_env = env.get("VIRTUALENV_HOLOCLONE_EXCLUDE")
-    if extra_env and not excludes:
-        excludes = tuple(p for p in extra_env.replace(os.pathsep, "\n").splitlines())
+    excludes = _values(getattr(options, "holoclone_exclude", None))
     for pattern in excludes:
         if not pattern.strip():
             raise ConfigError("an empty --holoclone-exclude pattern matches nothing.", "Remove it or give a glob.")
@@ -126,6 +123,18 @@ def settings_from_options(options: object) -> Settings:
         strict=bool(getattr(options, "holoclone_strict", False)),
         excludes=tuple(p.strip() for p in excludes),
         lock_timeout=timeout,
-        requirements=tuple(getattr(options, "holoclone_requirements", None) or ()),
-        packages=tuple(getattr(options, "holoclone_package", None) or ()),
+        requirements=_values(getattr(options, "holoclone_requirements", None)),
+        packages=_values(getattr(options, "holoclone_package", None)),
     )
+
+
+def _values(value: object) -> tuple[str, ...]:
+    """Flatten a repeatable option's value (a list of strings, or one string with one value per line)."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return tuple(line.strip() for line in value.splitlines() if line.strip())
+    found: list[str] = []
+    for item in value:  # type: ignore[attr-defined]
+        found.extend(_values(item))
+    return tuple(found)

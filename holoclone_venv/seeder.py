@@ -72,6 +72,7 @@ class HoloCloneSeeder(BaseEmbed):
             dest="holoclone_exclude",
             metavar="PATTERN",
             action="append",
+            type=str,  # virtualenv converts VIRTUALENV_* values item by item with this type
             default=[],
             help="glob of env-relative paths never hardlinked (repeatable), e.g. '*.so'",
         )
@@ -80,6 +81,7 @@ class HoloCloneSeeder(BaseEmbed):
             dest="holoclone_requirements",
             metavar="FILE",
             action="append",
+            type=str,  # virtualenv converts VIRTUALENV_* values item by item with this type
             default=[],
             help="also materialize the packages of this requirements file (repeatable)",
         )
@@ -88,6 +90,7 @@ class HoloCloneSeeder(BaseEmbed):
             dest="holoclone_package",
             metavar="SPEC",
             action="append",
+            type=str,  # virtualenv converts VIRTUALENV_* values item by item with this type
             default=[],
             help="also materialize this package and its dependencies (repeatable)",
         )
