@@ -87,7 +87,11 @@ class FakeLibSystem:
         return 0
 
     def _clonefile(self, source: bytes, target: bytes, flags: int) -> int:
-        src = os.open(source, os.O_RDONLY)
+        try:
+            src = os.open(source, os.O_RDONLY)
+        except OSError as error:
+            ctypes.set_errno(error.errno)
+            return -1
         try:
             return self._clone(src, target, None)
         finally:
@@ -217,6 +221,14 @@ def test_real_failures_are_errors_not_fallbacks(libsystem, store_object, env_dir
     assert not isinstance(caught.value, Unsupported)
     assert caught.value.errno == getattr(errno, code)
     assert os.listdir(env_dir[0]) == []
+
+
+def test_vanished_store_object_is_named_in_the_error(libsystem, store_object, env_dir):
+    target = env_dir[0] / "mod.py"
+    store_object.unlink()
+    with pytest.raises(FileNotFoundError) as caught:
+        darwin.clonefile(str(store_object), str(target), None, 0o644, None)
+    assert caught.value.filename == str(store_object)
 
 
 def test_existing_target_is_an_error_and_left_intact(libsystem, store_object, env_dir):

@@ -149,7 +149,9 @@ def clonefile(source: str, target: str, dir_fd: int | None, mode: int, mtime: in
         code = ctypes.get_errno()
         if code in CLONE_UNSUPPORTED:
             raise Unsupported(f"clonefile failed: [Errno {code}] {os.strerror(code)}", code)
-        raise OSError(code, os.strerror(code), target)
+        # ENOENT names the source: the materializer made the target's
+        # directory, so a missing file is a store object that vanished.
+        raise OSError(code, os.strerror(code), source if code == errno.ENOENT else target)
     try:
         # The clone carries the source's metadata: the store object's
         # read-only mode (0444/0555) and its timestamps.  Set what the

@@ -190,7 +190,9 @@ def _kernel32():
 def _error(what: str, path: str | None = None) -> OSError:
     """The last Windows error as an OSError with a POSIX errno and ``winerror`` set."""
     code = _last_error()
-    message = f"{what} failed: {_MESSAGES.get(code, 'Windows error')} (Windows error {code})"
+    format_error = getattr(ctypes, "FormatError", None)  # the system's own text, Windows only
+    text = _MESSAGES.get(code) or (format_error(code).strip().rstrip(".") if format_error else "unexpected error")
+    message = f"{what} failed: {text} (Windows error {code})"
     error = OSError(_ERRNO.get(code, errno.EIO), message, path)
     error.winerror = code
     return error
