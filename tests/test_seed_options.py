@@ -1,0 +1,164 @@
+"""virtualenv's own seed options keep their meaning with ``--seeder holoclone``.
+
+Each test creates an environment with one option and asserts what ended up in
+it.  A private ``--app-data`` per test keeps virtualenv's wheel cache out of the
+picture where the option is about acquiring wheels.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from conftest import run_in, virtualenv
+
+from holoclone_venv.store import Store
+
+PY = f"{sys.version_info[0]}.{sys.version_info[1]}"
+SETUPTOOLS_FILES = ("setuptools", "_distutils_hack", "distutils-precedence.pth")
+# no index, no machine-wide pip configuration: a download attempt fails instead of reaching a server
+OFFLINE = {"PIP_NO_INDEX": "1", "PIP_CONFIG_FILE": os.devnull}
+
+
+def bundled(distribution: str) -> str:
+    from virtualenv.seed.wheels.embed import BUNDLE_SUPPORT
+
+    return BUNDLE_SUPPORT[PY][distribution].split("-")[1]
+
+
+def site_packages(env: Path) -> Path:
+    return env / "lib" / f"python{PY}" / "site-packages"
+
+
+def installed(env: Path) -> dict[str, str]:
+    """distribution -> version, from the ``.dist-info`` directories present."""
+    found = {}
+    for info in site_packages(env).glob("*.dist-info"):
+        name, version = info.name[: -len(".dist-info")].rsplit("-", 1)
+        found[name] = version
+    return found
+
+
+def pyvenv_cfg(env: Path) -> dict[str, str]:
+    pairs = (line.split("=", 1) for line in (env / "pyvenv.cfg").read_text().splitlines() if "=" in line)
+    return {k.strip(): v.strip() for k, v in pairs}
+
+
+def pip_scripts(env: Path) -> list[str]:
+    return sorted(p.name for p in (env / "bin").iterdir() if p.name.startswith("pip"))
+
+
+@pytest.fixture(scope="module")
+def store(xfs) -> Path:
+    """A warm store on XFS."""
+    base = xfs / f"options-{uuid.uuid4().hex[:8]}"
+    virtualenv(base / "first", store=base / "store")
+    return base / "store"
+
+
+@pytest.fixture
+def env(store, unique) -> Path:
+    return store.parent / unique
+
+
+def assert_no_setuptools(env: Path) -> None:
+    assert [n for n in SETUPTOOLS_FILES if (site_packages(env) / n).exists()] == []
+    assert "setuptools" not in installed(env)
+
+
+def assert_working_pip(env: Path, version: str) -> None:
+    assert installed(env)["pip"] == version
+    assert pip_scripts(env) == sorted(["pip", "pip3", f"pip{PY}"])
+    assert run_in(env, "pip", "--version").stdout.startswith(f"pip {version} from {site_packages(env)}")
+
+
+def test_default_seeds_bundled_pip_and_setuptools(env, store):
+    virtualenv(env, store=store)
+    assert installed(env) == {"pip": bundled("pip"), "setuptools": bundled("setuptools")}
+    assert_working_pip(env, bundled("pip"))
+    cfg = pyvenv_cfg(env)
+    assert cfg["holoclone_store"] == str(store)
+    assert cfg["holoclone"]
+
+
+def test_no_pip(env, store):
+    virtualenv(env, "--no-pip", store=store)
+    assert installed(env) == {"setuptools": bundled("setuptools")}
+    assert not (site_packages(env) / "pip").exists()
+    assert pip_scripts(env) == []
+    assert "holoclone" in pyvenv_cfg(env)
+    assert run_in(env, "python", "-c", "import setuptools").returncode == 0
+
+
+@pytest.mark.parametrize("option", [["--no-setuptools"], ["--setuptools", "none"]], ids=" ".join)
+def test_without_setuptools(env, store, option):
+    virtualenv(env, *option, store=store)
+    assert_no_setuptools(env)
+    assert installed(env) == {"pip": bundled("pip")}
+    assert_working_pip(env, bundled("pip"))
+
+
+@pytest.mark.parametrize("version", ["embed", bundled("pip")])
+def test_pip_embed_or_exact_bundled_version(env, store, version):
+    virtualenv(env, "--pip", version, store=store, extra_env=OFFLINE)
+    assert_working_pip(env, bundled("pip"))
+    assert installed(env)["setuptools"] == bundled("setuptools")
+
+
+def test_no_seed_installs_nothing_and_leaves_no_trace(env, store):
+    refs_before = sorted(p.name for p in Store(store).refs.iterdir())
+    virtualenv(env, "--no-seed", store=store)
+    assert installed(env) == {}
+    assert pip_scripts(env) == []
+    assert [k for k in pyvenv_cfg(env) if k.startswith("holoclone")] == []
+    assert sorted(p.name for p in Store(store).refs.iterdir()) == refs_before
+
+
+def test_extra_search_dir_provides_a_version_nothing_else_has(env, store, tmp_path):
+    from virtualenv.seed.wheels.embed import BUNDLE_FOLDER
+
+    other = next(p for p in sorted(BUNDLE_FOLDER.glob("pip-*.whl")) if p.name.split("-")[1] != bundled("pip"))
+    version = other.name.split("-")[1]
+    search = tmp_path / "wheels"
+    search.mkdir()
+    shutil.copy(other, search)
+
+    # without the folder, nothing offers that version: a clear failure, no pip installed
+    missing = tmp_path / "missing"
+    failed = virtualenv(missing, "--app-data", str(tmp_path / "app-data-1"), "--no-download", "--pip", version,
+                        store=store, extra_env=OFFLINE, check=False)
+    assert failed.returncode != 0
+    assert f"no wheel found for pip {version}" in failed.stderr + failed.stdout
+    assert "--extra-search-dir" in failed.stderr + failed.stdout
+    assert "pip" not in installed(missing)
+
+    virtualenv(env, "--app-data", str(tmp_path / "app-data-2"), "--no-download", f"--extra-search-dir={search}",
+               "--pip", version, store=store, extra_env=OFFLINE)
+    assert_working_pip(env, version)
+
+
+def test_no_download_seeds_the_bundled_wheels_without_downloading(env, store, tmp_path):
+    app_data = tmp_path / "app-data"
+    virtualenv(env, "--app-data", str(app_data), "--no-download", "--no-periodic-update", store=store,
+               extra_env=OFFLINE)
+    assert installed(env) == {"pip": bundled("pip"), "setuptools": bundled("setuptools")}
+    assert_working_pip(env, bundled("pip"))
+    assert list(app_data.rglob("download-*")) == []
+
+
+def test_no_periodic_update_records_no_update_check(env, store, tmp_path):
+    app_data = tmp_path / "app-data"
+    virtualenv(env, "--app-data", str(app_data), "--no-periodic-update", store=store, extra_env=OFFLINE)
+    assert installed(env) == {"pip": bundled("pip"), "setuptools": bundled("setuptools")}
+    assert_working_pip(env, bundled("pip"))
+    # the periodic update keeps a per-distribution log in app data; none may be written
+    assert list(app_data.rglob("*.json")) == []
+
+    # the counterpart: without the option virtualenv does record one, so the check above can fail
+    with_update = tmp_path / "app-data-update"
+    virtualenv(store.parent / f"{env.name}-update", "--app-data", str(with_update), store=store, extra_env=OFFLINE)
+    assert list(with_update.rglob("pip.json")) != []
