@@ -267,3 +267,19 @@ def test_missing_newer_or_locked_store_is_one_sentence_and_exit_2(tmp_path):
 
     export = holoclone(store, "store", "export", "-o", str(tmp_path / "x.tar"))
     assert export.returncode == 2 and "--all" in export.stderr
+
+
+def test_without_extents_info_counts_blocks_and_says_so_and_verify_fixes_a_writable_object(tmpfs, unique):
+    store = tmpfs / f"store-{unique}"
+    seed(tmpfs / f"env-{unique}", store, "--no-setuptools")
+    info = as_json(store, "store", "info")
+    assert info["size"]["method"] == "blocks" and info["size"]["physical"] >= info["size"]["apparent"] > 0
+    assert "counted from allocated blocks" in holoclone(store, "store", "info").stdout
+
+    loosened = object_of(store, "pip", "pip/__init__.py")
+    loosened.chmod(0o644)  # content intact, but writable: the next hardlink could leak edits into the store
+    report = as_json(store, "store", "verify", status=1)
+    assert [(p["kind"], p["path"]) for p in report["problems"]] == [("mode", str(loosened))]
+    assert as_json(store, "store", "verify", "--repair")["ok"]
+    assert loosened.stat().st_mode & 0o777 == 0o444
+    assert [key for key, _ in Store(store).iter_catalogs()] == [catalog_by_name(store, "pip").key]
