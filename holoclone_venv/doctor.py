@@ -121,11 +121,10 @@ def diagnose(directory: str, store_path: str, plugins: Plugins | None = None) ->
     try:
         store.check(create=False)
         exists = True
-    except StoreError as error:
+    except StoreError:
         if store.root.exists():
-            raise
+            raise  # a store that exists but cannot be used: say so, do not probe around it
         exists = False
-        del error
 
     def fs_name(path: Path) -> str:
         return plugins.first("holoclone_filesystem_name", path=str(path)) or "unknown"
