@@ -43,6 +43,7 @@ def ensure_catalog(
     winner's catalog.  A catalog whose objects fail the cheap check (missing,
     resized, or modified after import) is re-imported, which heals the store.
     """
+    store.reclaim_tmp_once()
     digest = store.wheel_digest(wheel)
     key = catalog_key(digest, interpreter.tag)
     catalog = store.load_catalog(key)

@@ -51,6 +51,7 @@ class Store:
         self.locks = self.root / "locks"
         self.lock_timeout = lock_timeout
         self._checked = False
+        self._reclaimed = False
 
     # -- opening -----------------------------------------------------------------------------
     def check(self, create: bool) -> None:
@@ -311,6 +312,21 @@ class Store:
                         pass
                 removed += 1
         return removed
+
+    def reclaim_tmp_once(self) -> None:
+        """Reclaim dead runs' staging the first time this store is used for seeding.
+
+        A run killed while importing leaves its staging directory behind; the
+        next run that opens the store removes it.  Costs one directory listing.
+        """
+        if self._reclaimed:
+            return
+        self._reclaimed = True
+        if self.writable:
+            try:
+                self.reclaim_tmp()
+            except OSError:
+                pass  # only housekeeping: a later run tries again
 
     def lock(self, name: str, what: str) -> "_Lock":
         """An exclusive inter-process lock on ``locks/<name>.lock``.
