@@ -160,7 +160,7 @@ def _import(
             Entry(e.scheme, e.path, e.digest, e.size, e.flags | SOURCE) if f"{e.scheme}/{e.path}" in sources_compiled else e
             for e in entries
         ]
-        scripts = _scripts(source, interpreter)
+        scripts = _scripts(source, interpreter, wheel)
     for entry in entries:
         executable = bool(entry.flags & EXECUTABLE)
         if not store.has_object(entry.digest, entry.size, executable):
@@ -270,7 +270,7 @@ def _hash_file(path: str) -> tuple[str, int]:
     return sha.hexdigest(), size
 
 
-def _scripts(source, interpreter: Interpreter) -> tuple[Script, ...]:
+def _scripts(source, interpreter: Interpreter, wheel: Path) -> tuple[Script, ...]:
     """Launcher templates for the wheel's entry points, rendered for a placeholder interpreter."""
     from installer.scripts import Script as Launcher
     from installer.utils import get_launcher_kind, parse_entrypoints
@@ -285,7 +285,8 @@ def _scripts(source, interpreter: Interpreter) -> tuple[Script, ...]:
     for name, module, attr, section in parse_entrypoints(text):
         for variant in _variants(source.distribution, name, interpreter):
             if not safe_relpath(variant) or "/" in variant:
-                raise WheelError(f"entry point script name {variant!r} is not a plain file name.")
+                raise WheelError(f"{wheel.name} declares an entry point script {variant!r} that is not a plain file name.",
+                                 "Do not install this wheel; it may be malicious.")
             file_name, data = Launcher(variant, module, attr, section).generate(placeholder, kind)
             scripts.append(Script(file_name, section, data))
     unique = {s.name: s for s in scripts}
