@@ -18,7 +18,15 @@ EXECUTABLE = 1  # catalog entry flag: the object is stored as "<digest>.x"
 
 
 def store_problems(store: Path) -> list[str]:
-    """Everything wrong with ``store``; an empty list means it is consistent."""
+    """Everything wrong with ``store`` by this module's checks and by ``holoclone store verify``.
+
+    An empty list means the store is consistent.
+    """
+    return independent_problems(store) + (project_verify(store) or [])
+
+
+def independent_problems(store: Path) -> list[str]:
+    """Everything wrong with ``store`` by this module's own checks."""
     problems: list[str] = []
     objects = store / "objects"
     for sub in sorted(objects.iterdir()) if objects.is_dir() else []:
@@ -54,20 +62,15 @@ def store_problems(store: Path) -> list[str]:
     return problems
 
 
-def verify_with_cli(store: Path) -> list[str] | None:
-    """The project's own full verification, when the installed version has one; else None."""
+def project_verify(store: Path) -> list[str] | None:
+    """Problems ``holoclone store verify`` reports (None when this version has no verify)."""
     try:
-        from holoclone_venv import maintenance
+        from holoclone_venv.maintenance import verify
     except ImportError:
-        return None
-    verify = getattr(maintenance, "verify", None)
-    if verify is None:
         return None
     from holoclone_venv.store import Store
 
-    result = verify(Store(store))
-    problems = getattr(result, "problems", result)
-    return [str(p) for p in problems] if problems else []
+    return [f"{p.kind} {p.path}: {p.detail}" for p in verify(Store(store)).problems]
 
 
 def contents(store: Path) -> set[str]:

@@ -1,0 +1,149 @@
+"""A damaged store object is never silently materialized once a check can see it.
+
+Two checks guard the store:
+
+* the cheap check on the hot path (size, mtime and read-only mode of every
+  object a catalog names) runs on every seeding; a catalog that fails it is
+  re-imported from its wheel, which replaces the damaged objects;
+* the full check, ``holoclone store verify``, re-hashes every object.
+
+An object changed in place with its mtime and mode put back passes the cheap
+check by construction: only ``verify`` sees it, and ``verify --repair``
+removes it so the next seeding re-imports.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import run_in, virtualenv
+from storecheck import independent_problems, store_problems
+
+SOURCE_MTIME = 1_000_000_000  # the documented mtime of every store object
+ARGS = ("--no-setuptools",)
+TARGET = "pip/__init__.py"
+
+
+def _entry(store: Path, rel: str = TARGET) -> tuple[Path, str, int]:
+    """(object path, digest, size) of one file of pip's catalog."""
+    for catalog in (store / "catalogs").glob("*.json"):
+        document = json.loads(catalog.read_bytes())
+        if document["name"] != "pip":
+            continue
+        for _scheme, path, digest, size, flags in document["entries"]:
+            if path == rel:
+                return store / "objects" / digest[:2] / (digest[2:] + (".x" if flags & 1 else "")), digest, size
+    raise AssertionError(f"no {rel} in pip's catalog")
+
+
+def _tamper(path: Path) -> None:
+    """Change content in place, keeping the size (what an editor or a bad disk would do)."""
+    os.chmod(path, 0o644)
+    with open(path, "r+b") as handle:
+        data = handle.read()
+        handle.seek(0)
+        handle.write(data.replace(b"__version__", b"__VERSION__", 1) if b"__version__" in data else data[::-1])
+
+
+def _installed(env: Path, rel: str = TARGET) -> bytes:
+    return (next((env / "lib").glob("python*/site-packages")) / rel).read_bytes()
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _holoclone(store: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "holoclone_venv", "--store", str(store), *args],
+                          capture_output=True, text=True)
+
+
+def test_changed_object_with_new_mtime_is_re_imported_on_next_seeding(tmp_path):
+    store = tmp_path / "store"
+    virtualenv(tmp_path / "first", *ARGS, store=store)
+    obj, digest, _ = _entry(store)
+    _tamper(obj)  # mtime is now, mode writable: the cheap check fails
+    result = virtualenv(tmp_path / "second", *ARGS, store=store)
+    assert "re-importing" in result.stdout + result.stderr
+    assert _sha(_installed(tmp_path / "second")) == digest
+    assert store_problems(store) == []
+    run_in(tmp_path / "second", "pip", "--version")
+
+
+def test_changed_object_with_mtime_restored_is_found_by_verify_and_repaired(tmp_path):
+    store = tmp_path / "store"
+    virtualenv(tmp_path / "first", *ARGS, store=store)
+    obj, digest, _ = _entry(store)
+    _tamper(obj)
+    os.chmod(obj, 0o444)
+    os.utime(obj, (SOURCE_MTIME, SOURCE_MTIME))
+    assert [p for p in independent_problems(store) if "does not match its digest" in p]
+    verify = _holoclone(store, "store", "verify")
+    assert verify.returncode == 1 and str(obj) in verify.stdout + verify.stderr
+    repair = _holoclone(store, "store", "verify", "--repair")
+    assert repair.returncode == 0, repair.stdout + repair.stderr
+    assert not obj.exists()
+    virtualenv(tmp_path / "healed", *ARGS, store=store)
+    assert _sha(_installed(tmp_path / "healed")) == digest
+    assert store_problems(store) == []
+
+
+def _hardlinked_file(env: Path, store: Path) -> tuple[Path, Path]:
+    """An env file that shares its inode with a store object, and that object."""
+    site = next((env / "lib").glob("python*/site-packages"))
+    for catalog in (store / "catalogs").glob("*.json"):
+        for scheme, rel, digest, _size, flags in json.loads(catalog.read_bytes())["entries"]:
+            if scheme != "purelib" or not rel.endswith(".py"):
+                continue
+            obj = store / "objects" / digest[:2] / (digest[2:] + (".x" if flags & 1 else ""))
+            if os.path.samefile(site / rel, obj):
+                return site / rel, obj
+    raise AssertionError("nothing was hardlinked")
+
+
+# Runs as an unprivileged user, given a directory fd opened by root: tries to
+# open the file for writing and reports what happened.
+_WRITE_AS_NOBODY = r"""
+import os, sys
+os.setgid(65534); os.setuid(65534)
+try:
+    fd = os.open(sys.argv[1], os.O_WRONLY, dir_fd=int(sys.argv[2]))
+except PermissionError:
+    print("refused")
+else:
+    print("written")
+"""
+
+
+def test_hardlinked_file_cannot_be_written_by_its_user_and_root_writes_are_healed(ext4, unique):
+    root = ext4 / unique
+    store = root / "store"
+    env = root / "env"
+    virtualenv(env, *ARGS, "--holoclone-strategy", "hardlink", store=store)
+    target, obj = _hardlinked_file(env, store)
+    assert target.stat().st_mode & 0o222 == 0
+    if os.geteuid() == 0:
+        # Model a user who owns both store and env: the shared inode becomes theirs for the attempt.
+        os.chown(target, 65534, 65534)
+        directory = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            attempt = subprocess.run([sys.executable, "-c", _WRITE_AS_NOBODY, target.name, str(directory)],
+                                     capture_output=True, text=True, pass_fds=(directory,))
+        finally:
+            os.close(directory)
+            os.chown(target, 0, 0)
+        assert attempt.stdout.strip() == "refused", attempt.stdout + attempt.stderr
+        # Root can write anyway, and through the hardlink that changes the store object.
+        with open(target, "r+b") as handle:
+            handle.seek(20)
+            handle.write(b"\0\0\0\0")
+        assert [p for p in independent_problems(store) if "does not match its digest" in p]
+        result = virtualenv(root / "next", *ARGS, "--holoclone-strategy", "hardlink", store=store)
+        assert "re-importing" in result.stdout + result.stderr
+        assert store_problems(store) == []
+        run_in(root / "next", "pip", "--version")
