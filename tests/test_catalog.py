@@ -53,11 +53,11 @@ def _document(**changes) -> dict:
 
 
 # Catalog.from_json catches ValueError, KeyError and TypeError but not the
-# AttributeError raised for a JSON document that is not an object, or a path
-# that is not a string: the user sees a traceback instead of the file's name.
+# AttributeError that ``doc.get`` raises for a JSON document that is not an
+# object: the user sees a traceback instead of the file's name.
 _ATTRIBUTE_ERROR_BUG = pytest.mark.xfail(
     strict=True, raises=AttributeError,
-    reason="catalog.from_json does not turn AttributeError (non-object document, non-string path) into StoreError",
+    reason="Catalog.from_json does not turn AttributeError (document not a JSON object) into StoreError",
 )
 
 
@@ -113,16 +113,20 @@ def test_unknown_scheme_is_refused():
         b"",
         b"not json",
         pytest.param(b"[]", marks=_ATTRIBUTE_ERROR_BUG),
+        pytest.param(b'"a string"', marks=_ATTRIBUTE_ERROR_BUG),
         b"\xff\xfe",
         {"format": 2},
         _document(format=None),
         {k: v for k, v in _document().items() if k != "entries"},
         {k: v for k, v in _document().items() if k != "name"},
-        _document(entries=[["purelib", "x.py", DIGEST, 1]]),  # a field missing
+        _document(entries=[["purelib", "x.py", DIGEST]]),  # size and flags missing
         _document(entries=[["purelib", "x.py", "abc", 1, 0]]),  # short digest
         _document(entries=[["purelib", "x.py", DIGEST, -1, 0]]),
         _document(entries=[["purelib", "x.py", DIGEST, "12", 0]]),
-        pytest.param(_document(entries=[["purelib", 5, DIGEST, 1, 0]]), marks=_ATTRIBUTE_ERROR_BUG),
+        _document(entries=[["purelib", 5, DIGEST, 1, 0]]),
+        _document(entries=[["purelib", None, DIGEST, 1, 0]]),
+        _document(entries=[["purelib", "x.py", DIGEST, 1, 0, "extra"]]),
+        _document(entries=[["purelib", "x.py", DIGEST, 1, "1"]]),
         _document(entries="purelib"),
         _document(scripts=[["pip", "console", "***not base64***"]]),
     ],
