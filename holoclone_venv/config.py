@@ -68,8 +68,10 @@ def strategy_from(cli_value: str | None, env: Mapping[str, str]) -> tuple[str, s
     if cli_value is not None:
         if env.get("VIRTUALENV_HOLOCLONE_STRATEGY") == cli_value:
             source = "VIRTUALENV_HOLOCLONE_STRATEGY"
+        elif _ini_value(env, "holoclone_strategy") == cli_value:
+            source = "holoclone_strategy in virtualenv.ini (or --holoclone-strategy)"
         else:
-            source = "--holoclone-strategy (or holoclone_strategy in virtualenv.ini)"
+            source = "--holoclone-strategy"
         return cli_value.strip().lower(), source
     rcc = env.get(RCC_ENV)
     if rcc is not None:
@@ -81,11 +83,21 @@ def check_strategy(name: str, source: str, known: Sequence[str]) -> None:
     """Raise :class:`ConfigError` unless ``name`` is one of ``known``."""
     if name in known:
         return
-    shown = repr(name) if name else "an empty name"
-    raise ConfigError(
-        f"unknown holoclone strategy {shown} (from {source}).",
-        f"Valid strategies: {', '.join(known)}.",
-    )
+    what = f"unknown holoclone strategy {name!r}" if name else "the holoclone strategy name is empty"
+    raise ConfigError(f"{what} (from {source}).", f"Valid strategies: {', '.join(known)}.")
+
+
+def _ini_value(env: Mapping[str, str], key: str) -> str | None:
+    """The raw value of ``key`` in virtualenv.ini's [virtualenv] section, if any."""
+    try:
+        from virtualenv.config.ini import IniConfig
+
+        ini = IniConfig(env)
+        if not ini.has_virtualenv_section:
+            return None
+        return ini.config_parser.get(ini.section, key, fallback=None)
+    except Exception:  # an unreadable ini is virtualenv's to report
+        return None
 
 
 def settings_from_options(options: object) -> Settings:

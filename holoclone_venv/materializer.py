@@ -89,6 +89,7 @@ class Materializer:
             self._write_metadata(catalog, roots, record_rows)
         except BaseException:
             shutil.rmtree(dist_info_dir, ignore_errors=True)
+            _discard(catalog, roots)
             raise
         self.report.fallbacks = self.linker.fallbacks
 
@@ -140,6 +141,7 @@ class Materializer:
                         chain, pair, object_path(entry.digest, bool(executable_bit)),
                         name if dir_fd is not None else os.path.join(target_dir, name), dir_fd,
                         0o755 if executable_bit else 0o644, SOURCE_MTIME if entry.flags & SOURCE else None,
+                        target_dir,
                     )
                     counts[method.counts_as] = counts.get(method.counts_as, 0) + 1
                     total += entry.size
@@ -197,6 +199,26 @@ class Materializer:
         from .uninstall import remove_distribution
 
         remove_distribution(catalog.name, root, env_dir)
+
+
+def _discard(catalog: Catalog, roots: dict[str, str]) -> None:
+    """Remove what a failed run wrote for ``catalog`` (every path it would install), then emptied folders."""
+    folders = set()
+    paths = [os.path.join(roots[e.scheme], e.path) for e in catalog.entries]
+    paths += [os.path.join(roots["scripts"], s.name) for s in catalog.scripts]
+    for path in paths:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+        folders.add(os.path.dirname(path))
+    for folder in sorted(folders, key=len, reverse=True):
+        while folder not in roots.values():
+            try:
+                os.rmdir(folder)
+            except OSError:
+                break
+            folder = os.path.dirname(folder)
 
 
 def _directory_of(entry: Entry) -> tuple[str, str]:

@@ -217,7 +217,7 @@ def policy(settings: Any, plugins: Plugins | None = None) -> Policy:
     Raises :class:`ConfigError` when the strategy name is unknown (listing the
     valid names, third-party ones included).
     """
-    plugins = plugins or Plugins()
+    plugins = plugins or shared()
     backend = plugins.first("holoclone_clone_backend")
     methods = builtin_methods(getattr(backend, "clone", None))
     strategies = plugins.strategies(methods)
@@ -252,9 +252,19 @@ def policy(settings: Any, plugins: Plugins | None = None) -> Policy:
     )
 
 
+_SHARED: list[Plugins] = []
+
+
+def shared() -> Plugins:
+    """One plugin manager per process: plugins load (and warn about being broken) once."""
+    if not _SHARED:
+        _SHARED.append(Plugins())
+    return _SHARED[0]
+
+
 def strategy_names() -> list[str]:
     """Names of every strategy, built-in and from installed plugins."""
-    plugins = Plugins()
+    plugins = shared()
     backend = plugins.first("holoclone_clone_backend")
     return list(plugins.strategies(builtin_methods(getattr(backend, "clone", None))))
 

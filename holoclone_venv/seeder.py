@@ -74,7 +74,8 @@ class HoloCloneSeeder(BaseEmbed):
             action="append",
             type=str,  # virtualenv converts VIRTUALENV_* values item by item with this type
             default=[],
-            help="glob of env-relative paths never hardlinked (repeatable), e.g. '*.so'",
+            help="never hardlink files matching this glob (repeatable); matched against the path inside the "
+            "install directory (pip/__init__.py), a pattern without '/' also against the file name, e.g. '*.so'",
         )
         group.add_argument(
             "--holoclone-requirements",

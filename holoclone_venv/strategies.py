@@ -171,9 +171,15 @@ class Linker:
 
     def link(
         self, chain: tuple[LinkMethod, ...], pair: tuple[str, str], source: str, target: str,
-        dir_fd: int | None, mode: int, mtime: int | None,
+        dir_fd: int | None, mode: int, mtime: int | None, where: str = "",
     ) -> LinkMethod:
-        """Put ``source`` at ``target`` with the first method of ``chain`` that works; return it."""
+        """Put ``source`` at ``target`` with the first method of ``chain`` that works; return it.
+
+        ``pair`` is (store objects dir, install root): the unit for which a
+        failed method is remembered.  ``where`` is the target's directory, for
+        messages (``target`` may be a bare name relative to ``dir_fd``).
+        """
+        where = where or pair[1]
         disabled = self._disabled.get(pair)
         last: Unsupported | None = None
         for index, method in enumerate(chain):
@@ -183,26 +189,27 @@ class Linker:
                 method.link(source, target, dir_fd, mode, mtime)
             except Unsupported as error:
                 last = error
-                self._give_up(chain, index, pair, method, error, target)
+                self._give_up(chain, index, pair, method, error, os.path.join(where, os.path.basename(target)))
                 continue
             except OSError as error:
-                raise _materialize_error(error, target, pair[1]) from None
+                raise _materialize_error(error, os.path.join(where, os.path.basename(target))) from None
             if (pair, method.name) not in self._worked:
                 self._worked.add((pair, method.name))
             return method
         raise MaterializeError(
-            f"no link method could write {os.path.join(pair[1], target)}: {last.reason if last else 'none left'}."
+            f"no link method could write {os.path.join(where, os.path.basename(target))}: "
+            f"{last.reason if last else 'none left'}."
         )
 
-    def _give_up(self, chain, index, pair, method, error: Unsupported, target: str) -> None:
+    def _give_up(self, chain, index, pair, method, error: Unsupported, path: str) -> None:
         with _STATE_LOCK:  # materializing threads share this state; failures are rare, so one lock is enough
-            self._record_fallback(chain, index, pair, method, error, target)
+            self._record_fallback(chain, index, pair, method, error, path)
 
-    def _record_fallback(self, chain, index, pair, method, error: Unsupported, target: str) -> None:
+    def _record_fallback(self, chain, index, pair, method, error: Unsupported, path: str) -> None:
         following = next((m.name for m in chain[index + 1 :] if m.name not in self._disabled.get(pair, ())), "nothing")
         if self.strict:
             raise StrictModeError(
-                f"{method.name} failed for {os.path.join(pair[1], target)} ({error.reason}) and --holoclone-strict "
+                f"{method.name} failed for {path} ({error.reason}) and --holoclone-strict "
                 f"forbids falling back to {following}.",
                 "Put the store and the environment on one filesystem that supports it, or drop --holoclone-strict.",
             )
@@ -216,8 +223,7 @@ class Linker:
         self.fallbacks.append(Fallback(method.name, following, error.reason, error.errno, pair[0], pair[1], 1))
 
 
-def _materialize_error(error: OSError, target: str, directory: str) -> MaterializeError:
-    path = os.path.join(directory, target)
+def _materialize_error(error: OSError, path: str) -> MaterializeError:
     if error.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
         return MaterializeError(f"the disk is full while writing {path}.", "Free some space and create the environment again.")
     if error.errno == errno.EROFS:
