@@ -38,6 +38,9 @@ from typing import Callable
 
 PACKAGES = ["torch==2.13.0", "numpy", "pandas", "scipy"]
 UV_MODES = ("clone", "hardlink", "copy")
+#: uv writes no bytecode by default; holoclone's envs ship it.  "clone+pyc" is uv
+#: with --compile-bytecode: an env that, like holoclone's, imports without compiling.
+UV_VARIANTS = {f"uv {mode}": (mode, False) for mode in UV_MODES} | {"uv clone+pyc": ("clone", True)}
 
 
 def run(cmd: list[str], env: dict | None = None, quiet: bool = True) -> subprocess.CompletedProcess:
@@ -106,11 +109,12 @@ class Bench:
         if match:
             self.seed_ms.append(float(match.group(1)))
 
-    def uv(self, mode: str) -> Callable[[Path], None]:
+    def uv(self, mode: str, bytecode: bool = False) -> Callable[[Path], None]:
         def make(env: Path) -> None:
             run(["uv", "venv", "-q", "--python", sys.executable, str(env)], env=self.env)
             run(["uv", "pip", "install", "-q", "--offline", "--no-index", "--find-links", str(self.wheels),
-                 "--link-mode", mode, "--python", str(env / "bin" / "python"), *PACKAGES], env=self.env)
+                 "--link-mode", mode, *(["--compile-bytecode"] if bytecode else []),
+                 "--python", str(env / "bin" / "python"), *PACKAGES], env=self.env)
         return make
 
     def reflink_copy(self, reference: Path) -> Callable[[Path], None]:
@@ -191,15 +195,16 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         bench.uv("clone")(warm)
         print(f"uv first run (fill the cache): {time.perf_counter() - start:.1f} s", flush=True)
+        for name, where in (("holoclone", reference), ("uv", warm)):
+            site = site_packages(where)
+            print(f"site-packages of one {name} environment: {count_files(site):,} files, "
+                  f"{apparent_size(site) / 1e6:,.0f} MB", flush=True)
         remove(warm)
-        files = count_files(site_packages(reference))
-        print(f"site-packages of one environment: {files:,} files, {apparent_size(site_packages(reference)) / 1e6:,.0f} MB",
-              flush=True)
 
         print("time to create one environment:", flush=True)
         results = {"holoclone": bench.timed("holoclone", bench.holoclone)}
-        for mode in UV_MODES:
-            results[f"uv {mode}"] = bench.timed(f"uv {mode}", bench.uv(mode))
+        for name, (mode, bytecode) in UV_VARIANTS.items():
+            results[name] = bench.timed(name, bench.uv(mode, bytecode))
         results["cp --reflink"] = bench.timed("cp --reflink", bench.reflink_copy(reference))
         if bench.seed_ms:
             print(f"  (holoclone's own seeding step, from its summary line: median {statistics.median(bench.seed_ms):.0f} ms)")
@@ -210,15 +215,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {name:<14} {statistics.median(times):7.3f} s   {statistics.median(times) / base_time:5.2f}x")
         ratio = statistics.median(results["holoclone"]) / base_time
         print(f"holoclone / uv clone = {ratio:.2f} (target <= 0.8): {'met' if ratio <= 0.8 else 'NOT met'}")
+        with_pyc = statistics.median(results["holoclone"]) / statistics.median(results["uv clone+pyc"])
+        print(f"holoclone / uv clone+pyc = {with_pyc:.2f} (both envs ship bytecode)")
 
         print("disk cost of one more environment (free-space drop / apparent size):")
-        makers = {"holoclone": bench.holoclone, **{f"uv {m}": bench.uv(m) for m in UV_MODES},
+        makers = {"holoclone": bench.holoclone, **{n: bench.uv(*v) for n, v in UV_VARIANTS.items()},
                   "cp --reflink": bench.reflink_copy(reference)}
         for name, make in makers.items():
             used, size = bench.disk_cost(name, make)
             share = 100.0 * used / size if size else 0.0
             verdict = f"   (target <= 2%: {'met' if share <= 2 else 'NOT met'})" if name == "holoclone" else ""
-            print(f"  {name:<14} {used / 1e6:9.1f} MB of {size / 1e6:8.1f} MB = {share:6.2f}%{verdict}", flush=True)
+            print(f"  {name:<14} {used / 1e6:9.1f} MB of {size / 1e6:8.1f} MB = {share:6.3f}%{verdict}", flush=True)
     finally:
         if mounted:
             subprocess.run(["umount", str(mounted[0])])
