@@ -164,7 +164,7 @@ def test_record_lists_every_installed_file(env):
 
 @pytest.mark.parametrize("awkward", ["with space", "it's", 'say "hi"', "back\\slash"])
 def test_console_scripts_work_at_awkward_paths(warm, awkward):
-    env = warm / f"{awkward} {uuid.uuid4().hex[:6]}" / "env"
+    env = warm / f"{awkward}-{uuid.uuid4().hex[:6]}" / "env"
     env.parent.mkdir()
     virtualenv(env, store=warm / "store")
     for name in ("pip", "pip3", f"pip{PY}"):
