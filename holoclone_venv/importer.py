@@ -50,23 +50,26 @@ def ensure_catalog(
     if catalog is not None and not store.check_objects(catalog):
         return catalog, False
     store.require_writable(wheel.name)
-    with store.lock(f"import-{digest[:24]}", f"another process importing {wheel.name}"):
-        catalog = store.load_catalog(key)
-        if catalog is not None:
-            damaged = store.check_objects(catalog)
-            if not damaged:
-                return catalog, False
-            LOG.warning(
-                "holoclone: %d store objects of %s were missing or changed (e.g. %s); re-importing it",
-                len(damaged), wheel.name, damaged[0],
-            )
-        stage = store.staging_dir(digest[:12])
-        try:
-            catalog = _import(store, wheel, digest, interpreter, stage, progress)
-        except OSError as error:
-            raise _store_write_error(store, wheel, error) from None
-        finally:
-            shutil.rmtree(stage, ignore_errors=True)
+    # Any write may fail (full disk, read-only remount): the lock file, the
+    # staging directory, an object, the catalog.  All become one clear error.
+    try:
+        with store.lock(f"import-{digest[:24]}", f"another process importing {wheel.name}"):
+            catalog = store.load_catalog(key)
+            if catalog is not None:
+                damaged = store.check_objects(catalog)
+                if not damaged:
+                    return catalog, False
+                LOG.warning(
+                    "holoclone: %d store objects of %s were missing or changed (e.g. %s); re-importing it",
+                    len(damaged), wheel.name, damaged[0],
+                )
+            stage = store.staging_dir(digest[:12])
+            try:
+                catalog = _import(store, wheel, digest, interpreter, stage, progress)
+            finally:
+                shutil.rmtree(stage, ignore_errors=True)
+    except OSError as error:
+        raise _store_write_error(store, wheel, error) from None
     return catalog, True
 
 

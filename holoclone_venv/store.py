@@ -353,14 +353,16 @@ class _Lock:
         from filelock import Timeout
 
         try:
-            self._lock.acquire(timeout=0)
-            return self
-        except Timeout:
-            pass
-        import logging
+            try:
+                self._lock.acquire(timeout=0)
+                return self
+            except Timeout:
+                pass
+            import logging
 
-        logging.getLogger("holoclone").info("holoclone: waiting for %s (lock %s)", self.what, self.path)
-        try:
+            # A warning, not info: virtualenv hides info by default, and a silent
+            # wait of minutes looks like a hang.
+            logging.getLogger("holoclone").warning("holoclone: waiting for %s (lock %s)", self.what, self.path)
             self._lock.acquire(timeout=self.timeout)
         except Timeout:
             raise StoreLockTimeout(
