@@ -1,4 +1,4 @@
-"""Independent checks of a store's invariants, for reliability tests.
+"""Independent checks of a store's invariants, and of killed runs' environments, for reliability tests.
 
 These re-implement the store's promises from its documented layout instead of
 calling the code under test: every object's content hashes to its name, every
@@ -9,6 +9,7 @@ nothing under ``tmp/`` outlives the run that made it.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import os
 import stat
@@ -88,6 +89,32 @@ def tmp_leftovers(store: Path) -> list[str]:
     """Names under ``tmp/``: staging of a run that is gone must not remain."""
     tmp = store / "tmp"
     return sorted(p.name for p in tmp.iterdir()) if tmp.is_dir() else []
+
+
+def _site_packages(env: Path) -> Path | None:
+    return next((env / "lib").glob("python*/site-packages"), None) if (env / "lib").is_dir() else None
+
+
+def assert_not_half_done(env: Path) -> None:
+    """A killed run's environment claims to be seeded only when it is, and lists no half-written distribution."""
+    cfg = env / "pyvenv.cfg"
+    keys = set()
+    if cfg.exists():
+        keys = {line.split("=", 1)[0].strip() for line in cfg.read_text().splitlines() if "=" in line}
+    site = _site_packages(env)
+    if "holoclone" in keys:
+        # Seeding finished before the kill (virtualenv was writing activators): pip must be whole.
+        assert site is not None and any(
+            d.metadata["Name"] == "pip" for d in importlib.metadata.distributions(path=[str(site)])
+        ), f"{env}: pyvenv.cfg says seeded but pip is not installed"
+    if site is None:
+        return
+    for dist in importlib.metadata.distributions(path=[str(site)]):
+        files = dist.files
+        name = dist.metadata["Name"]
+        assert files is not None, f"{env}: {name} is listed but has no RECORD"
+        missing = [str(f) for f in files if not Path(dist.locate_file(f)).exists()]
+        assert missing == [], f"{env}: {name} is listed but {missing[:3]} are missing"
 
 
 def _sha256(path: Path) -> str:

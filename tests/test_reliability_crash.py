@@ -10,7 +10,6 @@ materialization; a few trials kill before the import starts at all.
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
 import random
 import signal
@@ -21,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from conftest import run_in, virtualenv
-from storecheck import store_problems, tmp_leftovers
+from storecheck import assert_not_half_done, store_problems, tmp_leftovers
 
 TRIALS = 30
 PARALLEL = 3
@@ -33,32 +32,6 @@ def _start(env: Path, store: Path) -> subprocess.Popen:
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUALENV_", "RCC_HOLOTREE"))}
     cmd = [sys.executable, "-m", "virtualenv", "--seeder", "holoclone", "--holoclone-store", str(store), *ARGS, str(env)]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=environ)
-
-
-def _site_packages(env: Path) -> Path | None:
-    return next((env / "lib").glob("python*/site-packages"), None) if (env / "lib").is_dir() else None
-
-
-def assert_not_half_done(env: Path) -> None:
-    """A killed run's environment claims to be seeded only when it is, and lists no half-written distribution."""
-    cfg = env / "pyvenv.cfg"
-    keys = set()
-    if cfg.exists():
-        keys = {line.split("=", 1)[0].strip() for line in cfg.read_text().splitlines() if "=" in line}
-    site = _site_packages(env)
-    if "holoclone" in keys:
-        # Seeding finished before the kill (virtualenv was writing activators): pip must be whole.
-        assert site is not None and any(
-            d.metadata["Name"] == "pip" for d in importlib.metadata.distributions(path=[str(site)])
-        ), f"{env}: pyvenv.cfg says seeded but pip is not installed"
-    if site is None:
-        return
-    for dist in importlib.metadata.distributions(path=[str(site)]):
-        files = dist.files
-        name = dist.metadata["Name"]
-        assert files is not None, f"{env}: {name} is listed but has no RECORD"
-        missing = [str(f) for f in files if not Path(dist.locate_file(f)).exists()]
-        assert missing == [], f"{env}: {name} is listed but {missing[:3]} are missing"
 
 
 def _wait_for_import(process: subprocess.Popen, store: Path) -> bool:
