@@ -118,6 +118,8 @@ class Catalog:
 
         try:
             doc = json.loads(data)
+            if not isinstance(doc, dict):
+                raise ValueError("not a JSON object")
             if doc.get("format") != FORMAT:
                 raise ValueError(f"format {doc.get('format')!r}, expected {FORMAT}")
             entries = [Entry(*row) for row in doc["entries"]]

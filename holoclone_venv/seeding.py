@@ -130,13 +130,25 @@ def _seed_wheels(seeder: HoloCloneSeeder, creator: Creator) -> dict[str, Path]:
             if wheel is not None:
                 break
         if wheel is None:
-            detail = f": {error}" if error else ""
+            detail = f" ({_describe(error)})" if error else ""
             raise HoloCloneError(
                 f"no wheel found for {distribution}{' ' + version if version else ''}{detail}.",
                 "Pass --extra-search-dir with a folder holding it, or allow --download.",
             )
         found[distribution] = Path(wheel.path)
     return found
+
+
+def _describe(error: Exception) -> str:
+    """A short reason: for a failed ``pip download``, its exit code and last error line."""
+    import subprocess
+
+    if isinstance(error, subprocess.CalledProcessError):
+        output = "\n".join(str(part or "") for part in (error.stderr, error.output))
+        lines = [line.strip() for line in output.splitlines() if line.strip()]
+        last = f": {lines[-1]}" if lines else ""
+        return f"pip download exited with {error.returncode}{last}".rstrip(".")
+    return str(error).rstrip(".") or type(error).__name__
 
 
 def _progress_for(wheel: Path):

@@ -55,12 +55,6 @@ def _document(**changes) -> dict:
 # Catalog.from_json catches ValueError, KeyError and TypeError but not the
 # AttributeError that ``doc.get`` raises for a JSON document that is not an
 # object: the user sees a traceback instead of the file's name.
-_ATTRIBUTE_ERROR_BUG = pytest.mark.xfail(
-    strict=True, raises=AttributeError,
-    reason="Catalog.from_json does not turn AttributeError (document not a JSON object) into StoreError",
-)
-
-
 def _refused(doc) -> StoreError:
     data = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
     with pytest.raises(StoreError) as caught:
@@ -112,8 +106,8 @@ def test_unknown_scheme_is_refused():
     [
         b"",
         b"not json",
-        pytest.param(b"[]", marks=_ATTRIBUTE_ERROR_BUG),
-        pytest.param(b'"a string"', marks=_ATTRIBUTE_ERROR_BUG),
+        b"[]",
+        b'"a string"',
         b"\xff\xfe",
         {"format": 2},
         _document(format=None),
