@@ -3,7 +3,8 @@
 Nothing reaches the store before the whole wheel is validated: every member
 is streamed once into a private staging directory while its sha256 and size
 are checked against RECORD; bytecode is compiled there; only then are objects
-renamed into place, and the catalog last.  A killed import leaves at most a
+renamed into place, and the catalog last, both under the store lock that
+gc holds.  A killed import leaves at most a
 staging directory under ``tmp/``, reclaimed by the next run.
 """
 
@@ -164,10 +165,6 @@ def _import(
             for e in entries
         ]
         scripts = _scripts(source, interpreter, wheel)
-    for entry in entries:
-        executable = bool(entry.flags & EXECUTABLE)
-        if not store.has_object(entry.digest, entry.size, executable):
-            store.adopt_object(staged[f"{entry.scheme}/{entry.path}"], entry.digest, executable)
     entries.sort(key=lambda e: (e.scheme, e.path.rpartition("/")[0], e.path))
     name, version = dist_info[: -len(".dist-info")].rsplit("-", 1)
     catalog = Catalog(
@@ -181,7 +178,15 @@ def _import(
         entries=tuple(entries),
         scripts=scripts,
     )
-    store.write_catalog(catalog)
+    # gc and 'verify --repair' remove objects and catalogs under the store lock.
+    # Adopting under it too means an object found present here cannot vanish
+    # before the catalog naming it is in place (the catalog invariant).
+    with store.lock("store", "store maintenance ('holoclone store gc')"):
+        for entry in entries:
+            executable = bool(entry.flags & EXECUTABLE)
+            if not store.has_object(entry.digest, entry.size, executable):
+                store.adopt_object(staged[f"{entry.scheme}/{entry.path}"], entry.digest, executable)
+        store.write_catalog(catalog)
     return catalog
 
 
