@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 from conftest import run_in, virtualenv
 from storecheck import assert_not_half_done, store_problems, tmp_leftovers
 
@@ -76,6 +78,8 @@ def test_killed_runs_keep_the_store_consistent_and_the_next_run_succeeds(xfs, un
     started = time.monotonic()
     assert [process.wait() for process, _ in calibrations] == [0] * PARALLEL
     window = time.monotonic() - started  # import plus materialization
+    for process, store in calibrations:
+        shutil.rmtree(store)
     rng = random.Random(20261125)
     plans = []
     for trial in range(TRIALS):
@@ -86,6 +90,7 @@ def test_killed_runs_keep_the_store_consistent_and_the_next_run_succeeds(xfs, un
             plans.append((trial, window * 1.05 * (slot + rng.random()) / (TRIALS - EARLY), False))
     rng.shuffle(plans)  # mix short and long delays in each batch
     killed_in_import = 0
+    kept: list[Path] = []
     with ThreadPoolExecutor(PARALLEL) as pool:
         for batch in range(0, TRIALS, PARALLEL):
             chunk = plans[batch : batch + PARALLEL]
@@ -98,12 +103,19 @@ def test_killed_runs_keep_the_store_consistent_and_the_next_run_succeeds(xfs, un
                 if not finished:
                     assert_not_half_done(root / f"env-{trial}")
                 killed_in_import += in_import
+                # Keep two stores with a dead run's staging in them for the next-run check; the
+                # rest go, so thirty stores do not fill the filesystem.
+                if len(kept) < 2 and store.exists() and tmp_leftovers(store):
+                    kept.append(store)
+                else:
+                    shutil.rmtree(store, ignore_errors=True)
+                shutil.rmtree(root / f"env-{trial}", ignore_errors=True)
     # Most kills must have hit the import itself, or this test proves little.
     assert killed_in_import >= TRIALS // 2
     # The next run in a killed store reclaims the dead run's staging and succeeds.
-    survivors = sorted(range(EARLY, TRIALS), key=lambda t: -len(tmp_leftovers(root / f"store-{t}")))
-    for trial in survivors[:2]:
-        _assert_next_run_heals(root / f"next-{trial}", root / f"store-{trial}")
+    assert kept, "no kill left staging behind: the kills missed the import"
+    for store in kept:
+        _assert_next_run_heals(root / f"next-{store.name}", store)
 
 
 def _assert_next_run_heals(env: Path, store: Path) -> None:
@@ -111,3 +123,19 @@ def _assert_next_run_heals(env: Path, store: Path) -> None:
     assert str(env) in run_in(env, "pip", "--version").stdout
     assert store_problems(store) == []
     assert tmp_leftovers(store) == [], "staging of killed runs was not reclaimed"
+
+
+@pytest.mark.xfail(strict=True, reason="materializer.py builds .dist-info in place: METADATA is there before RECORD, "
+                   "so pip lists a distribution a killed run left half-written")
+def test_run_killed_while_writing_dist_info_leaves_no_listed_distribution(tmp_path):
+    store = tmp_path / "store"
+    virtualenv(tmp_path / "warm", *ARGS, store=store)
+    for attempt in range(3):
+        env = tmp_path / f"env-{attempt}"
+        process = _start(env, store)
+        # Kill the moment pip's metadata appears: the .dist-info is being written.
+        while process.poll() is None and not list(env.glob("lib/python*/site-packages/pip-*.dist-info/METADATA")):
+            time.sleep(0)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        assert_not_half_done(env)
