@@ -18,6 +18,7 @@ project to skip the session install.
 from __future__ import annotations
 
 import configparser
+import json
 import os
 import shutil
 import subprocess
@@ -61,7 +62,8 @@ def workspace(xfs, unique) -> Path:
     """A directory on XFS holding this test's project copy, store and tool homes."""
     root = xfs / f"tools-{unique}"
     root.mkdir()
-    shutil.copytree(SAMPLE, root / "project")
+    shutil.copytree(SAMPLE, root / "project",
+                    ignore=shutil.ignore_patterns(".tox", ".nox", ".venv", "*.egg-info", "__pycache__", "poetry.lock"))
     return root
 
 
@@ -141,10 +143,12 @@ def test_holoclone_enable_makes_tox_envs_holoclone_seeded_and_disable_undoes_it(
     assert "holoclone" not in pyvenv_cfg(project / ".tox" / "py")
 
 
-def test_nox_session_env_seeded_via_virtualenv_ini(tools, workspace):
+def test_nox_session_env_seeded_via_the_example_virtualenv_ini(tools, workspace):
     project, store = workspace / "project", workspace / "store"
     env = tool_env(tools, workspace)
-    Path(env["VIRTUALENV_CONFIG_FILE"]).write_text(f"[virtualenv]\nseeder = holoclone\nholoclone_store = {store}\n")
+    # The shipped example, with the store line a user fills in.
+    shipped = (REPO / "examples" / "virtualenv.ini").read_text()
+    Path(env["VIRTUALENV_CONFIG_FILE"]).write_text(f"{shipped}holoclone_store = {store}\n")
     result = run(tools, "nox", cwd=project, env=env)
     assert "Session tests was successful" in result.stdout + result.stderr
     made = environments(project / ".nox")
@@ -155,7 +159,9 @@ def test_nox_session_env_seeded_via_virtualenv_ini(tools, workspace):
 def test_hatch_run_creates_and_runs_an_env_seeded_by_holoclone(tools, workspace):
     project, store = workspace / "project", workspace / "store"
     env = tool_env(tools, workspace, VIRTUALENV_SEEDER="holoclone", VIRTUALENV_HOLOCLONE_STORE=str(store),
-                   HATCH_DATA_DIR=str(workspace / "hatch-data"), HATCH_CACHE_DIR=str(workspace / "hatch-cache"))
+                   HATCH_DATA_DIR=str(workspace / "hatch-data"), HATCH_CACHE_DIR=str(workspace / "hatch-cache"),
+                   HATCH_CONFIG=str(workspace / "hatch-config.toml"))
+    (workspace / "hatch-config.toml").touch()  # hatch's defaults, not the user's config
     result = run(tools, "hatch", "run", "check", cwd=project, env=env)
     assert "Ran 1 test" in result.stdout + result.stderr
     made = environments(workspace / "hatch-data")
@@ -196,3 +202,17 @@ def test_pre_commit_python_hook_env_seeded_by_holoclone(tools, workspace):
     failed = run(tools, "pre-commit", "run", "--all-files", cwd=project, env=env, check=False)
     assert failed.returncode == 1
     assert "bad.py:2: indented with a tab" in failed.stdout
+
+
+def test_ci_example_caches_the_store_it_seeds_from_under_the_workspace(tools):
+    # pre-commit brings PyYAML into the tools venv; read the example with it.
+    read = subprocess.run(
+        [str(tools / "python"), "-c", "import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))",
+         str(REPO / "examples" / "github-actions.yml")], capture_output=True, text=True, check=True)
+    job = next(iter(json.loads(read.stdout)["jobs"].values()))
+    assert job["env"]["VIRTUALENV_SEEDER"] == "holoclone"
+    store = job["env"]["VIRTUALENV_HOLOCLONE_STORE"]
+    # Under the workspace: the same filesystem as the checkout and .tox.
+    assert store.startswith("${{ github.workspace }}/")
+    cached = [step["with"]["path"] for step in job["steps"] if step.get("uses", "").startswith("actions/cache@")]
+    assert cached == [store.removeprefix("${{ github.workspace }}/")]
