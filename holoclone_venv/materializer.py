@@ -29,9 +29,6 @@ from .strategies import Linker
 _USE_DIR_FD = os.open in os.supports_dir_fd and os.link in os.supports_dir_fd
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
 INSTALLER = b"holoclone\n"
-#: Threads for linking; below _PARALLEL_FROM files a thread pool costs more than it saves.
-_WORKERS = min(4, os.cpu_count() or 1)
-_PARALLEL_FROM = 256
 
 
 @dataclass(frozen=True)
@@ -94,38 +91,18 @@ class Materializer:
         self.report.fallbacks = self.linker.fallbacks
 
     def _link_all(self, entries: list[Entry], roots: dict[str, str], executable: str) -> None:
-        groups = [(key, list(group)) for key, group in groupby(entries, key=_directory_of)]
-        for (scheme, directory), _ in groups:
-            root = roots[scheme]
-            self._mkdir(os.path.join(root, directory) if directory else root)
-        workers = min(_WORKERS, len(groups)) if len(entries) >= _PARALLEL_FROM else 1
-        if workers <= 1:
-            results = [self._link_groups(groups, roots, executable)]
-        else:
-            # Creating and cloning files is kernel work that releases the GIL; on
-            # more than one core, directories materialized side by side finish sooner.
-            from concurrent.futures import ThreadPoolExecutor
-
-            with ThreadPoolExecutor(workers) as pool:
-                shares = [groups[i::workers] for i in range(workers)]
-                results = list(pool.map(lambda share: self._link_groups(share, roots, executable), shares))
-        self.report.generated += sum(1 for entry in entries if entry.flags & SHEBANG)
+        # One thread on purpose: the work is kernel work on one filesystem, and a thread pool
+        # measured no faster on two cores (benchmarks/), so it would only add complexity.
         counts = self.report.counts
-        for found, size in results:
-            for bucket, n in found.items():
-                counts[bucket] = counts.get(bucket, 0) + n
-            self.report.bytes += size
-
-    def _link_groups(self, groups, roots: dict[str, str], executable: str) -> tuple[dict[str, int], int]:
-        counts: dict[str, int] = {}
         objects = str(self.store.objects)
         object_path = self.store.object_path
         never_hardlink, always_copy = self.policy.never_hardlink, self.policy.always_copy
         link = self.linker.link
         total = 0
-        for (scheme, directory), group in groups:
+        for (scheme, directory), group in groupby(entries, key=_directory_of):
             root = roots[scheme]
             target_dir = os.path.join(root, directory) if directory else root
+            self._mkdir(target_dir)
             pair = (objects, root)
             dir_fd = os.open(target_dir, _DIR_FLAGS) if _USE_DIR_FD else None
             try:
@@ -148,7 +125,7 @@ class Materializer:
             finally:
                 if dir_fd is not None:
                     os.close(dir_fd)
-        return counts, total
+        self.report.bytes += total
 
     def _mkdir(self, path: str) -> None:
         if path not in self._made_dirs:
@@ -159,6 +136,7 @@ class Materializer:
         with open(self.store.object_path(entry.digest, bool(entry.flags & EXECUTABLE)), "rb") as handle:
             content = rewrite_python_shebang(handle.read(), executable)
         _write(os.path.join(target_dir, entry.path.rpartition("/")[2]), content, 0o755)
+        self.report.generated += 1
 
     def _write_scripts(self, catalog: Catalog, roots: dict[str, str], executable: str) -> list[tuple[str, str, str]]:
         rows = []
@@ -174,24 +152,30 @@ class Materializer:
         return rows
 
     def _write_metadata(self, catalog: Catalog, roots: dict[str, str], extra_rows: list[tuple[str, str, str]]) -> None:
+        import csv
+        import io
+
         root = roots[catalog.root]
         relative = {scheme: _relative(path, root) for scheme, path in roots.items()}
-        lines = []
+        b64 = base64.urlsafe_b64encode
+        rows = []
         for entry in catalog.entries:
-            if entry.flags & SHEBANG:
-                path = os.path.join(roots[entry.scheme], entry.path)
-                with open(path, "rb") as handle:
+            if entry.flags & SHEBANG:  # rewritten per environment: hash what was written
+                with open(os.path.join(roots[entry.scheme], entry.path), "rb") as handle:
                     data = handle.read()
-                lines.append(_row(posixpath.join(relative[entry.scheme], entry.path), _record_hash(_sha256(data)), len(data)))
+                rows.append((posixpath.join(relative[entry.scheme], entry.path), _record_hash(_sha256(data)), len(data)))
             else:
                 rel = entry.path if entry.scheme == catalog.root else posixpath.join(relative[entry.scheme], entry.path)
-                lines.append(_row(rel, _record_hash(bytes.fromhex(entry.digest)), entry.size))
-        lines.extend(_row(p, h, s) for p, h, s in extra_rows)
+                # A sha256 is 32 bytes: 43 base64 characters and one '=' of padding, which RECORD omits.
+                rows.append((rel, "sha256=" + b64(bytes.fromhex(entry.digest))[:43].decode(), entry.size))
+        rows.extend(extra_rows)
         info = catalog.dist_info
-        lines.append(_row(f"{info}/INSTALLER", _record_hash(_sha256(INSTALLER)), len(INSTALLER)))
-        lines.append(_row(f"{info}/RECORD", "", ""))
+        rows.append((f"{info}/INSTALLER", _record_hash(_sha256(INSTALLER)), len(INSTALLER)))
+        rows.append((f"{info}/RECORD", "", ""))
+        text = io.StringIO()
+        csv.writer(text, lineterminator="\n").writerows(rows)
         _write(os.path.join(root, info, "INSTALLER"), INSTALLER, 0o644)
-        _write(os.path.join(root, info, "RECORD"), "".join(lines).encode("utf-8"), 0o644)
+        _write(os.path.join(root, info, "RECORD"), text.getvalue().encode("utf-8"), 0o644)
         self.report.generated += 2
 
     def _remove_previous(self, catalog: Catalog, root: str, env_dir: str) -> None:
@@ -238,12 +222,6 @@ def _sha256(data: bytes) -> bytes:
 
 def _record_hash(digest: bytes) -> str:
     return "sha256=" + base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
-
-
-def _row(path: str, digest: str, size: int | str) -> str:
-    if any(c in path for c in ',"\r\n'):
-        path = '"' + path.replace('"', '""') + '"'
-    return f"{path},{digest},{size}\n"
 
 
 def _write(path: str, data: bytes, mode: int) -> None:

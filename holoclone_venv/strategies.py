@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import errno
 import os
-import threading
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Optional
 
@@ -150,9 +149,6 @@ class Fallback:
     files: int = 0
 
 
-_STATE_LOCK = threading.Lock()
-
-
 @dataclass
 class Linker:
     """Tries a strategy's methods per file and remembers what does not work where.
@@ -202,10 +198,6 @@ class Linker:
         )
 
     def _give_up(self, chain, index, pair, method, error: Unsupported, path: str) -> None:
-        with _STATE_LOCK:  # materializing threads share this state; failures are rare, so one lock is enough
-            self._record_fallback(chain, index, pair, method, error, path)
-
-    def _record_fallback(self, chain, index, pair, method, error: Unsupported, path: str) -> None:
         following = next((m.name for m in chain[index + 1 :] if m.name not in self._disabled.get(pair, ())), "nothing")
         if self.strict:
             raise StrictModeError(
