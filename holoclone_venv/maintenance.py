@@ -465,8 +465,8 @@ def gc(store: Store, dry_run: bool = False, progress: Progress | None = None) ->
     Keeps the catalogs named by live refs (and catalogs that cannot be read,
     which are ``verify --repair``'s business) and the objects they name.
     Removes dead refs, every other catalog, objects no kept catalog names,
-    wheel-index entries of removed catalogs' wheels, and stale ``tmp/``
-    entries.  ``frees`` estimates the space returned: physical extents of the
+    wheel-index entries and cached wheels (``wheels/``) of removed catalogs,
+    and stale ``tmp/`` entries.  ``frees`` estimates the space returned: physical extents of the
     removed objects that nothing else shares.  Catalogs imported but not yet
     used by any environment (``store import``) are removed too.
     """
@@ -495,6 +495,14 @@ def gc(store: Store, dry_run: bool = False, progress: Progress | None = None) ->
                 except (OSError, UnicodeError):
                     digest = ""
                 if digest not in keep_wheels:
+                    drop_index.append(path)
+        # Wheels kept for dependency sets (wheels/<sha256>/): a young one may belong to a
+        # seeder that resolved but has not written its ref yet, as with refs.
+        wheels = store.root / "wheels"
+        if wheels.is_dir():
+            now = time.time()
+            for path in wheels.iterdir():
+                if path.name not in keep_wheels and now - path.stat().st_mtime > REF_GRACE:
                     drop_index.append(path)
         paths = [str(p) for p in drop_objects]
         total = sum(_size(p) for p in paths) if progress else 0
