@@ -424,6 +424,13 @@ def verify(store: Store, repair: bool = False, progress: Progress | None = None)
     return result
 
 
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
 def _remove(path: Path) -> None:
     try:
         if path.is_dir() and not path.is_symlink():
@@ -468,7 +475,8 @@ def gc(store: Store, dry_run: bool = False, progress: Progress | None = None) ->
     wheel-index entries and cached wheels (``wheels/``) of removed catalogs,
     and stale ``tmp/`` entries.  ``frees`` estimates the space returned: physical extents of the
     removed objects that nothing else shares.  Catalogs imported but not yet
-    used by any environment (``store import``) are removed too.
+    used by any environment (``store import``) are removed too, once they
+    are older than :data:`REF_GRACE` (a seeder may be about to reference them).
     """
     with _maintenance_lock(store):
         refs = classify_refs(store)
@@ -478,10 +486,13 @@ def gc(store: Store, dry_run: bool = False, progress: Progress | None = None) ->
         keep_objects: set[tuple[str, bool]] = set()
         keep_wheels: set[str] = set()
         drop_catalogs = []
+        now = time.time()
         for key, catalog, _ in _catalogs(store):
             if catalog is None:
                 continue
-            if key in wanted:
+            # A young catalog may have just been imported by a seeder that has not written
+            # its ref yet; like young refs, it is kept until REF_GRACE has passed.
+            if key in wanted or now - _mtime(store.catalog_path(key)) < REF_GRACE:
                 keep_objects |= _needs(catalog)
                 keep_wheels.add(catalog.wheel_sha256)
             else:
@@ -500,7 +511,6 @@ def gc(store: Store, dry_run: bool = False, progress: Progress | None = None) ->
         # seeder that resolved but has not written its ref yet, as with refs.
         wheels = store.root / "wheels"
         if wheels.is_dir():
-            now = time.time()
             for path in wheels.iterdir():
                 if path.name not in keep_wheels and now - path.stat().st_mtime > REF_GRACE:
                     drop_index.append(path)

@@ -59,7 +59,7 @@ class Materializer:
         self.store = store
         self.policy = policy
         self.report = report
-        self.linker = Linker(strict=strict)
+        self.linker = Linker(strict=strict, methods=(*policy.strategy.methods, policy.copy_method))
         methods = policy.strategy.methods
         self._full = methods
         self._private = tuple(m for m in methods if not m.shares_inode) or (policy.copy_method,)
@@ -71,20 +71,33 @@ class Materializer:
 
         Raises :class:`~holoclone_venv.errors.MaterializeError` (disk full,
         permissions), :class:`~holoclone_venv.errors.StrictModeError`; on any
-        failure the distribution's ``.dist-info`` is removed again.
+        failure every file written for the distribution is removed again.
         """
         roots = layout.roots(catalog)
-        dist_info_dir = os.path.join(roots[catalog.root], catalog.dist_info)
-        self._remove_previous(catalog, roots[catalog.root], layout.data)
+        root = roots[catalog.root]
+        dist_info_dir = os.path.join(root, catalog.dist_info)
+        # The .dist-info is assembled beside site-packages' distributions, under a name no
+        # metadata scanner reads, and renamed into place last: pip never lists a half-made one.
+        staging_name = f".{catalog.dist_info}.holoclone-staging"
+        staging = os.path.join(root, staging_name)
+        shutil.rmtree(staging, ignore_errors=True)  # left by a killed run
+        self._remove_previous(catalog, root, layout.data)
         prefix = catalog.dist_info + "/"
         body = [e for e in catalog.entries if not (e.scheme == catalog.root and e.path.startswith(prefix))]
-        meta = [e for e in catalog.entries if e.scheme == catalog.root and e.path.startswith(prefix)]
+        meta = [
+            e._replace(path=f"{staging_name}/{e.path}")
+            for e in catalog.entries
+            if e.scheme == catalog.root and e.path.startswith(prefix)
+        ]
         try:
             self._link_all(body, roots, layout.executable)
             self._link_all(meta, roots, layout.executable)
             record_rows = self._write_scripts(catalog, roots, layout.executable)
-            self._write_metadata(catalog, roots, record_rows)
+            self._write_metadata(catalog, roots, record_rows, os.path.join(staging, catalog.dist_info))
+            os.rename(os.path.join(staging, catalog.dist_info), dist_info_dir)
+            os.rmdir(staging)
         except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
             shutil.rmtree(dist_info_dir, ignore_errors=True)
             _discard(catalog, roots)
             raise
@@ -151,7 +164,10 @@ class Materializer:
             self.report.generated += 1
         return rows
 
-    def _write_metadata(self, catalog: Catalog, roots: dict[str, str], extra_rows: list[tuple[str, str, str]]) -> None:
+    def _write_metadata(
+        self, catalog: Catalog, roots: dict[str, str], extra_rows: list[tuple[str, str, str]], info_dir: str
+    ) -> None:
+        """Write INSTALLER and RECORD (listing every installed file) into ``info_dir``."""
         import csv
         import io
 
@@ -174,8 +190,8 @@ class Materializer:
         rows.append((f"{info}/RECORD", "", ""))
         text = io.StringIO()
         csv.writer(text, lineterminator="\n").writerows(rows)
-        _write(os.path.join(root, info, "INSTALLER"), INSTALLER, 0o644)
-        _write(os.path.join(root, info, "RECORD"), text.getvalue().encode("utf-8"), 0o644)
+        _write(os.path.join(info_dir, "INSTALLER"), INSTALLER, 0o644)
+        _write(os.path.join(info_dir, "RECORD"), text.getvalue().encode("utf-8"), 0o644)
         self.report.generated += 2
 
     def _remove_previous(self, catalog: Catalog, root: str, env_dir: str) -> None:

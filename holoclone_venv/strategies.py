@@ -35,12 +35,15 @@ class LinkMethod:
     itself: they are never used for files the exclusion rules protect.
     ``counts_as`` is the report bucket: ``reflinked``, ``hardlinked`` or ``copied``;
     a method that cannot prove it shared data must count as ``copied``.
+    ``same_filesystem`` marks methods that need source and target on one
+    filesystem: after a cross-device error they are not tried for that pair.
     """
 
     name: str
     link: LinkFunction
     counts_as: str = "copied"
     shares_inode: bool = False
+    same_filesystem: bool = False  # True when it cannot work across filesystems (EXDEV skips it)
 
 
 @dataclass(frozen=True)
@@ -105,7 +108,7 @@ def _unlink(target: str, dir_fd: int | None) -> None:
         pass
 
 
-HARDLINK = LinkMethod("hardlink", hardlink, counts_as="hardlinked", shares_inode=True)
+HARDLINK = LinkMethod("hardlink", hardlink, counts_as="hardlinked", shares_inode=True, same_filesystem=True)
 COPY = LinkMethod("copy", copy, counts_as="copied")
 
 
@@ -113,9 +116,9 @@ def builtin_methods(clone: LinkFunction | None) -> dict[str, LinkMethod]:
     """The built-in methods; ``reflink`` only when the platform has a clone backend."""
     methods = {"hardlink": HARDLINK, "copy": COPY}
     if clone is not None:
-        methods["reflink"] = LinkMethod("reflink", clone, counts_as="reflinked")
+        methods["reflink"] = LinkMethod("reflink", clone, counts_as="reflinked", same_filesystem=True)
     else:
-        methods["reflink"] = LinkMethod("reflink", _no_clone, counts_as="reflinked")
+        methods["reflink"] = LinkMethod("reflink", _no_clone, counts_as="reflinked", same_filesystem=True)
     return methods
 
 
@@ -161,6 +164,7 @@ class Linker:
     """
 
     strict: bool = False
+    methods: tuple[LinkMethod, ...] = ()  # every method the run may use
     fallbacks: list[Fallback] = field(default_factory=list)
     _disabled: dict = field(default_factory=dict)
     _worked: set = field(default_factory=set)
@@ -186,6 +190,7 @@ class Linker:
             except Unsupported as error:
                 last = error
                 self._give_up(chain, index, pair, method, error, os.path.join(where, os.path.basename(target)))
+                disabled = self._disabled.get(pair)
                 continue
             except OSError as error:
                 raise _materialize_error(error, os.path.join(where, os.path.basename(target))) from None
@@ -198,16 +203,21 @@ class Linker:
         )
 
     def _give_up(self, chain, index, pair, method, error: Unsupported, path: str) -> None:
-        following = next((m.name for m in chain[index + 1 :] if m.name not in self._disabled.get(pair, ())), "nothing")
+        disabled = self._disabled.setdefault(pair, set())
+        # Across filesystems no method that needs one filesystem can work: skip them all
+        # at once, so the user reads one fallback with its real cause, not one per method.
+        cross_device = error.errno == errno.EXDEV
+        skipped = {m.name for m in (*chain, *self.methods) if cross_device and m.same_filesystem}
+        following = next((m.name for m in chain[index + 1 :] if m.name not in disabled | skipped), "nothing")
         if self.strict:
             raise StrictModeError(
                 f"{method.name} failed for {path} ({error.reason}) and --holoclone-strict "
                 f"forbids falling back to {following}.",
                 "Put the store and the environment on one filesystem that supports it, or drop --holoclone-strict.",
             )
-        first_time = (pair, method.name) not in self._worked
-        if first_time:
-            self._disabled.setdefault(pair, set()).add(method.name)
+        if (pair, method.name) not in self._worked:
+            disabled.add(method.name)
+            disabled |= skipped
         for fallback in self.fallbacks:
             if fallback.method == method.name and (fallback.source_dir, fallback.target_dir) == pair:
                 fallback.files += 1

@@ -114,6 +114,7 @@ def test_gc_keeps_what_live_environments_need_and_frees_what_deleted_ones_held(x
     assert nothing["catalogs_removed"] == [] and nothing["objects_removed"] == 0
 
     shutil.rmtree(drop)
+    _age_catalogs(store)  # past the grace period that protects a seeder between import and ref
     before = as_json(store, "store", "info")
     objects_before = sum(1 for _ in Store(store).iter_objects())
     planned = as_json(store, "store", "gc", "--dry-run")
@@ -137,6 +138,24 @@ def test_gc_keeps_what_live_environments_need_and_frees_what_deleted_ones_held(x
     assert "imported setuptools" in out and "imported pip" not in out
 
 
+def _age_catalogs(store: Path, seconds: float = 7200) -> None:
+    for _, path in Store(store).iter_catalogs():
+        stamp = path.stat().st_mtime - seconds
+        os.utime(path, (stamp, stamp))
+
+
+def test_gc_keeps_a_freshly_imported_catalog_no_environment_references_yet(xfs, unique):
+    store = xfs / f"store-{unique}"
+    env = xfs / f"env-{unique}"
+    seed(env, store, "--no-setuptools")
+    shutil.rmtree(env)  # its ref is now dead, but the catalog was imported a moment ago
+    done = as_json(store, "store", "gc")
+    assert done["catalogs_removed"] == []
+    key = catalog_by_name(store, "pip").key
+    _age_catalogs(store)
+    assert as_json(store, "store", "gc")["catalogs_removed"] == [key]
+
+
 def test_gc_drops_a_ref_whose_environment_was_recreated_by_another_seeder(xfs, unique):
     store = xfs / f"store-{unique}"
     env = xfs / f"env-{unique}"
@@ -148,6 +167,7 @@ def test_gc_drops_a_ref_whose_environment_was_recreated_by_another_seeder(xfs, u
     ref = next(Store(store).refs.glob("*.json"))
     document = json.loads(ref.read_text())
     ref.write_text(json.dumps({**document, "created": document["created"] - 7200}))
+    _age_catalogs(store)
     done = as_json(store, "store", "gc")
     assert "no holoclone key" in done["dead_refs"][0]["why"]
     assert list(Store(store).iter_catalogs()) == []

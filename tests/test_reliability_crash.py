@@ -125,8 +125,6 @@ def _assert_next_run_heals(env: Path, store: Path) -> None:
     assert tmp_leftovers(store) == [], "staging of killed runs was not reclaimed"
 
 
-@pytest.mark.xfail(strict=True, reason="materializer.py builds .dist-info in place: METADATA is there before RECORD, "
-                   "so pip lists a distribution a killed run left half-written")
 def test_run_killed_while_writing_dist_info_leaves_no_listed_distribution(tmp_path):
     store = tmp_path / "store"
     virtualenv(tmp_path / "warm", *ARGS, store=store)
