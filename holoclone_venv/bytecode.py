@@ -26,6 +26,7 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
+from typing import Callable
 
 from .catalog import SOURCE_MTIME
 
@@ -66,19 +67,22 @@ class Interpreter:
         return (self.implementation.lower(), self.version) == (sys.implementation.name, sys.version_info[:2])
 
 
-def compile_sources(sources: list[tuple[str, str]], interpreter: Interpreter) -> dict[str, str]:
+def compile_sources(
+    sources: list[tuple[str, str]], interpreter: Interpreter, progress: Callable[[int], None] | None = None
+) -> dict[str, str]:
     """Compile staged ``.py`` files; return ``{source: pyc path}`` for those that compiled.
 
     ``sources`` holds ``(staged path, path shown in tracebacks)``.  Each staged
     source's mtime is set to ``SOURCE_MTIME`` first, because that is what the
-    timestamp .pyc records and what every environment will see.
+    timestamp .pyc records and what every environment will see.  ``progress``
+    is called with the number of files compiled so far (in this process only).
     """
     for source, _ in sources:
         os.utime(source, (SOURCE_MTIME, SOURCE_MTIME))
     if not sources:
         return {}
     if interpreter.is_running:
-        return _compile_here(sources)
+        return _compile_here(sources, progress)
     try:
         result = subprocess.run(
             [interpreter.executable, "-I", "-c", _COMPILER],
@@ -97,12 +101,14 @@ def compile_sources(sources: list[tuple[str, str]], interpreter: Interpreter) ->
     return json.loads(result.stdout)
 
 
-def _compile_here(sources: list[tuple[str, str]]) -> dict[str, str]:
+def _compile_here(sources: list[tuple[str, str]], progress: Callable[[int], None] | None) -> dict[str, str]:
     import importlib.util
     import py_compile
 
     done = {}
-    for source, display in sources:
+    for count, (source, display) in enumerate(sources, 1):
+        if progress and count % 64 == 0:
+            progress(count)
         target = importlib.util.cache_from_source(source)
         try:
             py_compile.compile(

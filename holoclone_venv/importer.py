@@ -120,13 +120,17 @@ def _import(
         root = "purelib" if (wheel_meta.get("Root-Is-Purelib") or "").strip().lower() == "true" else "platlib"
         data_prefix = f"{dist_info[: -len('.dist-info')]}.data/"
         infos = _checked_members(wheel, archive)
-        total = sum(info.file_size for info in infos) or 1
+        # Progress counts files: each member extracted, then each source compiled.
+        total = len(infos) + sum(1 for info in infos if info.filename.endswith(".py")) or 1
         done = 0
         entries: list[Entry] = []
         staged: dict[str, str] = {}  # entry key -> staged path
         sources: list[tuple[str, str]] = []
         for info in infos:
             name = info.filename
+            done += 1
+            if progress:
+                progress(done, total)
             if name in (f"{dist_info}/{n}" for n in _PER_ENV_METADATA):
                 continue
             scheme, rel = _scheme_of(name, root, data_prefix, wheel)
@@ -148,10 +152,9 @@ def _import(
                 sources.append((str(target), rel))
             entries.append(Entry(scheme, rel, content_digest, record.size, flags))
             staged[f"{scheme}/{rel}"] = str(target)
-            done += info.file_size
-            if progress:
-                progress(done, total)
-        compiled = compile_sources(sources, interpreter)
+        compiled = compile_sources(sources, interpreter, progress and (lambda n: progress(min(done + n, total), total)))
+        if progress:
+            progress(total, total)
         by_stage = {path: key for key, path in staged.items()}
         for source_path, pyc in compiled.items():
             scheme, rel = by_stage[source_path].split("/", 1)
@@ -302,8 +305,8 @@ def _scripts(source, interpreter: Interpreter, wheel: Path) -> tuple[Script, ...
 
 
 def _variants(distribution: str, name: str, interpreter: Interpreter) -> list[str]:
-    """pip's own rule: pip's scripts are pip, pipX and pipX.Y for the target interpreter."""
+    """pip's scripts for the target interpreter, as virtualenv writes them: pip, pipX, pip-X.Y, pipX.Y."""
     if distribution.lower() == "pip" and name.startswith("pip"):
         major, minor = interpreter.version
-        return ["pip", f"pip{major}", f"pip{major}.{minor}"]
+        return ["pip", f"pip{major}", f"pip-{major}.{minor}", f"pip{major}.{minor}"]
     return [name]

@@ -12,16 +12,17 @@ def bar(label: str, stream=None) -> Callable[[int, int], None] | None:
     stream = stream or sys.stderr
     if not stream.isatty():
         return None
-    state = {"last": 0.0}
+    state = {"last": 0.0, "finished": False}
 
     def progress(done: int, total: int) -> None:
         now = time.monotonic()
-        if done < total and now - state["last"] < 0.1:
+        if state["finished"] or (done < total and now - state["last"] < 0.1):
             return
+        state["finished"] = done >= total
         state["last"] = now
         width = 30
         filled = int(width * done / total) if total else width
-        stream.write(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done / 1e6:,.0f}/{total / 1e6:,.0f} MB")
+        stream.write(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {100 * done // max(total, 1):3d}%")
         if done >= total:
             stream.write("\n")
         stream.flush()

@@ -130,9 +130,18 @@ def _seed_wheels(seeder: HoloCloneSeeder, creator: Creator) -> dict[str, Path]:
             if wheel is not None:
                 break
         if wheel is None:
+            import zipfile
+
+            wanted = f"{distribution}{' ' + version if version else ''}"
+            if isinstance(error, zipfile.BadZipFile):
+                raise HoloCloneError(
+                    f"the {wanted} wheel found in {', '.join(map(str, seeder.extra_search_dir)) or 'the wheel cache'} "
+                    f"is not a readable zip archive ({error}).",
+                    "Delete that wheel file and download it again.",
+                )
             detail = f" ({_describe(error)})" if error else ""
             raise HoloCloneError(
-                f"no wheel found for {distribution}{' ' + version if version else ''}{detail}.",
+                f"no wheel found for {wanted}{detail}.",
                 "Pass --extra-search-dir with a folder holding it, or allow --download.",
             )
         found[distribution] = Path(wheel.path)

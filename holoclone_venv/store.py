@@ -9,6 +9,8 @@ Layout (version :data:`LAYOUT`)::
       catalogs/<wheel sha256>-<tag>.json
       index/<wheel file name>-<size>-<mtime_ns>   holds that wheel's sha256
       refs/<env id>.json         an environment made from the store, and its catalogs
+      wheels/<sha256>/<name>.whl wheels of dependency sets (see dependencies.py)
+      resolutions/<key>.json     requirements resolved to those wheels, reused without pip
       tmp/                       staging; anything here is incomplete by definition
       locks/
 
@@ -68,7 +70,7 @@ class Store:
             st = os.lstat(root)
         except FileNotFoundError:
             if not create:
-                raise StoreError(f"no holoclone store at {root}.", "Create an environment first, or pass --holoclone-store.")
+                raise StoreError(f"no holoclone store at {root}.", "Create an environment with it first, or name another store.")
             self._create()
             st = os.lstat(root)
         if stat.S_ISLNK(st.st_mode):
