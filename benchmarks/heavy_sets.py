@@ -31,10 +31,11 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable
+
+from xfsmount import temporary_xfs
 
 PACKAGES = ["torch==2.13.0", "numpy", "pandas", "scipy"]
 UV_MODES = ("clone", "hardlink", "copy")
@@ -48,19 +49,6 @@ def run(cmd: list[str], env: dict | None = None, quiet: bool = True) -> subproce
     if result.returncode:
         sys.exit(f"command failed ({result.returncode}): {' '.join(cmd)}\n{result.stdout}\n{result.stderr}")
     return result
-
-
-def mount_xfs(size_gb: int) -> tuple[Path, Path, Path]:
-    """Make and loop-mount an XFS with reflinks; returns (mountpoint, image, base dir)."""
-    base = Path(tempfile.mkdtemp(prefix="heavy-sets-", dir=os.environ.get("HEAVY_SETS_IMAGE_DIR", "/var/tmp")))
-    image = base / "xfs.img"
-    with open(image, "wb") as handle:
-        handle.truncate(size_gb << 30)
-    run(["mkfs.xfs", "-q", "-m", "reflink=1", str(image)])
-    mountpoint = base / "mnt"
-    mountpoint.mkdir()
-    run(["mount", "-o", "loop", str(image), str(mountpoint)])
-    return mountpoint, image, base
 
 
 def remove(path: Path) -> None:
@@ -156,6 +144,62 @@ def fetch_wheels(dest: Path) -> None:
         quiet=False)
 
 
+
+def measure(root: Path, args: argparse.Namespace) -> None:
+    """Run every comparison under ``root`` and print the figures."""
+    wheels = args.wheels.resolve() if args.wheels else root / "wheels"
+    if not args.wheels:
+        print(f"fetching wheels for {' '.join(PACKAGES)} into {wheels}", flush=True)
+        fetch_wheels(wheels)
+    bench = Bench(root, wheels, args.repeat)
+    fs = run(["stat", "-f", "-c", "%T", str(root)]).stdout.strip()
+    print(f"filesystem {fs} at {root}; {len(list(wheels.glob('*.whl')))} wheels; repeat {args.repeat}", flush=True)
+
+    # Warm-up: the first holoclone run imports the set into the store, the first uv run fills its cache.
+    reference = root / "reference"
+    remove(reference)
+    start = time.perf_counter()
+    bench.holoclone(reference)
+    print(f"holoclone first run (resolve + import into an empty store): {time.perf_counter() - start:.1f} s",
+          flush=True)
+    bench.seed_ms.clear()
+    warm = root / "uv-warm"
+    remove(warm)
+    start = time.perf_counter()
+    bench.uv("clone")(warm)
+    print(f"uv first run (fill the cache): {time.perf_counter() - start:.1f} s", flush=True)
+    for name, where in (("holoclone", reference), ("uv", warm)):
+        site = site_packages(where)
+        print(f"site-packages of one {name} environment: {count_files(site):,} files, "
+              f"{apparent_size(site) / 1e6:,.0f} MB", flush=True)
+    remove(warm)
+
+    print("time to create one environment:", flush=True)
+    results = {"holoclone": bench.timed("holoclone", bench.holoclone)}
+    for name, (mode, bytecode) in UV_VARIANTS.items():
+        results[name] = bench.timed(name, bench.uv(mode, bytecode))
+    results["cp --reflink"] = bench.timed("cp --reflink", bench.reflink_copy(reference))
+    if bench.seed_ms:
+        print(f"  (holoclone's own seeding step, from its summary line: median {statistics.median(bench.seed_ms):.0f} ms)")
+
+    base_time = statistics.median(results["uv clone"])
+    print("medians and ratio to uv clone:")
+    for name, times in results.items():
+        print(f"  {name:<14} {statistics.median(times):7.3f} s   {statistics.median(times) / base_time:5.2f}x")
+    ratio = statistics.median(results["holoclone"]) / base_time
+    print(f"holoclone / uv clone = {ratio:.2f} (target <= 0.8): {'met' if ratio <= 0.8 else 'NOT met'}")
+    with_pyc = statistics.median(results["holoclone"]) / statistics.median(results["uv clone+pyc"])
+    print(f"holoclone / uv clone+pyc = {with_pyc:.2f} (both envs ship bytecode)")
+
+    print("disk cost of one more environment (free-space drop / apparent size):")
+    makers = {"holoclone": bench.holoclone, **{n: bench.uv(*v) for n, v in UV_VARIANTS.items()},
+              "cp --reflink": bench.reflink_copy(reference)}
+    for name, make in makers.items():
+        used, size = bench.disk_cost(name, make)
+        share = 100.0 * used / size if size else 0.0
+        verdict = f"   (target <= 2%: {'met' if share <= 2 else 'NOT met'})" if name == "holoclone" else ""
+        print(f"  {name:<14} {used / 1e6:9.1f} MB of {size / 1e6:8.1f} MB = {share:6.3f}%{verdict}", flush=True)
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     where = parser.add_mutually_exclusive_group(required=True)
@@ -166,70 +210,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args(argv)
 
-    mounted = None
     if args.mount:
-        root, image, base = mount_xfs(args.size_gb)
-        mounted = (root, base)
+        with temporary_xfs(args.size_gb << 10, prefix="heavy-sets-") as root:
+            measure(root, args)
     else:
         root = args.dir.resolve()
         root.mkdir(parents=True, exist_ok=True)
-    try:
-        wheels = args.wheels.resolve() if args.wheels else root / "wheels"
-        if not args.wheels:
-            print(f"fetching wheels for {' '.join(PACKAGES)} into {wheels}", flush=True)
-            fetch_wheels(wheels)
-        bench = Bench(root, wheels, args.repeat)
-        fs = run(["stat", "-f", "-c", "%T", str(root)]).stdout.strip()
-        print(f"filesystem {fs} at {root}; {len(list(wheels.glob('*.whl')))} wheels; repeat {args.repeat}", flush=True)
-
-        # Warm-up: the first holoclone run imports the set into the store, the first uv run fills its cache.
-        reference = root / "reference"
-        remove(reference)
-        start = time.perf_counter()
-        bench.holoclone(reference)
-        print(f"holoclone first run (resolve + import into an empty store): {time.perf_counter() - start:.1f} s",
-              flush=True)
-        bench.seed_ms.clear()
-        warm = root / "uv-warm"
-        remove(warm)
-        start = time.perf_counter()
-        bench.uv("clone")(warm)
-        print(f"uv first run (fill the cache): {time.perf_counter() - start:.1f} s", flush=True)
-        for name, where in (("holoclone", reference), ("uv", warm)):
-            site = site_packages(where)
-            print(f"site-packages of one {name} environment: {count_files(site):,} files, "
-                  f"{apparent_size(site) / 1e6:,.0f} MB", flush=True)
-        remove(warm)
-
-        print("time to create one environment:", flush=True)
-        results = {"holoclone": bench.timed("holoclone", bench.holoclone)}
-        for name, (mode, bytecode) in UV_VARIANTS.items():
-            results[name] = bench.timed(name, bench.uv(mode, bytecode))
-        results["cp --reflink"] = bench.timed("cp --reflink", bench.reflink_copy(reference))
-        if bench.seed_ms:
-            print(f"  (holoclone's own seeding step, from its summary line: median {statistics.median(bench.seed_ms):.0f} ms)")
-
-        base_time = statistics.median(results["uv clone"])
-        print("medians and ratio to uv clone:")
-        for name, times in results.items():
-            print(f"  {name:<14} {statistics.median(times):7.3f} s   {statistics.median(times) / base_time:5.2f}x")
-        ratio = statistics.median(results["holoclone"]) / base_time
-        print(f"holoclone / uv clone = {ratio:.2f} (target <= 0.8): {'met' if ratio <= 0.8 else 'NOT met'}")
-        with_pyc = statistics.median(results["holoclone"]) / statistics.median(results["uv clone+pyc"])
-        print(f"holoclone / uv clone+pyc = {with_pyc:.2f} (both envs ship bytecode)")
-
-        print("disk cost of one more environment (free-space drop / apparent size):")
-        makers = {"holoclone": bench.holoclone, **{n: bench.uv(*v) for n, v in UV_VARIANTS.items()},
-                  "cp --reflink": bench.reflink_copy(reference)}
-        for name, make in makers.items():
-            used, size = bench.disk_cost(name, make)
-            share = 100.0 * used / size if size else 0.0
-            verdict = f"   (target <= 2%: {'met' if share <= 2 else 'NOT met'})" if name == "holoclone" else ""
-            print(f"  {name:<14} {used / 1e6:9.1f} MB of {size / 1e6:8.1f} MB = {share:6.3f}%{verdict}", flush=True)
-    finally:
-        if mounted:
-            subprocess.run(["umount", str(mounted[0])])
-            shutil.rmtree(mounted[1], ignore_errors=True)
+        measure(root, args)
     return 0
 
 

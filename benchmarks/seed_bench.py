@@ -38,6 +38,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from xfsmount import temporary_xfs
+
 COMMANDS = {
     "holoclone": ["--seeder", "holoclone"],
     "default": [],
@@ -46,22 +48,48 @@ COMMANDS = {
 }
 
 
-def mount_xfs(base: Path, size_mb: int = 1024) -> Path:
-    """Make and loop-mount a fresh XFS with reflink=1 under ``base`` (needs root and xfsprogs)."""
-    image = base / "bench-xfs.img"
-    mountpoint = base / "xfs"
-    mountpoint.mkdir()
-    with open(image, "wb") as handle:
-        handle.truncate(size_mb << 20)
-    subprocess.run(["mkfs.xfs", "-q", "-m", "reflink=1", str(image)], check=True)
-    subprocess.run(["mount", "-o", "loop", str(image), str(mountpoint)], check=True)
-    return mountpoint
+def measure(base: Path, args: argparse.Namespace) -> None:
+    """Time every command in ``base`` (a directory on the filesystem under test) and print the figures."""
+    env = dict(os.environ)
+    if not args.keep_env:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["VIRTUALENV_HOLOCLONE_STORE"] = str(base / "store")
+    env.pop("VIRTUALENV_SEEDER", None)
+    venv = [sys.executable, "-m", "virtualenv", "-q"]
+    results: dict[str, list[float]] = {f"{n}{s}": [] for n in COMMANDS for s in ("", " + pip")}
+    target = base / "env"
 
+    def one(name: str, with_pip: bool) -> float:
+        shutil.rmtree(target, ignore_errors=True)
+        subprocess.run(["sync"], check=False)
+        start = time.perf_counter()
+        subprocess.run([*venv, *COMMANDS[name], str(target)], check=True, env=env,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if with_pip:
+            subprocess.run([str(target / "bin" / "pip"), "--version"], check=True, env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return time.perf_counter() - start
 
-def timed(cmd: list[str], env: dict) -> float:
-    start = time.perf_counter()
-    subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    plan = [(n, p) for n in COMMANDS for p in (False, True) if not (p and n == "no-seed")]
+    for name, with_pip in plan:  # warm-up: fills the store and virtualenv's app-data
+        one(name, with_pip)
+    for _ in range(args.runs):
+        for name, with_pip in plan:
+            results[f"{name}{' + pip' if with_pip else ''}"].append(one(name, with_pip))
+    shutil.rmtree(target, ignore_errors=True)
+
+    medians = {k: statistics.median(v) for k, v in results.items() if v}
+    print(f"{'command':34} {'median':>9} {'min':>9} {'max':>9}   ({args.runs} runs each, interleaved)")
+    for key, values in results.items():
+        if values:
+            print(f"virtualenv {key:23} {medians[key]*1000:8.0f}ms {min(values)*1000:8.0f}ms {max(values)*1000:8.0f}ms")
+    print()
+    print(f"holoclone + pip / default + pip : {medians['holoclone + pip'] / medians['default + pip']:.2f}x   (target <= 0.70x)")
+    print(f"holoclone / no-seed             : {medians['holoclone'] / medians['no-seed']:.2f}x   (target <= 1.15x)")
+    print(f"holoclone / default             : {medians['holoclone'] / medians['default']:.2f}x")
+    print(f"holoclone / symlink-app-data    : {medians['holoclone'] / medians['symlink-app-data']:.2f}x")
+    if args.json:
+        args.json.write_text(json.dumps({"runs": results, "medians": medians}, indent=2))
 
 
 def main() -> int:
@@ -73,63 +101,15 @@ def main() -> int:
     parser.add_argument("--keep-env", action="store_true", help="keep PYTHONDONTWRITEBYTECODE if set")
     parser.add_argument("--json", type=Path, help="also write the raw timings here")
     args = parser.parse_args()
-
-    scratch = Path(tempfile.mkdtemp(prefix="holoclone-bench-"))
-    mounted = None
+    if args.mount:
+        with temporary_xfs(1024) as base:
+            measure(base, args)
+        return 0
+    base = Path(tempfile.mkdtemp(prefix="holoclone-bench-", dir=args.dir))
     try:
-        if args.mount:
-            mounted = base = mount_xfs(scratch)
-        else:
-            base = args.dir / f"holoclone-bench-{os.getpid()}"
-            base.mkdir(parents=True)
-        env = dict(os.environ)
-        if not args.keep_env:
-            env.pop("PYTHONDONTWRITEBYTECODE", None)
-        env["VIRTUALENV_HOLOCLONE_STORE"] = str(base / "store")
-        env.pop("VIRTUALENV_SEEDER", None)
-        venv = [sys.executable, "-m", "virtualenv", "-q"]
-        results: dict[str, list[float]] = {f"{n}{s}": [] for n in COMMANDS for s in ("", " + pip")}
-        target = base / "env"
-
-        def one(name: str, with_pip: bool) -> float:
-            shutil.rmtree(target, ignore_errors=True)
-            subprocess.run(["sync"], check=False)
-            start = time.perf_counter()
-            subprocess.run([*venv, *COMMANDS[name], str(target)], check=True, env=env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            if with_pip:
-                subprocess.run([str(target / "bin" / "pip"), "--version"], check=True, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            return time.perf_counter() - start
-
-        plan = [(n, p) for n in COMMANDS for p in (False, True) if not (p and n == "no-seed")]
-        for name, with_pip in plan:  # warm-up: fills the store and virtualenv's app-data
-            one(name, with_pip)
-        for _ in range(args.runs):
-            for name, with_pip in plan:
-                results[f"{name}{' + pip' if with_pip else ''}"].append(one(name, with_pip))
-        shutil.rmtree(target, ignore_errors=True)
-
-        medians = {k: statistics.median(v) for k, v in results.items() if v}
-        print(f"{'command':34} {'median':>9} {'min':>9} {'max':>9}   ({args.runs} runs each, interleaved)")
-        for key, values in results.items():
-            if values:
-                print(f"virtualenv {key:23} {medians[key]*1000:8.0f}ms {min(values)*1000:8.0f}ms {max(values)*1000:8.0f}ms")
-        ratio_pip = medians["holoclone + pip"] / medians["default + pip"]
-        ratio_seed = medians["holoclone"] / medians["no-seed"]
-        print()
-        print(f"holoclone + pip / default + pip : {ratio_pip:.2f}x   (target <= 0.70x)")
-        print(f"holoclone / no-seed             : {ratio_seed:.2f}x   (target <= 1.15x)")
-        print(f"holoclone / default             : {medians['holoclone'] / medians['default']:.2f}x")
-        print(f"holoclone / symlink-app-data    : {medians['holoclone'] / medians['symlink-app-data']:.2f}x")
-        if args.json:
-            args.json.write_text(json.dumps({"runs": results, "medians": medians}, indent=2))
+        measure(base, args)
     finally:
-        if mounted is not None:
-            subprocess.run(["umount", str(mounted)], check=False)
-        shutil.rmtree(scratch, ignore_errors=True)
-        if not args.mount and args.dir is not None:
-            shutil.rmtree(args.dir / f"holoclone-bench-{os.getpid()}", ignore_errors=True)
+        shutil.rmtree(base, ignore_errors=True)
     return 0
 
 

@@ -32,9 +32,10 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from xfsmount import temporary_xfs
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "examples" / "sample-project"
@@ -59,19 +60,6 @@ def run(cmd: list[str], env: dict | None = None, cwd: Path | None = None) -> sub
     if result.returncode:
         sys.exit(f"command failed ({result.returncode}): {' '.join(cmd)}\n{result.stdout}\n{result.stderr}")
     return result
-
-
-def mount_xfs(size_mb: int) -> tuple[Path, Path]:
-    """Make and loop-mount an XFS with reflinks; returns (mountpoint, base dir holding the image)."""
-    base = Path(tempfile.mkdtemp(prefix="tox-bench-", dir=os.environ.get("TOX_BENCH_IMAGE_DIR", "/var/tmp")))
-    image = base / "xfs.img"
-    with open(image, "wb") as handle:
-        handle.truncate(size_mb << 20)
-    run(["mkfs.xfs", "-q", "-m", "reflink=1", str(image)])
-    mountpoint = base / "mnt"
-    mountpoint.mkdir()
-    run(["mount", "-o", "loop", str(image), str(mountpoint)])
-    return mountpoint, base
 
 
 def filesystem_type(path: Path) -> str:
@@ -136,6 +124,41 @@ def mib(value: float) -> str:
     return f"{value / (1 << 20):.1f} MiB"
 
 
+
+def measure(root: Path, args: argparse.Namespace, tox: list[str]) -> None:
+    """Time the tox runs under ``root`` and print the figures."""
+    fs = filesystem_type(root)
+    if fs != "xfs":
+        print(f"warning: {root} is on {fs}, not xfs: holoclone falls back from reflinks", file=sys.stderr)
+    project, wheelhouse = prepare(root)
+    store = root / "holoclone-store"
+    environs = {seeder: tox_environ(seeder, store, wheelhouse) for seeder in SEEDERS}
+    for seeder in SEEDERS:  # warm-up, untimed
+        one_run(tox, project, environs[seeder])
+        check_seeded_by(project, seeder)
+    results: dict[str, list[dict[str, float]]] = {seeder: [] for seeder in SEEDERS}
+    for _ in range(args.repeat):
+        for seeder in SEEDERS:
+            results[seeder].append(one_run(tox, project, environs[seeder]))
+            check_seeded_by(project, seeder)
+    shutil.rmtree(project / ".tox", ignore_errors=True)
+
+    print(f"tox run of {len(ENVS)} envs + .pkg on {fs} ({root}), {args.repeat} runs per seeder, medians:")
+    print(f"{'seeder':<10} {'wall':>8} {'min':>8} {'max':>8} {'du --apparent':>14} {'du':>12} {'statvfs':>12}")
+    medians = {}
+    for seeder, runs in results.items():
+        walls = [r["wall"] for r in runs]
+        medians[seeder] = statistics.median(walls)
+        print(f"{seeder:<10} {medians[seeder]:>7.2f}s {min(walls):>7.2f}s {max(walls):>7.2f}s "
+              f"{mib(statistics.median(r['apparent'] for r in runs)):>14} "
+              f"{mib(statistics.median(r['allocated'] for r in runs)):>12} "
+              f"{mib(statistics.median(r['statvfs'] for r in runs)):>12}")
+    print(f"holoclone / default wall: {medians['holoclone'] / medians['app-data']:.2f} "
+          f"({medians['app-data'] - medians['holoclone']:+.2f} s per tox run)")
+    default_disk = statistics.median(r["statvfs"] for r in results["app-data"])
+    holo_disk = statistics.median(r["statvfs"] for r in results["holoclone"])
+    print(f"holoclone / default new disk (statvfs): {holo_disk / default_disk:.2f}")
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     where = parser.add_mutually_exclusive_group(required=True)
@@ -149,48 +172,13 @@ def main() -> int:
         parser.error("--repeat must be at least 5")
     tox = [args.tox] if args.tox else [sys.executable, "-m", "tox"]
 
-    base = None
     if args.mount:
-        root, base = mount_xfs(args.size_mb)
+        with temporary_xfs(args.size_mb, prefix="tox-bench-") as root:
+            measure(root, args, tox)
     else:
         root = args.dir.resolve()
         root.mkdir(parents=True, exist_ok=True)
-    try:
-        fs = filesystem_type(root)
-        if fs != "xfs":
-            print(f"warning: {root} is on {fs}, not xfs: holoclone falls back from reflinks", file=sys.stderr)
-        project, wheelhouse = prepare(root)
-        store = root / "holoclone-store"
-        environs = {seeder: tox_environ(seeder, store, wheelhouse) for seeder in SEEDERS}
-        for seeder in SEEDERS:  # warm-up, untimed
-            one_run(tox, project, environs[seeder])
-            check_seeded_by(project, seeder)
-        results: dict[str, list[dict[str, float]]] = {seeder: [] for seeder in SEEDERS}
-        for _ in range(args.repeat):
-            for seeder in SEEDERS:
-                results[seeder].append(one_run(tox, project, environs[seeder]))
-                check_seeded_by(project, seeder)
-        shutil.rmtree(project / ".tox", ignore_errors=True)
-
-        print(f"tox run of {len(ENVS)} envs + .pkg on {fs} ({root}), {args.repeat} runs per seeder, medians:")
-        print(f"{'seeder':<10} {'wall':>8} {'min':>8} {'max':>8} {'du --apparent':>14} {'du':>12} {'statvfs':>12}")
-        medians = {}
-        for seeder, runs in results.items():
-            walls = [r["wall"] for r in runs]
-            medians[seeder] = statistics.median(walls)
-            print(f"{seeder:<10} {medians[seeder]:>7.2f}s {min(walls):>7.2f}s {max(walls):>7.2f}s "
-                  f"{mib(statistics.median(r['apparent'] for r in runs)):>14} "
-                  f"{mib(statistics.median(r['allocated'] for r in runs)):>12} "
-                  f"{mib(statistics.median(r['statvfs'] for r in runs)):>12}")
-        print(f"holoclone / default wall: {medians['holoclone'] / medians['app-data']:.2f} "
-              f"({medians['app-data'] - medians['holoclone']:+.2f} s per tox run)")
-        default_disk = statistics.median(r["statvfs"] for r in results["app-data"])
-        holo_disk = statistics.median(r["statvfs"] for r in results["holoclone"])
-        print(f"holoclone / default new disk (statvfs): {holo_disk / default_disk:.2f}")
-    finally:
-        if base is not None:
-            subprocess.run(["umount", str(root)], capture_output=True)
-            shutil.rmtree(base, ignore_errors=True)
+        measure(root, args, tox)
     return 0
 
 

@@ -20,10 +20,11 @@ import pytest
 REQUIRE_FS = os.environ.get("HOLOCLONE_REQUIRE_FS") == "1"
 
 # size in MB and mkfs command per filesystem
+# (images are sparse: size costs nothing until used; session filesystems are shared by many tests)
 _FILESYSTEMS = {
-    "xfs": (600, ["mkfs.xfs", "-q", "-m", "reflink=1"]),
-    "btrfs": (300, ["mkfs.btrfs", "-q"]),
-    "ext4": (200, ["mkfs.ext4", "-q", "-F"]),
+    "xfs": (2048, ["mkfs.xfs", "-q", "-m", "reflink=1"]),
+    "btrfs": (1024, ["mkfs.btrfs", "-q"]),
+    "ext4": (1024, ["mkfs.ext4", "-q", "-F"]),
 }
 
 
@@ -39,7 +40,7 @@ def _mount(kind: str, base: Path, size_mb: int | None = None) -> Path:
     mountpoint = base / f"{kind}-{uuid.uuid4().hex[:8]}"
     mountpoint.mkdir(parents=True)
     if kind == "tmpfs":
-        cmd = ["mount", "-t", "tmpfs", "-o", f"size={size_mb or 256}m", "tmpfs", str(mountpoint)]
+        cmd = ["mount", "-t", "tmpfs", "-o", f"size={size_mb or 1024}m", "tmpfs", str(mountpoint)]
     else:
         default_size, mkfs = _FILESYSTEMS[kind]
         if shutil.which(mkfs[0]) is None:

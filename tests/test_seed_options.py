@@ -72,7 +72,7 @@ def assert_no_setuptools(env: Path) -> None:
 
 def assert_working_pip(env: Path, version: str) -> None:
     assert installed(env)["pip"] == version
-    assert pip_scripts(env) == sorted(["pip", "pip3", f"pip{PY}"])
+    assert pip_scripts(env) == sorted(["pip", "pip3", f"pip-{PY}", f"pip{PY}"])
     assert run_in(env, "pip", "--version").stdout.startswith(f"pip {version} from {site_packages(env)}")
 
 

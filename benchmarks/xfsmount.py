@@ -1,0 +1,35 @@
+"""A temporary loop-mounted XFS (reflink=1) for the benchmarks; needs root and xfsprogs."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+
+@contextlib.contextmanager
+def temporary_xfs(size_mb: int, prefix: str = "holoclone-bench-") -> Iterator[Path]:
+    """Yield the mountpoint of a fresh XFS with reflinks; unmount and delete it afterwards.
+
+    The sparse image lives under ``$BENCH_IMAGE_DIR`` (default ``/var/tmp``): on
+    disk, not in a tmpfs, so its size costs nothing until used.
+    """
+    base = Path(tempfile.mkdtemp(prefix=prefix, dir=os.environ.get("BENCH_IMAGE_DIR", "/var/tmp")))
+    image = base / "xfs.img"
+    mountpoint = base / "mnt"
+    mountpoint.mkdir()
+    try:
+        with open(image, "wb") as handle:
+            handle.truncate(size_mb << 20)
+        subprocess.run(["mkfs.xfs", "-q", "-m", "reflink=1", str(image)], check=True)
+        subprocess.run(["mount", "-o", "loop", str(image), str(mountpoint)], check=True)
+        try:
+            yield mountpoint
+        finally:
+            subprocess.run(["umount", str(mountpoint)], check=False)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
