@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import os
+import threading
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Optional
 
@@ -152,6 +153,9 @@ class Fallback:
     files: int = 0
 
 
+_STATE_LOCK = threading.Lock()
+
+
 @dataclass
 class Linker:
     """Tries a strategy's methods per file and remembers what does not work where.
@@ -203,6 +207,10 @@ class Linker:
         )
 
     def _give_up(self, chain, index, pair, method, error: Unsupported, path: str) -> None:
+        with _STATE_LOCK:  # materializing threads share this state; it only changes on failures
+            self._record_give_up(chain, index, pair, method, error, path)
+
+    def _record_give_up(self, chain, index, pair, method, error: Unsupported, path: str) -> None:
         disabled = self._disabled.setdefault(pair, set())
         # Across filesystems no method that needs one filesystem can work: skip them all
         # at once, so the user reads one fallback with its real cause, not one per method.
