@@ -494,6 +494,7 @@ def gc(store: Store, dry_run: bool = False, progress: Progress | None = None) ->
             # its ref yet; like young refs, it is kept until REF_GRACE has passed.
             if key in wanted or now - _mtime(store.catalog_path(key)) < REF_GRACE:
                 keep_objects |= _needs(catalog)
+                keep_objects |= {(digest, False) for digest in store.record_digests(key)}
                 keep_wheels.add(catalog.wheel_sha256)
             else:
                 drop_catalogs.append(key)

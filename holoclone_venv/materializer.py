@@ -193,32 +193,73 @@ class Materializer:
     def _write_metadata(
         self, catalog: Catalog, roots: dict[str, str], extra_rows: list[tuple[str, str, str]], info_dir: str
     ) -> None:
-        """Write INSTALLER and RECORD (listing every installed file) into ``info_dir``."""
-        import csv
-        import io
+        """Write INSTALLER and RECORD (listing every installed file) into ``info_dir``.
 
+        RECORD's rows for the catalog's own files are the same in every
+        environment with the same layout (paths are relative), so they are kept
+        as a store object, cloned into place, and only the rows that differ per
+        environment (scripts with this interpreter, INSTALLER, RECORD) are
+        appended: for torch that is 3 MB per environment not written twice.
+        """
         root = roots[catalog.root]
         relative = {scheme: _relative(path, root) for scheme, path in roots.items()}
-        b64 = base64.urlsafe_b64encode
-        rows = []
+        tail = []
         for entry in catalog.entries:
             if entry.flags & SHEBANG:  # rewritten per environment: hash what was written
                 with open(os.path.join(roots[entry.scheme], entry.path), "rb") as handle:
                     data = handle.read()
-                rows.append((posixpath.join(relative[entry.scheme], entry.path), _record_hash(_sha256(data)), len(data)))
-            else:
-                rel = entry.path if entry.scheme == catalog.root else posixpath.join(relative[entry.scheme], entry.path)
-                # A sha256 is 32 bytes: 43 base64 characters and one '=' of padding, which RECORD omits.
-                rows.append((rel, "sha256=" + b64(bytes.fromhex(entry.digest))[:43].decode(), entry.size))
-        rows.extend(extra_rows)
+                tail.append((posixpath.join(relative[entry.scheme], entry.path), _record_hash(_sha256(data)), len(data)))
+        tail.extend(extra_rows)
         info = catalog.dist_info
-        rows.append((f"{info}/INSTALLER", _record_hash(_sha256(INSTALLER)), len(INSTALLER)))
-        rows.append((f"{info}/RECORD", "", ""))
-        text = io.StringIO()
-        csv.writer(text, lineterminator="\n").writerows(rows)
+        tail.append((f"{info}/INSTALLER", _record_hash(_sha256(INSTALLER)), len(INSTALLER)))
+        tail.append((f"{info}/RECORD", "", ""))
         _write(os.path.join(info_dir, "INSTALLER"), INSTALLER, 0o644)
-        _write(os.path.join(info_dir, "RECORD"), text.getvalue().encode("utf-8"), 0o644)
+        record = os.path.join(info_dir, "RECORD")
+        source = self._record_object(catalog, relative)
+        if source is None:
+            _write(record, (_csv(self._record_rows(catalog, relative)) + _csv(tail)).encode("utf-8"), 0o644)
+        else:
+            self.linker.link(self._private, (str(self.store.objects), root), source, record, None, 0o644, None, info_dir)
+            with open(record, "ab") as handle:
+                handle.write(_csv(tail).encode("utf-8"))
         self.report.generated += 2
+
+    @staticmethod
+    def _record_rows(catalog: Catalog, relative: dict[str, str]) -> list[tuple[str, str, int]]:
+        b64 = base64.urlsafe_b64encode
+        root = catalog.root
+        return [
+            # A sha256 is 32 bytes: 43 base64 characters and one '=' of padding, which RECORD omits.
+            (e.path if e.scheme == root else posixpath.join(relative[e.scheme], e.path),
+             "sha256=" + b64(bytes.fromhex(e.digest))[:43].decode(), e.size)
+            for e in catalog.entries
+            if not e.flags & SHEBANG
+        ]
+
+    def _record_object(self, catalog: Catalog, relative: dict[str, str]) -> str | None:
+        """Path of the store object with the shared part of RECORD, made on first use; None if unavailable."""
+        import hashlib
+        import json
+
+        layout = hashlib.sha256(json.dumps(relative, sort_keys=True).encode()).hexdigest()[:16]
+        index = self.store.catalogs / f"{catalog.key}.record-{layout}"
+        try:
+            digest = index.read_text(encoding="ascii").strip()
+            if len(digest) == 64 and os.path.exists(self.store.object_path(digest)):
+                return self.store.object_path(digest)
+        except OSError:
+            pass
+        if not self.store.writable:
+            return None
+        try:
+            digest = self.store.put_bytes(_csv(self._record_rows(catalog, relative)).encode("utf-8"))
+            staged = self.store.tmp_file("record-index")
+            with open(staged, "w", encoding="ascii") as handle:
+                handle.write(digest)
+            os.replace(staged, index)
+        except OSError:
+            return None  # only a saving: the environment gets a RECORD written in full
+        return self.store.object_path(digest)
 
     def _remove_previous(self, catalog: Catalog, root: str, env_dir: str) -> None:
         """Uninstall an earlier version of the same distribution, as an installer would."""
@@ -264,6 +305,16 @@ def _sha256(data: bytes) -> bytes:
 
 def _record_hash(digest: bytes) -> str:
     return "sha256=" + base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def _csv(rows: list) -> str:
+    """Rows in RECORD's CSV dialect (as pip writes it)."""
+    import csv
+    import io
+
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\n").writerows(rows)
+    return text.getvalue()
 
 
 def _write(path: str, data: bytes, mode: int) -> None:

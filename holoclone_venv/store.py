@@ -7,6 +7,8 @@ Layout (version :data:`LAYOUT`)::
       objects/ab/<62 hex>        read-only file whose sha256 is ab<62 hex>
       objects/ab/<62 hex>.x      the same content with executable bits
       catalogs/<wheel sha256>-<tag>.json
+      catalogs/<wheel sha256>-<tag>.record-<layout>   the object holding that catalog's RECORD
+                                 rows for one environment layout (see materializer.py)
       index/<wheel file name>-<size>-<mtime_ns>   holds that wheel's sha256
       refs/<env id>.json         an environment made from the store, and its catalogs
       wheels/<sha256>/<name>.whl wheels of dependency sets (see dependencies.py)
@@ -218,10 +220,36 @@ class Store:
             yield path.stem, path
 
     def remove_catalog(self, key: str) -> None:
-        try:
-            os.unlink(self.catalog_path(key))
-        except FileNotFoundError:
-            pass
+        """Remove a catalog and the RECORD objects' index files that belong to it."""
+        for path in [self.catalog_path(key), *self.catalogs.glob(f"{key}.record-*")]:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+
+    def record_digests(self, key: str) -> set[str]:
+        """Digests of the RECORD objects kept for catalog ``key`` (one per environment layout)."""
+        found = set()
+        for path in self.catalogs.glob(f"{key}.record-*"):
+            try:
+                digest = path.read_text(encoding="ascii").strip()
+            except OSError:
+                continue
+            if len(digest) == 64:
+                found.add(digest)
+        return found
+
+    def put_bytes(self, data: bytes) -> str:
+        """Store ``data`` as an object (if it is not there yet); return its digest."""
+        import hashlib
+
+        digest = hashlib.sha256(data).hexdigest()
+        if not self.has_object(digest, len(data)):
+            staged = self.tmp_file("object")
+            with open(staged, "wb") as handle:
+                handle.write(data)
+            self.adopt_object(staged, digest, False)
+        return digest
 
     # -- wheel index -------------------------------------------------------------------------
     def wheel_digest(self, wheel: Path) -> str:
