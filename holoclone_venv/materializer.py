@@ -1,13 +1,15 @@
 """Put a catalog's files into an environment: link methods for shared files, writes for per-env ones.
 
-Order matters for crash safety: package files first, then the ``.dist-info``
-directory, then console scripts, with ``RECORD`` written last.  pip only sees
-a distribution once its ``.dist-info`` exists, so a run killed half way never
-leaves a package that looks installed but is not; a failing run removes the
-``.dist-info`` it had started.
+Order matters for crash safety: package files first; the ``.dist-info`` is
+assembled in a hidden staging folder (with console scripts written and
+``RECORD`` last) and renamed into place at the end.  pip only sees a
+distribution once its ``.dist-info`` exists, so a run killed half way never
+leaves a package that looks installed but is not; a failing run removes every
+file it wrote for the distribution.
 
 The hot loop does a few system calls per file: one directory file descriptor
-per directory (targets are created relative to it), then the link method.
+per directory (targets are created relative to it), then the link method;
+directories are shared out to one thread per core.
 """
 
 from __future__ import annotations
@@ -116,7 +118,7 @@ class Materializer:
             results = [self._link_groups(groups, roots, executable)]
         else:
             # Creating and cloning files is kernel work that releases the GIL: two threads
-            # materialize torch+numpy+pandas+scipy 1.4x faster than one on two cores (more
+            # materialize torch+numpy+pandas+scipy 1.25x faster than one on two cores (more
             # threads than cores were slower). Directories are dealt out whole, so no two
             # threads create files in one directory.
             from concurrent.futures import ThreadPoolExecutor
