@@ -84,9 +84,9 @@ class Catalog:
         """File name stem of this catalog in the store."""
         return catalog_key(self.wheel_sha256, self.tag)
 
-    def digests(self) -> set[str]:
-        """The object digests this catalog needs."""
-        return {entry.digest for entry in self.entries}
+    def objects(self) -> set[tuple[str, bool]]:
+        """The store objects this catalog needs, as ``(digest, executable)``."""
+        return {(entry.digest, bool(entry.flags & EXECUTABLE)) for entry in self.entries}
 
     def to_json(self) -> bytes:
         """Serialize to the on-disk form."""

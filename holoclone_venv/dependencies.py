@@ -230,11 +230,7 @@ def _resolve(
         "specs": list(settings.packages),
         "wheels": [[name, digest] for name, digest, _ in wheels],
     }
-    final = _resolution_path(store, key)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    staged_doc = store.tmp_file("resolution")
-    Path(staged_doc).write_text(json.dumps(document, indent=1), encoding="utf-8")
-    os.replace(staged_doc, final)
+    store.write_atomically(_resolution_path(store, key), json.dumps(document, indent=1).encode("utf-8"))
     return [path for _, _, path in wheels]
 
 

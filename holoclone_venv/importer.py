@@ -24,7 +24,7 @@ from typing import Callable
 from .bytecode import Interpreter, compile_sources
 from .catalog import EXECUTABLE, PLACEHOLDER, SHEBANG, SOURCE, Catalog, Entry, Script, catalog_key, safe_relpath
 from .errors import StoreError, WheelError
-from .store import Store
+from .store import Store, hash_file
 
 LOG = logging.getLogger("holoclone")
 _CHUNK = 1 << 20
@@ -159,7 +159,7 @@ def _import(
         for source_path, pyc in compiled.items():
             scheme, rel = by_stage[source_path].split("/", 1)
             pyc_rel = os.path.relpath(pyc, stage / _scheme_root(scheme, root, data_prefix)).replace(os.sep, "/")
-            sha, size = _hash_file(pyc)
+            sha, size = hash_file(pyc)
             entries.append(Entry(scheme, pyc_rel, sha, size, 0))
             staged[f"{scheme}/{pyc_rel}"] = pyc
         sources_compiled = {by_stage[p] for p in compiled}
@@ -269,16 +269,6 @@ def _extract(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, reco
         raise WheelError(f"{wheel.name}: {info.filename} does not match its RECORD hash or size.",
                          "The wheel is corrupt or was tampered with; do not install it.")
     return sha.hexdigest(), head
-
-
-def _hash_file(path: str) -> tuple[str, int]:
-    sha = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(_CHUNK), b""):
-            sha.update(block)
-            size += len(block)
-    return sha.hexdigest(), size
 
 
 def _scripts(source, interpreter: Interpreter, wheel: Path) -> tuple[Script, ...]:

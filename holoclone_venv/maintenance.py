@@ -45,7 +45,7 @@ from typing import Callable, Iterable, Iterator
 
 from .catalog import EXECUTABLE, SOURCE_MTIME, Catalog
 from .errors import HoloCloneError, StoreError
-from .store import Store
+from .store import Store, hash_file
 
 Progress = Callable[[int, int], None]
 #: Seconds during which a ref counts as live although its pyvenv.cfg has no ``holoclone`` key yet.
@@ -80,10 +80,6 @@ def _maintenance_lock(store: Store):
 def object_name(digest: str, executable: bool) -> str:
     """How manifests and bundles name an object: its digest, plus ``.x`` when executable."""
     return digest + (".x" if executable else "")
-
-
-def _needs(catalog: Catalog) -> set[tuple[str, bool]]:
-    return {(e.digest, bool(e.flags & EXECUTABLE)) for e in catalog.entries}
 
 
 # -- space -------------------------------------------------------------------------------------
@@ -332,14 +328,6 @@ class VerifyResult:
         }
 
 
-def _hash(path: str) -> str:
-    sha = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(_CHUNK), b""):
-            sha.update(block)
-    return sha.hexdigest()
-
-
 def verify(store: Store, repair: bool = False, progress: Progress | None = None) -> VerifyResult:
     """Re-hash every object, check modes, mtimes and catalogs; with ``repair`` remove what is broken.
 
@@ -373,7 +361,7 @@ def verify(store: Store, repair: bool = False, progress: Progress | None = None)
                 continue
             digest, executable = prefix + match.group(1), bool(match.group(2))
             try:
-                actual = _hash(str(path))
+                actual, _ = hash_file(path)
             except OSError as error:
                 actual = f"unreadable ({error.strerror})"
             result.objects += 1
@@ -493,7 +481,7 @@ def gc(store: Store, dry_run: bool = False, progress: Progress | None = None) ->
             # A young catalog may have just been imported by a seeder that has not written
             # its ref yet; like young refs, it is kept until REF_GRACE has passed.
             if key in wanted or now - _mtime(store.catalog_path(key)) < REF_GRACE:
-                keep_objects |= _needs(catalog)
+                keep_objects |= catalog.objects()
                 keep_objects |= {(digest, False) for digest in store.record_digests(key)}
                 keep_wheels.add(catalog.wheel_sha256)
             else:
@@ -761,7 +749,7 @@ def import_bundle(store: Store, bundle_path: str, progress: Progress | None = No
             if first:
                 raise _bad(bundle_path, "(none)", "the bundle is empty")
         for catalog in catalogs:
-            for digest, executable in sorted(_needs(catalog)):
+            for digest, executable in sorted(catalog.objects()):
                 size = next(e.size for e in catalog.entries if e.digest == digest)
                 if (digest, executable) not in staged and not store.has_object(digest, size, executable):
                     raise HoloCloneError(

@@ -255,10 +255,7 @@ class Materializer:
             return None
         try:
             digest = self.store.put_bytes(_csv(self._record_rows(catalog, relative)).encode("utf-8"))
-            staged = self.store.tmp_file("record-index")
-            with open(staged, "w", encoding="ascii") as handle:
-                handle.write(digest)
-            os.replace(staged, index)
+            self.store.write_atomically(index, digest.encode("ascii"))
         except OSError:
             return None  # only a saving: the environment gets a RECORD written in full
         return self.store.object_path(digest)

@@ -205,12 +205,7 @@ class Store:
 
     def write_catalog(self, catalog: Catalog) -> None:
         """Write a catalog atomically.  Call only once all its objects are in place."""
-        self.catalogs.mkdir(parents=True, exist_ok=True)
-        final = self.catalog_path(catalog.key)
-        staged = self.tmp_file(f"catalog-{catalog.key}")
-        with open(staged, "wb") as handle:
-            handle.write(catalog.to_json())
-        os.replace(staged, final)
+        self.write_atomically(self.catalog_path(catalog.key), catalog.to_json())
 
     def iter_catalogs(self) -> Iterator[tuple[str, Path]]:
         """Yield ``(key, path)`` of every catalog file."""
@@ -254,8 +249,6 @@ class Store:
     # -- wheel index -------------------------------------------------------------------------
     def wheel_digest(self, wheel: Path) -> str:
         """sha256 of a wheel file, remembered by (name, size, mtime) to avoid rehashing."""
-        import hashlib
-
         st = os.stat(wheel)
         name = f"{wheel.name}-{st.st_size}-{st.st_mtime_ns}"
         cached = self.index / name
@@ -265,17 +258,10 @@ class Store:
                 return digest
         except OSError:
             pass
-        sha = hashlib.sha256()
-        with open(wheel, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                sha.update(block)
-        digest = sha.hexdigest()
+        digest, _ = hash_file(wheel)
         if self.writable:
             try:
-                self.index.mkdir(parents=True, exist_ok=True)
-                staged = self.tmp_file("index")
-                Path(staged).write_text(digest, encoding="ascii")
-                os.replace(staged, cached)
+                self.write_atomically(cached, digest.encode("ascii"))
             except OSError:
                 pass  # only a cache: the next run hashes again
         return digest
@@ -287,11 +273,8 @@ class Store:
 
         env_dir = os.path.abspath(env_dir)
         ref_id = hashlib.sha256(os.fsencode(env_dir)).hexdigest()[:32]
-        self.refs.mkdir(parents=True, exist_ok=True)
-        staged = self.tmp_file("ref")
         document = {"env": env_dir, "catalogs": sorted(set(catalog_keys)), "created": time.time()}
-        Path(staged).write_text(json.dumps(document), encoding="utf-8")
-        os.replace(staged, self.refs / f"{ref_id}.json")
+        self.write_atomically(self.refs / f"{ref_id}.json", json.dumps(document).encode("utf-8"))
         return ref_id
 
     def iter_refs(self) -> Iterator[tuple[Path, dict]]:
@@ -305,6 +288,14 @@ class Store:
                 yield path, {}
 
     # -- staging and locks -------------------------------------------------------------------
+    def write_atomically(self, final: str | os.PathLike[str], data: bytes) -> None:
+        """Put a small file in the store whole or not at all: staged under ``tmp/``, then renamed."""
+        os.makedirs(os.path.dirname(final), exist_ok=True)
+        staged = self.tmp_file(os.path.basename(final)[:40])
+        with open(staged, "wb") as handle:
+            handle.write(data)
+        os.replace(staged, final)
+
     def tmp_file(self, label: str) -> str:
         """A fresh path under ``tmp/`` that no other process uses."""
         self.tmp.mkdir(parents=True, exist_ok=True)
@@ -411,6 +402,19 @@ class _Lock:
 
     def __exit__(self, *exc: object) -> None:
         self._lock.release()
+
+
+def hash_file(path: str | os.PathLike[str]) -> tuple[str, int]:
+    """``(sha256 hex, size)`` of a file, read in 1 MiB blocks: the store's content address."""
+    import hashlib
+
+    sha = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            sha.update(block)
+            size += len(block)
+    return sha.hexdigest(), size
 
 
 def _foreign(st: os.stat_result) -> bool:
