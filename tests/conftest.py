@@ -136,6 +136,19 @@ def run_in(env: Path, *args: str, check: bool = True, extra_env: dict | None = N
     return result
 
 
+def site_packages(env: Path) -> Path:
+    """The environment's site-packages directory."""
+    return next((env / "lib").glob("python*/site-packages"))
+
+
+def catalogs(store: Path):
+    """Every catalog in a store."""
+    from holoclone_venv.store import Store
+
+    opened = Store(store)
+    return [opened.load_catalog(key) for key, _ in opened.iter_catalogs()]
+
+
 def regular_files(root: Path):
     for dirpath, _, names in os.walk(root):
         for name in names:

@@ -19,7 +19,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import regular_files, run_in, virtualenv
+from conftest import regular_files, run_in, site_packages, virtualenv
 
 REPO = Path(__file__).resolve().parents[1]
 PLUGINS = REPO / "plugins"
@@ -95,9 +95,6 @@ def counts(result: subprocess.CompletedProcess) -> dict[str, int]:
 def store_inodes(store: Path) -> set[tuple[int, int]]:
     return {(s.st_dev, s.st_ino) for s in (p.stat() for p in regular_files(store / "objects"))}
 
-
-def site_packages(env: Path) -> Path:
-    return next((env / "lib").glob("python*/site-packages"))
 
 
 def linked_files(env: Path) -> list[Path]:

@@ -20,7 +20,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import pytest
 from conftest import run_in, virtualenv
 from storecheck import assert_not_half_done, store_problems, tmp_leftovers
 

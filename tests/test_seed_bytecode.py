@@ -15,21 +15,13 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import virtualenv
+from conftest import catalogs, site_packages, virtualenv
 
-from holoclone_venv.catalog import SOURCE, SOURCE_MTIME, Catalog
-from holoclone_venv.store import Store
+from holoclone_venv.catalog import SOURCE, SOURCE_MTIME
 
 PY = f"{sys.version_info[0]}.{sys.version_info[1]}"
 
 
-def site_packages(env: Path) -> Path:
-    return env / "lib" / f"python{PY}" / "site-packages"
-
-
-def catalogs(store: Path) -> list[Catalog]:
-    s = Store(store)
-    return [s.load_catalog(key) for key, _ in s.iter_catalogs()]
 
 
 def run(env: Path, *args: str) -> subprocess.CompletedProcess:

@@ -10,9 +10,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import run_in, virtualenv
+from conftest import catalogs, run_in, site_packages, virtualenv
 
-from holoclone_venv.catalog import Catalog
 from holoclone_venv.platforms.linux import shares_extents
 from holoclone_venv.store import Store
 
@@ -20,13 +19,6 @@ PY = f"{sys.version_info[0]}.{sys.version_info[1]}"
 OFFLINE = {"PIP_NO_INDEX": "1", "PIP_CONFIG_FILE": os.devnull}
 
 
-def site_packages(env: Path) -> Path:
-    return env / "lib" / f"python{PY}" / "site-packages"
-
-
-def catalogs(store: Path) -> list[Catalog]:
-    s = Store(store)
-    return [s.load_catalog(key) for key, _ in s.iter_catalogs()]
 
 
 def files_under(root: Path) -> set[str]:

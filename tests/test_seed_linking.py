@@ -16,9 +16,9 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import run_in, virtualenv
+from conftest import catalogs, run_in, site_packages, virtualenv
 
-from holoclone_venv.catalog import EXECUTABLE, SHEBANG, Catalog
+from holoclone_venv.catalog import EXECUTABLE, SHEBANG
 from holoclone_venv.platforms.linux import FIEMAP_EXTENT_SHARED, extents, shares_extents
 from holoclone_venv.store import Store
 
@@ -26,13 +26,6 @@ PY = f"{sys.version_info[0]}.{sys.version_info[1]}"
 FIEMAP_EXTENT_DATA_INLINE = 0x200  # btrfs keeps small files inside its metadata: nothing to share
 
 
-def site_packages(env: Path) -> Path:
-    return env / "lib" / f"python{PY}" / "site-packages"
-
-
-def catalogs(store: Path) -> list[Catalog]:
-    s = Store(store)
-    return [s.load_catalog(key) for key, _ in s.iter_catalogs()]
 
 
 def linked_files(store: Path, env: Path) -> list[tuple[Path, str]]:

@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import run_in, virtualenv
+from conftest import run_in, site_packages, virtualenv
 
 from holoclone_venv.store import Store
 
@@ -29,9 +29,6 @@ def bundled(distribution: str) -> str:
 
     return BUNDLE_SUPPORT[PY][distribution].split("-")[1]
 
-
-def site_packages(env: Path) -> Path:
-    return env / "lib" / f"python{PY}" / "site-packages"
 
 
 def installed(env: Path) -> dict[str, str]:

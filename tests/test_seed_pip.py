@@ -18,21 +18,17 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import regular_files, run_in, virtualenv
+from conftest import catalogs, regular_files, run_in, site_packages, virtualenv
 
 from holoclone_venv.catalog import Catalog
-from holoclone_venv.store import Store
 
 PY = f"{sys.version_info[0]}.{sys.version_info[1]}"
 
 
-def site_packages(env: Path) -> Path:
-    return env / "lib" / f"python{PY}" / "site-packages"
-
 
 def catalog_of(store: Path, name: str) -> Catalog:
     """The catalog the environments of this store were seeded from, for distribution ``name``."""
-    found = [c for c in (Store(store).load_catalog(key) for key, _ in Store(store).iter_catalogs()) if c.name == name]
+    found = [c for c in catalogs(store) if c.name == name]
     assert len(found) == 1, f"expected one catalog of {name}, found {len(found)}"
     return found[0]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 
 from conftest import regular_files, run_in, virtualenv
 
