@@ -93,7 +93,8 @@ def _seed(seeder: HoloCloneSeeder, creator: Creator) -> Report:
     # Tell the import system's directory cache about the new files (as installers do).
     os.utime(creator.purelib)
     report.seconds = time.perf_counter() - start
-    for directory in {str(store.objects), layout.purelib, layout.scripts}:
+    # Filesystem names only explain fallbacks, so they are looked up only for those.
+    for directory in {d for fb in report.fallbacks for d in (fb.source_dir, fb.target_dir)}:
         report.filesystems[directory] = policy.filesystem_name(directory) or "?"
     creator.pyenv_cfg["holoclone"] = __version__
     creator.pyenv_cfg["holoclone_store"] = str(store.root)
