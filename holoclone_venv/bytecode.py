@@ -1,7 +1,7 @@
 """Bytecode for the target interpreter, compiled once per wheel at import time.
 
 Choice: **timestamp-based .pyc files with a fixed source mtime**
-(:data:`~holoclone_venv.catalog.SOURCE_MTIME`).
+(:data:`~holoclone_venv.catalog.FIXED_MTIME`).
 
 * Every store object, and every materialized ``.py`` that has bytecode, gets
   that mtime, so one .pyc is valid in every environment: hardlinks share the
@@ -24,11 +24,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
-from dataclasses import dataclass
 from typing import Callable
 
-from .catalog import SOURCE_MTIME
+from .catalog import FIXED_MTIME
+from .environment import Interpreter
 
 # Runs inside the target interpreter: reads [(source, display name)], writes
 # {source: pyc path} for what compiled.  A file that does not compile (Python 2
@@ -48,37 +47,18 @@ json.dump(done, sys.stdout)
 """
 
 
-@dataclass(frozen=True)
-class Interpreter:
-    """The interpreter an environment runs, as far as bytecode and scripts care."""
-
-    executable: str
-    implementation: str  # "CPython", "PyPy"
-    version: tuple[int, int]
-
-    @property
-    def tag(self) -> str:
-        """Catalog tag: bytecode differs per implementation and minor version."""
-        return f"{self.implementation.lower()}-{self.version[0]}{self.version[1]}"
-
-    @property
-    def is_running(self) -> bool:
-        """True when this process can compile for it (same magic number)."""
-        return (self.implementation.lower(), self.version) == (sys.implementation.name, sys.version_info[:2])
-
-
 def compile_sources(
     sources: list[tuple[str, str]], interpreter: Interpreter, progress: Callable[[int], None] | None = None
 ) -> dict[str, str]:
     """Compile staged ``.py`` files; return ``{source: pyc path}`` for those that compiled.
 
     ``sources`` holds ``(staged path, path shown in tracebacks)``.  Each staged
-    source's mtime is set to ``SOURCE_MTIME`` first, because that is what the
+    source's mtime is set to ``FIXED_MTIME`` first, because that is what the
     timestamp .pyc records and what every environment will see.  ``progress``
     is called with the number of files compiled so far (in this process only).
     """
     for source, _ in sources:
-        os.utime(source, (SOURCE_MTIME, SOURCE_MTIME))
+        os.utime(source, (FIXED_MTIME, FIXED_MTIME))
     if not sources:
         return {}
     if interpreter.is_running:

@@ -6,31 +6,46 @@ materializer can create each directory once and visit it once.
 
 Entry flags:
 
-``EXECUTABLE``  the object is stored with its executable bits set.
-``SOURCE``      a ``.py`` file shipped with bytecode: its mtime must be
-                :data:`SOURCE_MTIME` in every environment (see ``bytecode.py``).
-``SHEBANG``     a ``.data/scripts`` file starting with ``#!python``: written per
-                environment with the environment's interpreter.
+``EXECUTABLE``    the object is stored with its executable bits set.
+``HAS_BYTECODE``  a ``.py`` file shipped with bytecode: its mtime must be
+                  :data:`FIXED_MTIME` in every environment (see ``bytecode.py``).
+``SHEBANG``       a ``.data/scripts`` file starting with ``#!python``: written per
+                  environment with the environment's interpreter.
+
+Everything in a catalog is checked when it is parsed (:meth:`Catalog.from_json`),
+wherever it comes from: a path that could leave its install directory, a
+scheme or root that is not an install scheme, a name that is not a
+distribution name, or a ``dist_info`` that is not ``<name>-<version>.dist-info``
+makes the whole catalog malformed, so nothing of it is ever applied.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from .errors import StoreError
 
-FORMAT = 1
+#: Catalog format.  2 added ``record``; an older catalog is re-imported from its wheel.
+FORMAT = 2
 EXECUTABLE = 1
-SOURCE = 2
+HAS_BYTECODE = 2
 SHEBANG = 4
-SCHEMES = ("purelib", "platlib", "scripts", "headers", "data")
+#: The install schemes of a wheel (as installer.utils.SCHEME_NAMES; spelled here so
+#: that loading a catalog imports nothing more).
+SCHEMES = ("purelib", "platlib", "headers", "scripts", "data")
+#: Where a wheel's top level can go (its WHEEL file's Root-Is-Purelib).
+ROOTS = ("purelib", "platlib")
 #: mtime of every store object and of every materialized ``.py`` that has bytecode.
 #: Timestamp-based .pyc files record their source's mtime; fixing it makes one
 #: .pyc valid in every environment, hardlinked or cloned.
-SOURCE_MTIME = 1_000_000_000
+FIXED_MTIME = 1_000_000_000
+
+
+class OutdatedCatalogError(StoreError):
+    """A catalog of an older format: not wrong, but not usable; its wheel is imported again."""
 
 
 class Entry(NamedTuple):
@@ -74,10 +89,10 @@ class Catalog:
     wheel_sha256: str
     tag: str
     dist_info: str
-    root: str  # "purelib" or "platlib": where the wheel's top level goes
+    root: str  # one of ROOTS: where the wheel's top level goes
+    record: str  # sha256 of the object holding the wheel's own RECORD, which every entry must agree with
     entries: tuple[Entry, ...]
     scripts: tuple[Script, ...] = ()
-    meta: dict[str, str] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -85,8 +100,8 @@ class Catalog:
         return catalog_key(self.wheel_sha256, self.tag)
 
     def objects(self) -> set[tuple[str, bool]]:
-        """The store objects this catalog needs, as ``(digest, executable)``."""
-        return {(entry.digest, bool(entry.flags & EXECUTABLE)) for entry in self.entries}
+        """The store objects this catalog needs, as ``(digest, executable)``: its entries' and its RECORD's."""
+        return {(entry.digest, bool(entry.flags & EXECUTABLE)) for entry in self.entries} | {(self.record, False)}
 
     def to_json(self) -> bytes:
         """Serialize to the on-disk form."""
@@ -101,9 +116,9 @@ class Catalog:
             "tag": self.tag,
             "dist_info": self.dist_info,
             "root": self.root,
+            "record": self.record,
             "entries": [[e.scheme, e.path, e.digest, e.size, e.flags] for e in self.entries],
             "scripts": [[s.name, s.section, base64.b64encode(s.template).decode()] for s in self.scripts],
-            "meta": self.meta,
         }
         return json.dumps(document, separators=(",", ":")).encode()
 
@@ -120,32 +135,73 @@ class Catalog:
             doc = json.loads(data)
             if not isinstance(doc, dict):
                 raise ValueError("not a JSON object")
-            if doc.get("format") != FORMAT:
-                raise ValueError(f"format {doc.get('format')!r}, expected {FORMAT}")
+            found = doc.get("format")
+            if type(found) is int and 0 < found < FORMAT:
+                raise OutdatedCatalogError(
+                    f"catalog {origin} has format {found}, older than this holoclone-venv writes ({FORMAT}).",
+                    "It is imported again from its wheel on next use; 'holoclone store gc' removes it.",
+                )
+            if found != FORMAT:
+                raise ValueError(f"format {found!r}, expected {FORMAT}")
+            header = {field: doc[field] for field in _HEADER}
+            _check_header(header)
             entries = [Entry(*row) for row in doc["entries"]]
             _check_entries(entries)
             scripts = []
             for name, section, template in doc.get("scripts", []):
-                if not safe_relpath(name) or "/" in name:
-                    raise ValueError(f"unsafe script name {name!r}")
-                scripts.append(Script(name, section, base64.b64decode(template)))
-            return cls(
-                name=str(doc["name"]),
-                version=str(doc["version"]),
-                wheel=str(doc["wheel"]),
-                wheel_sha256=str(doc["wheel_sha256"]),
-                tag=str(doc["tag"]),
-                dist_info=str(doc["dist_info"]),
-                root=str(doc["root"]),
-                entries=tuple(entries),
-                scripts=tuple(scripts),
-                meta=dict(doc.get("meta", {})),
-            )
+                if not _is_file_name(name) or section not in ("console", "gui"):
+                    raise ValueError(f"unsafe script name or section {name!r} {section!r}")
+                scripts.append(Script(name, section, base64.b64decode(template, validate=True)))
+            return cls(**header, entries=tuple(entries), scripts=tuple(scripts))
         except (ValueError, KeyError, TypeError) as error:
             raise StoreError(
                 f"catalog {origin} is malformed ({error}).",
                 "Run 'holoclone store verify --repair' to drop it; it is re-imported on next use.",
             ) from None
+
+
+_HEADER = ("name", "version", "wheel", "wheel_sha256", "tag", "dist_info", "root", "record")
+# PEP 508 distribution names, as a wheel's .dist-info spells them; versions as PEP 440
+# allows them, which excludes anything a path could make of them.
+_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?\Z")
+_VERSION = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.+!_-]*[A-Za-z0-9])?\Z")
+_TAG = re.compile(r"^[a-z][a-z0-9_]*-[0-9]+\Z")
+_SHA256 = re.compile(r"^[0-9a-f]{64}\Z")
+
+
+def _check_header(header: dict) -> None:
+    """Raise ValueError unless every field that decides a path or a key is what the importer writes."""
+    for field_name, value in header.items():
+        if type(value) is not str:
+            raise ValueError(f"{field_name} is not a string")
+    if not _NAME.match(header["name"]):
+        raise ValueError(f"name {header['name']!r} is not a distribution name")
+    if not _VERSION.match(header["version"]) or ".." in header["version"]:
+        raise ValueError(f"version {header['version']!r} is not a version")
+    if header["dist_info"] != f"{header['name']}-{header['version']}.dist-info":
+        raise ValueError(f"dist_info {header['dist_info']!r} is not {header['name']}-{header['version']}.dist-info")
+    if header["root"] not in ROOTS:
+        raise ValueError(f"root {header['root']!r} is not one of {', '.join(ROOTS)}")
+    if not _TAG.match(header["tag"]) or not _SHA256.match(header["wheel_sha256"]) or not _SHA256.match(header["record"]):
+        raise ValueError("tag, wheel_sha256 or record is malformed")
+    if not _is_file_name(header["wheel"]) or not header["wheel"].endswith(".whl"):
+        raise ValueError(f"wheel {header['wheel']!r} is not a wheel file name")
+
+
+def _is_file_name(name: object) -> bool:
+    return isinstance(name, str) and "/" not in name and safe_relpath(name)
+
+
+_SEPARATORS = re.compile(r"[-_.]+")
+
+
+def canonical_name(name: str) -> str:
+    """A distribution name normalized as PEP 503 says (``packaging.utils.canonicalize_name``).
+
+    Spelled here rather than imported from installer: importing installer
+    costs about 9 ms, paid by every seeding that removes a previous version.
+    """
+    return _SEPARATORS.sub("-", name).lower()
 
 
 def catalog_key(wheel_sha256: str, tag: str) -> str:

@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from pathlib import Path
 
 from . import __version__
 from .errors import StoreError, Unsupported
 from .plugins import Plugins
 from .store import Store
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 _PROBE_BYTES = 8192
 
@@ -104,7 +109,7 @@ def _try_hardlink(source: Path, target: Path) -> Probe:
     return Probe(True)
 
 
-def diagnose(directory: str, store_path: str, plugins: Plugins | None = None) -> Diagnosis:
+def diagnose(directory: str, settings: Settings, plugins: Plugins | None = None) -> Diagnosis:
     """Probe reflink and hardlink from the store into ``directory`` and explain what ``smart`` does.
 
     Raises :class:`StoreError` when the store exists but cannot be used (newer
@@ -117,7 +122,7 @@ def diagnose(directory: str, store_path: str, plugins: Plugins | None = None) ->
     target_dir = Path(os.path.abspath(directory))
     if not target_dir.is_dir():
         raise HoloCloneError(f"{target_dir} is not a directory.", "Pass the directory where environments will live.")
-    store = Store(store_path)
+    store = Store(settings.store)
     try:
         store.check(create=False)
         exists = True
@@ -127,14 +132,14 @@ def diagnose(directory: str, store_path: str, plugins: Plugins | None = None) ->
         exists = False
 
     def fs_name(path: Path) -> str:
-        return plugins.first("holoclone_filesystem_name", path=str(path)) or "unknown"
+        return plugins.filesystem_name(str(path)) or "unknown"
 
     if exists and store.writable:
         store.tmp.mkdir(exist_ok=True)
         probe_dir = store.tmp
     else:
         probe_dir = _nearest_existing(store.root if exists else store.root.parent)
-    backend = plugins.first("holoclone_clone_backend")
+    backend = plugins.clone_backend()
     problems: list[str] = []
     source = None
     try:
@@ -173,7 +178,8 @@ def diagnose(directory: str, store_path: str, plugins: Plugins | None = None) ->
         problems=problems,
     )
     _explain(diagnosis)
-    _environment(diagnosis, plugins)
+    _environment(diagnosis, plugins, settings)
+    _sharing(diagnosis, store)
     return diagnosis
 
 
@@ -208,12 +214,31 @@ def _explain(d: Diagnosis) -> None:
             d.advice.append(f"to hardlink at least, {move}")
 
 
-def _environment(d: Diagnosis, plugins: Plugins) -> None:
+def _sharing(d: Diagnosis, store: Store) -> None:
+    """Warn when accounts other than the store's owner can write into it (see the README's trust model)."""
+    if not d.store_exists:
+        return
+    open_to_others = []
+    for path in (store.root, store.objects, store.catalogs, store.refs, store.tmp, store.wheels, store.resolutions):
+        try:
+            st = os.lstat(path)
+        except OSError:
+            continue
+        if st.st_mode & 0o022 and not st.st_mode & 0o1000:
+            open_to_others.append(f"{path} (mode {stat.S_IMODE(st.st_mode):o})")
+    if open_to_others:
+        d.problems.append(
+            "other accounts can write into the store: " + ", ".join(open_to_others) + "; they could change what "
+            "every new environment runs. Make it writable by its owner only ('chmod -R go-w "
+            f"{store.root}'), and share stores read-only or through signed bundles"
+        )
+
+
+def _environment(d: Diagnosis, plugins: Plugins, settings: Settings) -> None:
     """virtualenv version, whether holoclone is the default seeder, strategy, plugins."""
     from importlib.metadata import PackageNotFoundError, version
 
-    from .config import strategy_from
-    from .userconfig import config_file, current_seeder
+    from .virtualenv_ini import config_file, current_seeder
 
     try:
         d.virtualenv_version = version("virtualenv")
@@ -236,8 +261,7 @@ def _environment(d: Diagnosis, plugins: Plugins) -> None:
     d.default_seeder = {"seeder": seeder, "source": source, "holoclone": seeder == "holoclone", "config_file": str(ini)}
     if seeder != "holoclone":
         d.advice.append("holoclone is not the default seeder: run 'holoclone enable', or pass --seeder holoclone")
-    name, source = strategy_from(os.environ.get("VIRTUALENV_HOLOCLONE_STRATEGY"), os.environ)
-    d.strategy = {"name": name, "source": source}
+    d.strategy = {"name": settings.strategy, "source": settings.strategy_source}
     d.plugins = [
         {"name": p.name, "distribution": p.distribution, "hooks": p.hooks, "error": p.error}
         for p in plugins.info()

@@ -2,6 +2,22 @@
 
 from __future__ import annotations
 
+import errno as _errno
+
+#: errno values meaning "this link method does not work between these two places",
+#: not "something broke": the next method is tried.  EOPNOTSUPP/ENOTSUP (ext4, tmpfs,
+#: overlayfs, not APFS), EXDEV (another filesystem), EINVAL (btrfs NOCOW, unaligned,
+#: flags an old kernel does not know), ENOTTY (old kernel), EPERM/EACCES (immutable
+#: files, SELinux, sandboxes; a copy then reports a real permission error itself),
+#: ETXTBSY (swap file), EAGAIN (ZFS before its blocks are synced), ENOSYS (seccomp),
+#: EMLINK (an inode at its link limit), EBADF.
+UNSUPPORTED_ERRNOS = frozenset(
+    getattr(_errno, name)
+    for name in ("EOPNOTSUPP", "ENOTSUP", "EXDEV", "EINVAL", "ENOTTY", "EPERM", "EACCES", "ETXTBSY",
+                 "EAGAIN", "ENOSYS", "EMLINK", "EBADF")
+    if hasattr(_errno, name)
+)
+
 
 class HoloCloneError(Exception):
     """Base of every error holoclone reports to a user.
@@ -35,10 +51,6 @@ class StoreLockTimeout(StoreError):
     """Waiting for a store lock took longer than the configured timeout."""
 
 
-class CorruptObjectError(StoreError):
-    """A store object no longer matches the digest it is stored under."""
-
-
 class StrictModeError(HoloCloneError):
     """``--holoclone-strict`` is on and a link method had to fall back."""
 
@@ -60,3 +72,29 @@ class Unsupported(Exception):
         super().__init__(reason)
         self.reason = reason
         self.errno = errno
+
+
+_FULL = frozenset(getattr(_errno, name) for name in ("ENOSPC", "EDQUOT") if hasattr(_errno, name))
+_DENIED = frozenset((_errno.EACCES, _errno.EPERM))
+
+
+def os_error(
+    error: OSError, doing: str, *, disk: str = "", error_class: type[HoloCloneError] = HoloCloneError
+) -> HoloCloneError:
+    """One sentence for a failed file operation, with what to do about it.
+
+    ``doing`` completes "while ...", e.g. ``"importing pip.whl; nothing partial was kept"``;
+    ``disk`` names what the full disk holds (``"the store /x"``) when that helps.
+    """
+    where = f" ({error.filename})" if error.filename else ""
+    if error.errno in _FULL:
+        holding = f" holding {disk}" if disk else ""
+        return error_class(f"the disk{holding} is full while {doing}.",
+                           "Free some space (for the store, 'holoclone store gc' helps) and run again.")
+    if error.errno == _errno.EROFS:
+        return error_class(f"a read-only filesystem stopped {doing}{where}.",
+                           "Use a writable location (for the store, --holoclone-store DIR).")
+    if error.errno in _DENIED:
+        return error_class(f"permission denied while {doing}{where}.",
+                           "Check the permissions, or use a location you can write to.")
+    return error_class(f"{error.strerror or error} while {doing}{where}.")

@@ -11,30 +11,39 @@ compiled into plain functions and patterns before materializing starts.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping, NamedTuple, Optional
 
 import pluggy
 
 if TYPE_CHECKING:
-    from .config import Settings
+    from .settings import Settings
     from .report import Report
     from .rules import Rule
-    from .strategies import LinkMethod, Strategy
+    from .linking import LinkMethod, Strategy
 
 hookspec = pluggy.HookspecMarker("holoclone")
 hookimpl = pluggy.HookimplMarker("holoclone")
 
 
-@hookspec(firstresult=True)
-def holoclone_clone_backend():  # -> CloneBackend | None
-    """Return the clone backend for this platform, or None.
+class CloneBackend(NamedTuple):
+    """What :func:`holoclone_clone_backend` returns.
 
-    A backend has a ``name`` and ``clone(source, target, dir_fd, mode, mtime)``
-    with the contract of :data:`holoclone_venv.strategies.LinkFunction`: it
-    raises :class:`holoclone_venv.errors.Unsupported` when the filesystem cannot
-    clone (the next method is then tried) and leaves no target behind on any
-    failure.  The first non-None result wins; plugins registered later are
-    asked first, so a third-party backend overrides the built-in one.
+    ``clone(source, target, dir_fd, mode, mtime)`` has the contract of
+    :data:`holoclone_venv.linking.LinkFunction`: it raises
+    :class:`holoclone_venv.errors.Unsupported` when the filesystem cannot clone
+    (the next method is then tried) and leaves no target behind on any failure.
+    """
+
+    name: str
+    clone: Callable[[str, str, Optional[int], int, Optional[int]], None]
+
+
+@hookspec(firstresult=True)
+def holoclone_clone_backend() -> CloneBackend | None:
+    """Return the clone backend for this platform (a :class:`CloneBackend`), or None.
+
+    The first non-None result wins; plugins registered later are asked first,
+    so a third-party backend overrides the built-in one.
     """
 
 

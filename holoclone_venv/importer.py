@@ -10,7 +10,6 @@ staging directory under ``tmp/``, reclaimed by the next run.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import logging
 import os
@@ -21,14 +20,17 @@ import zlib
 from pathlib import Path
 from typing import Callable
 
-from .bytecode import Interpreter, compile_sources
-from .catalog import EXECUTABLE, PLACEHOLDER, SHEBANG, SOURCE, Catalog, Entry, Script, catalog_key, safe_relpath
-from .errors import StoreError, WheelError
-from .store import Store, hash_file
+from .bytecode import compile_sources
+from .catalog import EXECUTABLE, HAS_BYTECODE, PLACEHOLDER, SCHEMES, SHEBANG, Catalog, Entry, Script, catalog_key, safe_relpath
+from .environment import Interpreter
+from .errors import StoreError, WheelError, os_error
+from .fsutil import hash_file
+from .store import Store
 
 LOG = logging.getLogger("holoclone")
 _CHUNK = 1 << 20
-#: Files an installer writes per environment; they never come from the store.
+#: Files an installer writes per environment; they never come from the store.  (The
+#: wheel's own RECORD is kept as an object the catalog names, to check entries against.)
 _PER_ENV_METADATA = ("RECORD", "INSTALLER")
 
 Progress = Callable[[int, int], None]
@@ -54,7 +56,7 @@ def ensure_catalog(
     # Any write may fail (full disk, read-only remount): the lock file, the
     # staging directory, an object, the catalog.  All become one clear error.
     try:
-        with store.lock(f"import-{digest[:24]}", f"another process importing {wheel.name}"):
+        with store.import_lock(digest, wheel.name):
             catalog = store.load_catalog(key)
             if catalog is not None:
                 damaged = store.check_objects(catalog)
@@ -70,22 +72,9 @@ def ensure_catalog(
             finally:
                 shutil.rmtree(stage, ignore_errors=True)
     except OSError as error:
-        raise _store_write_error(store, wheel, error) from None
+        raise os_error(error, f"importing {wheel.name} into the store; nothing partial was kept",
+                       disk=f"the store {store.root}", error_class=StoreError) from None
     return catalog, True
-
-
-def _store_write_error(store: Store, wheel: Path, error: OSError) -> StoreError:
-    if error.errno in (errno.ENOSPC, errno.EDQUOT):
-        return StoreError(
-            f"the disk holding the store {store.root} is full; {wheel.name} was not imported and nothing partial was kept.",
-            "Free some space (e.g. 'holoclone store gc') and run again.",
-        )
-    if error.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-        return StoreError(
-            f"cannot write to the store {store.root} ({error.strerror}); {wheel.name} was not imported.",
-            "Pass a writable --holoclone-store.",
-        )
-    return StoreError(f"importing {wheel.name} into {store.root} failed: {error}.")
 
 
 def _open_wheel(wheel: Path) -> zipfile.ZipFile:
@@ -110,7 +99,8 @@ def _import(
             source = WheelFile(archive)
             dist_info = source.dist_info_dir
             source.validate_record(validate_contents=False)
-            record_rows = {row[0]: row for row in parse_record_file(source.read_dist_info("RECORD").splitlines())}
+            record_data = archive.read(f"{dist_info}/RECORD")
+            record_rows = {row[0]: row for row in parse_record_file(record_data.decode("utf-8").splitlines())}
             wheel_meta = parse_metadata_file(source.read_dist_info("WHEEL"))
         except WheelError:
             raise
@@ -164,11 +154,15 @@ def _import(
             staged[f"{scheme}/{pyc_rel}"] = pyc
         sources_compiled = {by_stage[p] for p in compiled}
         entries = [
-            Entry(e.scheme, e.path, e.digest, e.size, e.flags | SOURCE) if f"{e.scheme}/{e.path}" in sources_compiled else e
+            Entry(e.scheme, e.path, e.digest, e.size, e.flags | HAS_BYTECODE) if f"{e.scheme}/{e.path}" in sources_compiled else e
             for e in entries
         ]
         scripts = _scripts(source, interpreter, wheel)
     entries.sort(key=lambda e: (e.scheme, e.path.rpartition("/")[0], e.path))
+    record_digest = hashlib.sha256(record_data).hexdigest()
+    record_staged = stage / ".wheel-RECORD"
+    record_staged.write_bytes(record_data)
+    staged[".wheel-RECORD"] = str(record_staged)
     name, version = dist_info[: -len(".dist-info")].rsplit("-", 1)
     catalog = Catalog(
         name=name,
@@ -178,17 +172,26 @@ def _import(
         tag=interpreter.tag,
         dist_info=dist_info,
         root=root,
+        record=record_digest,
         entries=tuple(entries),
         scripts=scripts,
     )
+    # Objects must be on disk before a catalog names them (a crash must not leave a
+    # catalog over empty objects), and flushed before they are cloned (some Windows
+    # builds cloned unflushed files as zeroes): once per import, not per object.
+    from .platforms import current
+
+    current().make_durable(str(stage), list(staged.values()))
     # gc and 'verify --repair' remove objects and catalogs under the store lock.
     # Adopting under it too means an object found present here cannot vanish
     # before the catalog naming it is in place (the catalog invariant).
-    with store.lock("store", "store maintenance ('holoclone store gc')"):
+    with store.lock():
         for entry in entries:
             executable = bool(entry.flags & EXECUTABLE)
             if not store.has_object(entry.digest, entry.size, executable):
                 store.adopt_object(staged[f"{entry.scheme}/{entry.path}"], entry.digest, executable)
+        if not store.has_object(record_digest, len(record_data)):
+            store.adopt_object(str(record_staged), record_digest, False)
         store.write_catalog(catalog)
     return catalog
 
@@ -227,7 +230,7 @@ def _scheme_of(name: str, root: str, data_prefix: str, wheel: Path) -> tuple[str
     if not name.startswith(data_prefix):
         return root, name
     scheme, _, rel = name[len(data_prefix) :].partition("/")
-    if scheme not in ("purelib", "platlib", "scripts", "headers", "data") or not rel:
+    if scheme not in SCHEMES or not rel:
         raise WheelError(f"{wheel.name} has {name!r} in an unknown .data scheme {scheme!r}.", "Rebuild the wheel.")
     return scheme, rel
 
@@ -296,7 +299,9 @@ def _scripts(source, interpreter: Interpreter, wheel: Path) -> tuple[Script, ...
 
 def _variants(distribution: str, name: str, interpreter: Interpreter) -> list[str]:
     """pip's scripts for the target interpreter, as virtualenv writes them: pip, pipX, pip-X.Y, pipX.Y."""
-    if distribution.lower() == "pip" and name.startswith("pip"):
+    from .catalog import canonical_name
+
+    if canonical_name(distribution) == "pip" and name.startswith("pip"):
         major, minor = interpreter.version
         return ["pip", f"pip{major}", f"pip-{major}.{minor}", f"pip{major}.{minor}"]
     return [name]

@@ -14,19 +14,24 @@ directories are shared out to one thread per core.
 
 from __future__ import annotations
 
-import base64
 import os
 import posixpath
 import shutil
-from dataclasses import dataclass
+import stat
 from itertools import groupby
+from typing import TYPE_CHECKING
 
-from .catalog import EXECUTABLE, SHEBANG, SOURCE, SOURCE_MTIME, Catalog, Entry
-from .plugins import Policy
+from . import record
+from .catalog import EXECUTABLE, FIXED_MTIME, HAS_BYTECODE, SHEBANG, Catalog, Entry
+from .fsutil import write_atomic
+from .linking import Linker
 from .report import Report
 from .scripts import render, rewrite_python_shebang
 from .store import Store
-from .strategies import Linker
+
+if TYPE_CHECKING:
+    from .environment import Layout
+    from .policy import Policy
 
 _USE_DIR_FD = os.open in os.supports_dir_fd and os.link in os.supports_dir_fd
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
@@ -35,27 +40,6 @@ INSTALLER = b"holoclone\n"
 #: where starting a pool costs more than it saves.
 _WORKERS = min(8, os.cpu_count() or 1)
 _PARALLEL_FROM = 512
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Where an environment keeps each install scheme."""
-
-    purelib: str
-    platlib: str
-    scripts: str
-    data: str
-    include: str  # headers go to <include>/<distribution name>
-    executable: str
-
-    def roots(self, catalog: Catalog) -> dict[str, str]:
-        return {
-            "purelib": self.purelib,
-            "platlib": self.platlib,
-            "scripts": self.scripts,
-            "data": self.data,
-            "headers": os.path.join(self.include, catalog.name),
-        }
 
 
 class Materializer:
@@ -79,7 +63,7 @@ class Materializer:
         permissions), :class:`~holoclone_venv.errors.StrictModeError`; on any
         failure every file written for the distribution is removed again.
         """
-        roots = layout.roots(catalog)
+        roots = layout.scheme_dirs(catalog.name)
         root = roots[catalog.root]
         dist_info_dir = os.path.join(root, catalog.dist_info)
         # The .dist-info is assembled beside site-packages' distributions, under a name no
@@ -88,6 +72,9 @@ class Materializer:
         staging = os.path.join(root, staging_name)
         shutil.rmtree(staging, ignore_errors=True)  # left by a killed run
         self._remove_previous(catalog, root, layout.data)
+        if _clear_the_way(catalog, root):
+            # Files of this distribution without its .dist-info: a run killed half way.
+            _discard(catalog, roots)
         prefix = catalog.dist_info + "/"
         body = [e for e in catalog.entries if not (e.scheme == catalog.root and e.path.startswith(prefix))]
         meta = [
@@ -112,7 +99,9 @@ class Materializer:
     def _link_all(self, entries: list[Entry], roots: dict[str, str], executable: str) -> None:
         groups = [(key, list(group)) for key, group in groupby(entries, key=_directory_of)]
         for (scheme, directory), _ in groups:
-            self._mkdir(os.path.join(roots[scheme], directory) if directory else roots[scheme])
+            self._mkdir(roots[scheme])
+            if directory:
+                self._mkdir_below(roots[scheme], directory)
         workers = min(_WORKERS, len(groups)) if len(entries) >= _PARALLEL_FROM else 1
         if workers == 1:
             results = [self._link_groups(groups, roots, executable)]
@@ -159,7 +148,7 @@ class Materializer:
                     method = link(
                         chain, pair, object_path(entry.digest, bool(executable_bit)),
                         name if dir_fd is not None else os.path.join(target_dir, name), dir_fd,
-                        0o755 if executable_bit else 0o644, SOURCE_MTIME if entry.flags & SOURCE else None,
+                        0o755 if executable_bit else 0o644, FIXED_MTIME if entry.flags & HAS_BYTECODE else None,
                         target_dir,
                     )
                     counts[method.counts_as] = counts.get(method.counts_as, 0) + 1
@@ -170,16 +159,36 @@ class Materializer:
         return counts, total, generated
 
     def _mkdir(self, path: str) -> None:
+        """Make an install root (site-packages, bin...) and its parents."""
         if path not in self._made_dirs:
             os.makedirs(path, exist_ok=True)
             self._made_dirs.add(path)
 
+    def _mkdir_below(self, root: str, directory: str) -> None:
+        """Make ``root/directory`` one level at a time, replacing a symlink on the way, never entering it.
+
+        Entries are sorted, so a parent is always made before its children.
+        """
+        path = os.path.join(root, directory)
+        if path in self._made_dirs:
+            return
+        parent, _, _ = directory.rpartition("/")
+        if parent:
+            self._mkdir_below(root, parent)
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            if os.path.islink(path):  # from --symlink-app-data or a user's link: replaced, not written through
+                os.unlink(path)
+                os.mkdir(path)
+        self._made_dirs.add(path)
+
     def _write_shebang_script(self, entry: Entry, target_dir: str, executable: str) -> None:
         with open(self.store.object_path(entry.digest, bool(entry.flags & EXECUTABLE)), "rb") as handle:
             content = rewrite_python_shebang(handle.read(), executable)
-        _write(os.path.join(target_dir, entry.path.rpartition("/")[2]), content, 0o755)
+        write_atomic(os.path.join(target_dir, entry.path.rpartition("/")[2]), content, mode=0o755)
 
-    def _write_scripts(self, catalog: Catalog, roots: dict[str, str], executable: str) -> list[tuple[str, str, str]]:
+    def _write_scripts(self, catalog: Catalog, roots: dict[str, str], executable: str) -> list[record.Row]:
         rows = []
         if not catalog.scripts:
             return rows
@@ -187,78 +196,56 @@ class Materializer:
         relative = _relative(roots["scripts"], roots[catalog.root])
         for script in catalog.scripts:
             content = render(script.template, executable)
-            _write(os.path.join(roots["scripts"], script.name), content, 0o755)
-            rows.append((posixpath.join(relative, script.name), _record_hash(_sha256(content)), str(len(content))))
+            write_atomic(os.path.join(roots["scripts"], script.name), content, mode=0o755)
+            rows.append((posixpath.join(relative, script.name), record.hash_of(content), len(content)))
             self.report.generated += 1
         return rows
 
     def _write_metadata(
-        self, catalog: Catalog, roots: dict[str, str], extra_rows: list[tuple[str, str, str]], info_dir: str
+        self, catalog: Catalog, roots: dict[str, str], extra_rows: list[record.Row], info_dir: str
     ) -> None:
         """Write INSTALLER and RECORD (listing every installed file) into ``info_dir``.
 
-        RECORD's rows for the catalog's own files are the same in every
-        environment with the same layout (paths are relative), so they are kept
-        as a store object, cloned into place, and only the rows that differ per
-        environment (scripts with this interpreter, INSTALLER, RECORD) are
-        appended: for torch that is 3 MB per environment not written twice.
+        RECORD's rows for the catalog's own files come from a store object,
+        cloned into place (for torch that is 3 MB per environment not written
+        twice); the rows that differ per environment are appended.
         """
         root = roots[catalog.root]
         relative = {scheme: _relative(path, root) for scheme, path in roots.items()}
-        tail = []
+        tail: list[record.Row] = []
         for entry in catalog.entries:
             if entry.flags & SHEBANG:  # rewritten per environment: hash what was written
                 with open(os.path.join(roots[entry.scheme], entry.path), "rb") as handle:
                     data = handle.read()
-                tail.append((posixpath.join(relative[entry.scheme], entry.path), _record_hash(_sha256(data)), len(data)))
+                tail.append((posixpath.join(relative[entry.scheme], entry.path), record.hash_of(data), len(data)))
         tail.extend(extra_rows)
         info = catalog.dist_info
-        tail.append((f"{info}/INSTALLER", _record_hash(_sha256(INSTALLER)), len(INSTALLER)))
+        tail.append((f"{info}/INSTALLER", record.hash_of(INSTALLER), len(INSTALLER)))
         tail.append((f"{info}/RECORD", "", ""))
-        _write(os.path.join(info_dir, "INSTALLER"), INSTALLER, 0o644)
-        record = os.path.join(info_dir, "RECORD")
+        write_atomic(os.path.join(info_dir, "INSTALLER"), INSTALLER, mode=0o644)
+        target = os.path.join(info_dir, "RECORD")
         source = self._record_object(catalog, relative)
         if source is None:
-            _write(record, (_csv(self._record_rows(catalog, relative)) + _csv(tail)).encode("utf-8"), 0o644)
+            write_atomic(target, record.record_bytes(record.shared_rows(catalog, relative)) + record.record_bytes(tail),
+                         mode=0o644)
         else:
-            self.linker.link(self._private, (str(self.store.objects), root), source, record, None, 0o644, None, info_dir)
-            with open(record, "ab") as handle:
-                handle.write(_csv(tail).encode("utf-8"))
+            self.linker.link(self._private, (str(self.store.objects), root), source, target, None, 0o644, None, info_dir)
+            with open(target, "ab") as handle:
+                handle.write(record.record_bytes(tail))
         self.report.generated += 2
-
-    @staticmethod
-    def _record_rows(catalog: Catalog, relative: dict[str, str]) -> list[tuple[str, str, int]]:
-        b64 = base64.urlsafe_b64encode
-        root = catalog.root
-        return [
-            # A sha256 is 32 bytes: 43 base64 characters and one '=' of padding, which RECORD omits.
-            (e.path if e.scheme == root else posixpath.join(relative[e.scheme], e.path),
-             "sha256=" + b64(bytes.fromhex(e.digest))[:43].decode(), e.size)
-            for e in catalog.entries
-            if not e.flags & SHEBANG
-        ]
 
     def _record_object(self, catalog: Catalog, relative: dict[str, str]) -> str | None:
         """Path of the store object with the shared part of RECORD, made on first use; None if unavailable."""
-        import hashlib
-        import json
-
-        layout = hashlib.sha256(json.dumps(relative, sort_keys=True).encode()).hexdigest()[:16]
-        index = self.store.catalogs / f"{catalog.key}.record-{layout}"
+        paths_id = record.paths_id(relative)
+        found = self.store.record_object(catalog.key, paths_id)
+        if found is not None or not self.store.writable:
+            return found
         try:
-            digest = index.read_text(encoding="ascii").strip()
-            if len(digest) == 64 and os.path.exists(self.store.object_path(digest)):
-                return self.store.object_path(digest)
-        except OSError:
-            pass
-        if not self.store.writable:
-            return None
-        try:
-            digest = self.store.put_bytes(_csv(self._record_rows(catalog, relative)).encode("utf-8"))
-            self.store.write_atomically(index, digest.encode("ascii"))
+            return self.store.put_record_object(
+                catalog.key, paths_id, record.record_bytes(record.shared_rows(catalog, relative))
+            )
         except OSError:
             return None  # only a saving: the environment gets a RECORD written in full
-        return self.store.object_path(digest)
 
     def _remove_previous(self, catalog: Catalog, root: str, env_dir: str) -> None:
         """Uninstall an earlier version of the same distribution, as an installer would."""
@@ -267,17 +254,51 @@ class Materializer:
         remove_distribution(catalog.name, root, env_dir)
 
 
+def _clear_the_way(catalog: Catalog, root: str) -> bool:
+    """Replace symlinks where the distribution's top-level entries go; True when real ones are left over.
+
+    A symlinked package directory (``--symlink-app-data``, a user's own
+    link) is removed, never entered: writing or deleting through it would
+    change what it points to (virtualenv's app-data, say).  A real entry
+    still there after the previous version was uninstalled belongs to a
+    run that was killed before its ``.dist-info`` was in place.
+    """
+    tops = {e.path.partition("/")[0] for e in catalog.entries if e.scheme == catalog.root}
+    leftovers = False
+    for name in sorted(tops | {catalog.dist_info}):
+        path = os.path.join(root, name)
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            continue
+        if stat.S_ISLNK(st.st_mode):
+            os.unlink(path)
+        else:
+            leftovers = True
+    return leftovers
+
+
 def _discard(catalog: Catalog, roots: dict[str, str]) -> None:
-    """Remove what a failed run wrote for ``catalog`` (every path it would install), then emptied folders."""
+    """Remove what a failed run wrote for ``catalog`` (every path it would install), then emptied folders.
+
+    Never through a symlink: a file is removed only when its folder really
+    lies inside its install root.
+    """
     folders = set()
-    paths = [os.path.join(roots[e.scheme], e.path) for e in catalog.entries]
-    paths += [os.path.join(roots["scripts"], s.name) for s in catalog.scripts]
-    for path in paths:
+    real_roots = {scheme: os.path.realpath(path) for scheme, path in roots.items()}
+    paths = [(e.scheme, os.path.join(roots[e.scheme], e.path)) for e in catalog.entries]
+    paths += [("scripts", os.path.join(roots["scripts"], s.name)) for s in catalog.scripts]
+    for scheme, path in paths:
+        folder = os.path.dirname(path)
+        if folder not in folders:
+            real = os.path.realpath(folder)
+            if real != real_roots[scheme] and not real.startswith(real_roots[scheme] + os.sep):
+                continue
         try:
             os.unlink(path)
         except OSError:
             pass
-        folders.add(os.path.dirname(path))
+        folders.add(folder)
     for folder in sorted(folders, key=len, reverse=True):
         while folder not in roots.values():
             try:
@@ -296,37 +317,4 @@ def _relative(path: str, start: str) -> str:
     return "" if rel == "." else rel
 
 
-def _sha256(data: bytes) -> bytes:
-    import hashlib
-
-    return hashlib.sha256(data).digest()
-
-
-def _record_hash(digest: bytes) -> str:
-    return "sha256=" + base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
-
-
-def _csv(rows: list) -> str:
-    """Rows in RECORD's CSV dialect (as pip writes it)."""
-    import csv
-    import io
-
-    text = io.StringIO()
-    csv.writer(text, lineterminator="\n").writerows(rows)
-    return text.getvalue()
-
-
-def _write(path: str, data: bytes, mode: int) -> None:
-    """Write a per-environment file atomically (temp file, then rename over any old one)."""
-    tmp = f"{path}.holoclone-tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), mode)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-
-
-__all__ = ["INSTALLER", "Layout", "Materializer"]
+__all__ = ["INSTALLER", "Materializer"]

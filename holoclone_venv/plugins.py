@@ -1,35 +1,49 @@
-"""The plugin manager: built-in plugins, third-party plugins, and the per-run policy they yield.
+"""The plugin manager: built-in and third-party plugins, and typed calls of their hooks.
 
-Third-party plugins come from the entry-point group ``holoclone``.  A plugin
-that fails to import, or whose hook raises, is reported in one warning that
-names it and its distribution; the run continues without it (a broken
-plugin must not break every virtualenv on the machine).  A strategy the user
-asked for that only a broken plugin provides is then an unknown strategy.
+Third-party plugins come from the entry-point group ``holoclone``.  Every
+plugin, built-in or not, is registered behind a guard: a hook that raises is
+reported in one warning naming the plugin and its distribution, and the call
+goes on without it (a broken plugin must not break every virtualenv on the
+machine).  A plugin that fails to import, implements a hook that does not
+exist (a misspelled name) or with arguments the hook does not have, is
+reported the same way and not used.  Hooks are called through pluggy
+(``pm.hook.NAME``), so ``firstresult`` and the call order are pluggy's.
 """
 
 from __future__ import annotations
 
-import importlib
+import functools
 import logging
+import types
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 import pluggy
 
 from . import hookspecs
-from .rules import Matcher, Rule, compile_rules
-from .strategies import LinkMethod, Strategy, builtin_methods, builtin_strategies
+from .hookspecs import CloneBackend, hookimpl
+from .linking import LinkMethod, Strategy, builtin_strategies
+from .rules import Rule, builtin_rules
+
+if TYPE_CHECKING:
+    from .report import Report
+    from .settings import Settings
 
 LOG = logging.getLogger("holoclone")
 ENTRY_POINT_GROUP = "holoclone"
+PROJECT = "holoclone"
 
 
-class _BuiltinStrategies:
-    """The four built-in strategies, registered like any plugin's."""
+class _Builtins:
+    """The four built-in strategies and the built-in exclusion rules, registered like any plugin's."""
 
-    @hookspecs.hookimpl
+    @hookimpl
     def holoclone_strategies(self, methods):
         return builtin_strategies(methods)
+
+    @hookimpl
+    def holoclone_exclusion_rules(self, settings):
+        return builtin_rules(getattr(settings, "excludes", ()))
 
 
 @dataclass
@@ -42,28 +56,64 @@ class PluginInfo:
     error: str = ""
 
 
+class Tagged(NamedTuple):
+    """A hook result with the name of the plugin that returned it (for messages about it)."""
+
+    plugin: str
+    value: Any
+
+
 class Plugins:
-    """A pluggy manager with holoclone's hooks, and the errors met loading plugins."""
+    """A pluggy manager with holoclone's hooks, and the plugins that could not be used."""
 
     def __init__(self, load_external: bool = True) -> None:
-        self.pm = pluggy.PluginManager("holoclone")
+        from .platforms import current
+
+        self.pm = pluggy.PluginManager(PROJECT)
         self.pm.add_hookspecs(hookspecs)
         self.distributions: dict[str, str] = {}
         self.broken: list[PluginInfo] = []
-        from . import rules
-        from .platforms import platform_module_name
-
-        platform = platform_module_name()
-        if platform:
-            self._register(importlib.import_module(platform), "platform", "holoclone-venv")
-        self._register(rules, "rules", "holoclone-venv")
-        self._register(_BuiltinStrategies(), "strategies", "holoclone-venv")
+        platform = current().plugin
+        if platform is not None:
+            self.register(platform, "platform", "holoclone-venv")
+        self.register(_Builtins(), "builtins", "holoclone-venv")
         if load_external:
             self._load_entry_points()
 
-    def _register(self, plugin: Any, name: str, distribution: str) -> None:
-        self.pm.register(plugin, name=name)
+    # -- registration ------------------------------------------------------------------------
+    def register(self, plugin: Any, name: str, distribution: str) -> bool:
+        """Register ``plugin`` behind a guard; report it as broken (and drop it) if pluggy refuses it."""
+        try:
+            self.pm.register(self._guard(plugin, name, distribution), name=name)
+            # A hook name no spec knows (a misspelling) would silently never run.
+            self.pm.check_pending()
+        except pluggy.PluginValidationError as error:
+            if self.pm.get_plugin(name) is not None:
+                self.pm.unregister(name=name)
+            self._broken(name, distribution, error)
+            return False
         self.distributions[name] = distribution
+        return True
+
+    def _guard(self, plugin: Any, name: str, distribution: str) -> object:
+        """A stand-in for ``plugin`` whose hook implementations catch their errors and tag their results."""
+        guarded = types.SimpleNamespace()
+        for attr in dir(plugin):
+            function = getattr(plugin, attr, None)
+            if not callable(function) or getattr(function, f"{PROJECT}_impl", None) is None:
+                continue
+
+            def call(*args: Any, _function: Callable = function, **kwargs: Any) -> Tagged | None:
+                try:
+                    result = _function(*args, **kwargs)
+                except Exception as error:  # foreign code: any failure is the plugin's
+                    self._broken(name, distribution, error)
+                    return None
+                return None if result is None else Tagged(name, result)
+
+            # wraps keeps the hookimpl marker and the signature pluggy reads the argument names from.
+            setattr(guarded, attr, functools.wraps(function)(call))
+        return guarded
 
     def _load_entry_points(self) -> None:
         for name, value, dist in discover_entry_points():
@@ -80,61 +130,65 @@ class Plugins:
                 from importlib.metadata import EntryPoint
 
                 plugin = EntryPoint(name, value, ENTRY_POINT_GROUP).load()
-                self.pm.register(plugin, name=name)
             except Exception as error:  # any import-time failure of foreign code
                 self._broken(name, dist, error)
                 continue
-            self.distributions[name] = dist
+            self.register(plugin, name, dist)
 
     def _broken(self, name: str, dist: str, error: BaseException) -> None:
+        if any(info.name == name for info in self.broken):
+            return  # one warning per plugin and run
         message = f"{type(error).__name__}: {error}"
         self.broken.append(PluginInfo(name, dist, [], message))
         LOG.warning("holoclone: plugin %r from %s is broken (%s); continuing without it", name, dist, message)
 
-    def call_each(self, hook: str, **kwargs: Any) -> list[tuple[str, Any]]:
-        """Call every implementation of ``hook`` separately, newest first.
+    # -- typed hook calls --------------------------------------------------------------------
+    def clone_backend(self) -> CloneBackend | None:
+        """The clone backend of the newest plugin that offers one."""
+        found = self.pm.hook.holoclone_clone_backend()
+        return found.value if found is not None else None
 
-        Returns ``(plugin name, result)`` for each that did not raise; one that
-        raises is reported as broken and left out.
-        """
-        results = []
-        for impl in reversed(getattr(self.pm.hook, hook).get_hookimpls()):
-            args = {name: kwargs[name] for name in impl.argnames}
-            try:
-                result = impl.function(**args)
-            except Exception as error:
-                self._broken(impl.plugin_name, self.distributions.get(impl.plugin_name, "?"), error)
-                continue
-            if result is not None:
-                results.append((impl.plugin_name, result))
-        return results
+    def filesystem_name(self, path: str) -> str | None:
+        """The filesystem holding ``path`` (``xfs``, ``ext4``...), for messages."""
+        found = self.pm.hook.holoclone_filesystem_name(path=path)
+        return found.value if found is not None else None
 
-    def first(self, hook: str, **kwargs: Any) -> Any:
-        """The first non-None result of a ``firstresult`` hook, with errors isolated."""
-        for _, result in self.call_each(hook, **kwargs):
-            return result
-        return None
+    def exclusion_rules(self, settings: Settings) -> list[Rule]:
+        """Every plugin's rules; a result that is not a :class:`Rule` is dropped with a warning."""
+        rules: list[Rule] = []
+        for tagged in self.pm.hook.holoclone_exclusion_rules(settings=settings):
+            for rule in tagged.value:
+                if isinstance(rule, Rule):
+                    rules.append(rule)
+                else:  # a rule dropped without a word would leave files unprotected unnoticed
+                    LOG.warning("holoclone: plugin %r returned %r, not a holoclone Rule; ignored", tagged.plugin, rule)
+        return rules
 
     def strategies(self, methods: dict[str, LinkMethod]) -> dict[str, Strategy]:
-        """Every strategy by name; built-ins first, a later duplicate name is refused."""
+        """Every strategy by name; built-ins first, a later duplicate name is refused with a warning."""
         found: dict[str, Strategy] = {}
-        for plugin, strategies in reversed(self.call_each("holoclone_strategies", methods=methods)):
-            for strategy in strategies:
+        # pluggy calls the newest plugin first; the oldest (the built-ins) must win a name.
+        for tagged in reversed(self.pm.hook.holoclone_strategies(methods=methods)):
+            for strategy in tagged.value:
                 if not isinstance(strategy, Strategy) or not strategy.methods:
-                    LOG.warning("holoclone: plugin %r returned an invalid strategy %r; ignored", plugin, strategy)
+                    LOG.warning("holoclone: plugin %r returned an invalid strategy %r; ignored", tagged.plugin, strategy)
                 elif strategy.name in found:
-                    LOG.warning("holoclone: plugin %r redefines strategy %r; ignored", plugin, strategy.name)
+                    LOG.warning("holoclone: plugin %r redefines strategy %r; ignored", tagged.plugin, strategy.name)
                 else:
                     found[strategy.name] = strategy
         return found
 
+    def report(self, report: Report) -> None:
+        """Show the finished run to every observer."""
+        self.pm.hook.holoclone_report(report=report)
+
     def info(self) -> list[PluginInfo]:
         """Every registered plugin with the hooks it implements, then the broken ones."""
         hooks: dict[str, list[str]] = {}
-        for name in dir(self.pm.hook):
-            if name.startswith("holoclone_"):
-                for impl in getattr(self.pm.hook, name).get_hookimpls():
-                    hooks.setdefault(impl.plugin_name, []).append(name)
+        for caller_name, caller in vars(self.pm.hook).items():
+            if caller_name.startswith(f"{PROJECT}_"):
+                for impl in caller.get_hookimpls():
+                    hooks.setdefault(impl.plugin_name, []).append(caller_name)
         plugins = [
             PluginInfo(name, self.distributions.get(name, "?"), sorted(hooks.get(name, [])))
             for name, _ in self.pm.list_name_plugin()
@@ -170,21 +224,34 @@ def discover_entry_points() -> list[tuple[str, str, str]]:
             return [tuple(item) for item in cached["entry_points"]]
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    from importlib.metadata import entry_points
-
-    found = [
-        (ep.name, ep.value, getattr(getattr(ep, "dist", None), "name", None) or "?")
-        for ep in entry_points(group=ENTRY_POINT_GROUP)
-    ]
+    found = _entry_points(ENTRY_POINT_GROUP)
     try:
+        from .fsutil import write_atomic
+
         os.makedirs(os.path.dirname(cache), exist_ok=True)
-        staged = f"{cache}.{os.getpid()}"
-        with open(staged, "w", encoding="utf-8") as handle:
-            json.dump({"stamp": stamp, "entry_points": found}, handle)
-        os.replace(staged, cache)
+        write_atomic(cache, json.dumps({"stamp": stamp, "entry_points": found}).encode("utf-8"))
     except OSError:
         pass  # only a cache
     return found
+
+
+def _entry_points(group: str) -> list[tuple[str, str, str]]:
+    """``(name, value, distribution)`` of the entry points of ``group``.
+
+    Python 3.9's importlib.metadata has neither ``entry_points(group=)`` nor
+    ``EntryPoint.dist``, so there the distributions are walked instead.
+    """
+    from importlib import metadata
+
+    if hasattr(metadata.EntryPoint, "dist"):
+        return [(ep.name, ep.value, getattr(ep.dist, "name", None) or "?")
+                for ep in metadata.entry_points().select(group=group)]  # type: ignore[attr-defined]
+    found: dict[str, tuple[str, str, str]] = {}
+    for dist in metadata.distributions():
+        for ep in dist.entry_points:
+            if ep.group == group:
+                found.setdefault(ep.name, (ep.name, ep.value, dist.metadata["Name"] or "?"))
+    return list(found.values())
 
 
 def _entry_point_cache() -> str:
@@ -198,60 +265,6 @@ def _entry_point_cache() -> str:
     return os.path.join(user_cache_dir("holoclone", appauthor=False), f"entry-points-{key}.json")
 
 
-@dataclass
-class Policy:
-    """Everything the materializer needs from the plugins, resolved once per run."""
-
-    strategy: Strategy
-    backend_name: str
-    never_hardlink: Matcher
-    always_copy: Matcher
-    copy_method: LinkMethod
-    filesystem_name: Callable[[str], str | None]
-    report_hooks: Callable[[Any], None]
-
-
-def policy(settings: Any, plugins: Plugins | None = None) -> Policy:
-    """Resolve strategy, backend and rules for ``settings``.
-
-    Raises :class:`ConfigError` when the strategy name is unknown (listing the
-    valid names, third-party ones included).
-    """
-    plugins = plugins or shared()
-    backend = plugins.first("holoclone_clone_backend")
-    methods = builtin_methods(getattr(backend, "clone", None))
-    strategies = plugins.strategies(methods)
-    strategy = strategies.get(settings.strategy)
-    if strategy is None:
-        from .config import check_strategy
-
-        check_strategy(settings.strategy, settings.strategy_source, list(strategies))
-    rules: list[Rule] = []
-    for plugin, found in plugins.call_each("holoclone_exclusion_rules", settings=settings):
-        for rule in found:
-            if isinstance(rule, Rule):
-                rules.append(rule)
-            else:  # a rule dropped without a word would leave files unprotected unnoticed
-                LOG.warning("holoclone: plugin %r returned %r, not a holoclone Rule; ignored", plugin, rule)
-    never_hardlink, always_copy = compile_rules(rules)
-
-    def filesystem_name(path: str) -> str | None:
-        return plugins.first("holoclone_filesystem_name", path=path)
-
-    def report_hooks(report: Any) -> None:
-        plugins.call_each("holoclone_report", report=report)
-
-    return Policy(
-        strategy=strategy,
-        backend_name=getattr(backend, "name", "none"),
-        never_hardlink=never_hardlink,
-        always_copy=always_copy,
-        copy_method=methods["copy"],
-        filesystem_name=filesystem_name,
-        report_hooks=report_hooks,
-    )
-
-
 _SHARED: list[Plugins] = []
 
 
@@ -262,11 +275,4 @@ def shared() -> Plugins:
     return _SHARED[0]
 
 
-def strategy_names() -> list[str]:
-    """Names of every strategy, built-in and from installed plugins."""
-    plugins = shared()
-    backend = plugins.first("holoclone_clone_backend")
-    return list(plugins.strategies(builtin_methods(getattr(backend, "clone", None))))
-
-
-__all__ = ["ENTRY_POINT_GROUP", "Plugins", "Policy", "policy", "strategy_names"]
+__all__ = ["ENTRY_POINT_GROUP", "PluginInfo", "Plugins", "Tagged", "discover_entry_points", "shared"]

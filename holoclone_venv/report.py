@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass, field
 
-from .strategies import Fallback
+from .linking import Fallback
 
 
 @dataclass
@@ -28,31 +29,46 @@ class Report:
         return sum(self.counts.values()) + self.generated
 
     def summary(self) -> str:
-        """One line, e.g. ``holoclone: seeded pip 26.3: 880 files (880 reflinked, ...) in 38 ms from STORE``."""
+        """One line, e.g. ``seeded pip 26.3: 880 files (880 reflinked, ...) in 38 ms from STORE``."""
         parts = ", ".join(f"{n:,} {k}" for k, n in self.counts.items())
         return (
-            f"holoclone: seeded {', '.join(self.packages) or 'nothing'}: {self.files:,} files ({parts}, "
+            f"seeded {', '.join(self.packages) or 'nothing'}: {self.files:,} files ({parts}, "
             f"{self.generated:,} written per env) in {self.seconds * 1000:.0f} ms from {self.store}"
             + (f" (imported {', '.join(self.imported)})" if self.imported else "")
         )
 
-    def fallback_lines(self) -> list[str]:
-        """One line per fallback with the real reason and what to do about it."""
+    def fallback_lines(self) -> list[tuple[bool, str]]:
+        """``(actionable, line)`` per fallback: the real reason, what was used instead, what to do.
+
+        The words depend only on the method, the filesystems and the reason,
+        never on which file met the fallback first, so every run on the same
+        pair of filesystems says the same.  ``actionable`` is True when the
+        user can change something for this environment (the store sits on
+        another filesystem, a permission); a filesystem that cannot clone at
+        all is not news on every run.
+        """
         lines = []
         for fb in self.fallbacks:
             src_fs = self.filesystems.get(fb.source_dir, "?")
             dst_fs = self.filesystems.get(fb.target_dir, "?")
-            advice = (
-                "the store and the environment are on different filesystems; keep them on one "
-                "(--holoclone-store or VIRTUALENV_HOLOCLONE_STORE)"
-                if src_fs != dst_fs
-                else f"{dst_fs} cannot {fb.method} here; use XFS (reflink=1), btrfs or another cloning filesystem "
-                "for the store and environments"
-                if fb.method == "reflink"
-                else "check the filesystem and permissions"
-            )
-            lines.append(
-                f"holoclone: fell back from {fb.method} to {fb.to} in {fb.target_dir}: {fb.reason} "
-                f"(store on {src_fs}, env on {dst_fs}); {advice}"
-            )
+            instead = "hardlinked (bytecode and excluded files copied)" if fb.to == "hardlink" else f"{fb.to}"
+            if fb.errno == errno.EXDEV:
+                actionable = True
+                advice = ("the store and the environment are on different filesystems; keep them on one "
+                          "(--holoclone-store or VIRTUALENV_HOLOCLONE_STORE)")
+            elif fb.method == "reflink" and fb.errno in _CANNOT_CLONE:
+                actionable = False
+                advice = f"{dst_fs} cannot clone files; for reflinks keep the store and environments on XFS (reflink=1) or btrfs"
+            else:
+                actionable = True
+                advice = "check the filesystem and the permissions of the store and the environment"
+            lines.append((actionable,
+                          f"holoclone: {fb.method} is not available for {fb.target_dir} ({fb.reason}; store on {src_fs}, "
+                          f"env on {dst_fs}), so files were {instead}; {advice}"))
         return lines
+
+
+#: The filesystem itself cannot clone (not a property of this one file or of permissions).
+_CANNOT_CLONE = frozenset(
+    getattr(errno, name) for name in ("EOPNOTSUPP", "ENOTSUP", "ENOTTY", "ENOSYS", "EINVAL") if hasattr(errno, name)
+) | {None}

@@ -15,8 +15,6 @@ import re
 from dataclasses import dataclass
 from typing import Iterable
 
-from .hookspecs import hookimpl
-
 NEVER_HARDLINK = "never-hardlink"
 ALWAYS_COPY = "always-copy"
 KINDS = (NEVER_HARDLINK, ALWAYS_COPY)
@@ -43,11 +41,10 @@ class Rule:
             raise ValueError(f"rule pattern of kind {self.kind!r} is empty")
 
 
-@hookimpl
-def holoclone_exclusion_rules(settings) -> list[Rule]:
+def builtin_rules(excludes: Iterable[str] = ()) -> list[Rule]:
     """Bytecode is never hardlinked, nor is anything the user excluded with --holoclone-exclude."""
     rules = [Rule(p) for p in BUILTIN_PATTERNS]
-    rules.extend(Rule(p, NEVER_HARDLINK, "--holoclone-exclude") for p in getattr(settings, "excludes", ()))
+    rules.extend(Rule(p, NEVER_HARDLINK, "--holoclone-exclude") for p in excludes)
     return rules
 
 

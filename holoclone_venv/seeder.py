@@ -2,13 +2,14 @@
 
 virtualenv imports every installed seeder plugin on every run, selected or
 not, so this module imports nothing that virtualenv has not already loaded.
-The work happens in :mod:`holoclone_venv.seeding`, imported inside ``run``.
+The work happens in :mod:`holoclone_venv.run`, imported inside ``run``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 # virtualenv's own default seeder is built on BaseEmbed, so this import is free.
 from virtualenv.seed.embed.base_embed import BaseEmbed
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from virtualenv.config.cli.parser import VirtualEnvOptions
     from virtualenv.create.creator import Creator
 
-    from .config import Settings
+    from .settings import Settings
 
 
 class HoloCloneSeeder(BaseEmbed):
@@ -41,24 +42,26 @@ class HoloCloneSeeder(BaseEmbed):
     def add_parser_arguments(cls, parser: ArgumentParser, interpreter: object, app_data: AppData) -> None:
         """Add virtualenv's seed options and holoclone's own."""
         super().add_parser_arguments(parser, interpreter, app_data)  # type: ignore[arg-type]
-        from .config import BUILTIN_STRATEGIES, DEFAULT_LOCK_TIMEOUT
+        from .settings import BUILTIN_STRATEGIES, DEFAULT_LOCK_TIMEOUT
 
-        group = parser.add_argument_group("holoclone")
+        # Straight into virtualenv's seeder group: argparse never prints a group nested
+        # in a group (and deprecates nesting), so the help would lose these options.
+        group = parser
         group.add_argument(
             "--holoclone-strategy",
             dest="holoclone_strategy",
             metavar="NAME",
             default=None,
-            help=f"how files get into the env: {', '.join(BUILTIN_STRATEGIES)} or a plugin's strategy "
-            "(default: $RCC_HOLOTREE_STRATEGY, else smart)",
+            help=f"how files get into the env: {', '.join(BUILTIN_STRATEGIES)} or a plugin's strategy; "
+            "None means $RCC_HOLOTREE_STRATEGY, else smart",
         )
         group.add_argument(
             "--holoclone-store",
             dest="holoclone_store",
             metavar="DIR",
             default=None,
-            help="store directory; keep it on the same filesystem as your environments for reflinks "
-            "(default: the user cache directory)",
+            help="store directory, on the same filesystem as your environments for reflinks; "
+            "None means the user cache directory",
         )
         group.add_argument(
             "--holoclone-strict",
@@ -105,25 +108,99 @@ class HoloCloneSeeder(BaseEmbed):
         )
 
     def run(self, creator: Creator) -> None:
-        """Materialize the seed packages into ``creator``'s environment."""
+        """Materialize the seed packages into ``creator``'s environment.
+
+        Raises :class:`SeedError`, whose message is one sentence saying what
+        happened and what to do, for any failure holoclone can explain.
+        """
         if not self.enabled:
             return
-        from .seeding import seed_environment
+        from . import __version__
+        from .errors import HoloCloneError
+        from .run import seed
+        from .seed_wheels import seed_request
 
-        seed_environment(self, creator)
+        try:
+            with _sigterm_as_interrupt():
+                report = seed(seed_request(self, creator), self.settings)
+        except HoloCloneError as error:
+            raise SeedError(str(error)) from None
+        creator.pyenv_cfg["holoclone"] = __version__
+        creator.pyenv_cfg["holoclone_store"] = report.store
+        self.report = report
 
     def __repr__(self) -> str:
+        """virtualenv prints this as its report's ``seeder`` line: after a run it says what was seeded."""
         base = super().__repr__()
         extra = f", strategy={self.settings.strategy}, store={self.settings.store}"
-        return f"{base[:-1]}{extra}{base[-1]}"
+        report = getattr(self, "report", None)
+        return f"{base[:-1]}{extra}{base[-1]}" + (f" {report.summary()}" if report is not None else "")
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """While seeding, SIGTERM stops the run as Ctrl-C does, so it cleans up what it half wrote.
+
+    Only in the main thread (where Python delivers signals); the previous
+    handler comes back afterwards.
+    """
+    import signal
+    import threading
+
+    previous = None
+    if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGTERM"):
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"stopped by signal {signum}")
+
+
+class SeedError(RuntimeError):
+    """What virtualenv shows when seeding fails: its message is the user-facing sentence."""
 
 
 def _settings_or_exit(options: VirtualEnvOptions) -> Settings:
-    from .config import settings_from_options
     from .errors import HoloCloneError
+    from .settings import check_strategy, settings_from_options
 
     try:
-        return settings_from_options(options)
+        settings = settings_from_options(options)
+        if settings.needs_plugins_for_strategy:
+            from .policy import strategy_names
+
+            check_strategy(settings.strategy_typed, settings.strategy_source, strategy_names())
+        if settings.requirements or settings.packages:
+            from .requirements import read_requirements
+
+            read_requirements(settings.requirements, settings.packages)
+        return settings
     except HoloCloneError as error:
         print(f"holoclone: error: {error}", file=sys.stderr)  # noqa: T201
-        raise SystemExit(2) from None
+        raise _UsageExit() from None
+
+
+class _UsageExit(SystemExit):
+    """Exit status 2 for a bad setting, already explained on stderr in one sentence.
+
+    virtualenv logs every non-zero SystemExit as ``SystemExit: 2`` after the
+    message; a filter on its logger drops that line for this exit only.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(2)
+        import logging
+
+        # "__main__" when virtualenv runs as ``python -m virtualenv``.
+        for name in ("virtualenv.__main__", "__main__"):
+            logging.getLogger(name).addFilter(_drop_usage_exit)
+
+
+def _drop_usage_exit(record: object) -> bool:
+    args = getattr(record, "args", None) or ()
+    return not any(isinstance(arg, _UsageExit) for arg in args)

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import csv
 import os
-import re
 import shutil
 
-
-def _normalize(name: str) -> str:
-    return re.sub(r"[-_.]+", "_", name).lower()
+from .catalog import canonical_name
 
 
 def remove_distribution(name: str, site_dir: str, env_dir: str) -> list[str]:
@@ -22,11 +19,11 @@ def remove_distribution(name: str, site_dir: str, env_dir: str) -> list[str]:
         names = os.listdir(site_dir)
     except FileNotFoundError:
         return []
-    wanted = _normalize(name)
+    wanted = canonical_name(name)
     env_root = os.path.realpath(env_dir) + os.sep
     removed = []
     for entry in names:
-        if not entry.endswith(".dist-info") or _normalize(entry[: -len(".dist-info")].rsplit("-", 1)[0]) != wanted:
+        if not entry.endswith(".dist-info") or canonical_name(entry[: -len(".dist-info")].rsplit("-", 1)[0]) != wanted:
             continue
         dist_info = os.path.join(site_dir, entry)
         try:
@@ -45,6 +42,9 @@ def remove_distribution(name: str, site_dir: str, env_dir: str) -> list[str]:
                 removed.append(path)
             except FileNotFoundError:
                 pass
-        shutil.rmtree(dist_info, ignore_errors=True)
+        if os.path.islink(dist_info):
+            os.unlink(dist_info)  # a link into virtualenv's app-data: remove the link, never what it points to
+        else:
+            shutil.rmtree(dist_info, ignore_errors=True)
         removed.append(dist_info)
     return removed

@@ -16,17 +16,19 @@ import os
 import stat
 import subprocess
 import sys
+import threading
 
 import pluggy
 import pytest
 
 from holoclone_venv import hookspecs
 from holoclone_venv.errors import Unsupported
-from holoclone_venv.platforms import darwin
+from holoclone_venv.platforms import base, darwin
 
 UNSET = object()
 _utime = os.utime  # the stand-in's own, untouched by tests that make utime fail
-SOURCE_MTIME = 315532800  # 1980-01-01, what the store gives sources
+FIXED_MTIME = 315532800  # 1980-01-01, what the store gives sources
+AT_FDCWD = -2  # Darwin's value (-100 on Linux)
 
 
 class FakeFunction:
@@ -98,7 +100,7 @@ class FakeLibSystem:
             os.close(src)
 
     def _fclonefileat(self, src_fd: int, dir_fd: int, target: bytes, flags: int) -> int:
-        return self._clone(src_fd, target, None if dir_fd == darwin.AT_FDCWD else dir_fd)
+        return self._clone(src_fd, target, None if dir_fd == AT_FDCWD else dir_fd)
 
     def _statfs(self, path: bytes, buf) -> int:
         buf._obj.f_fstypename = self.fstypename
@@ -156,16 +158,69 @@ def test_module_imports_without_libsystem():
 def test_registers_as_the_clone_backend_plugin():
     pm = pluggy.PluginManager("holoclone")
     pm.add_hookspecs(hookspecs)
-    pm.register(darwin)
+    pm.register(darwin.PLUGIN, name="platform")
     backend = pm.hook.holoclone_clone_backend()
-    assert backend.name == "darwin-clonefile"
-    assert backend.clone is darwin.clonefile
+    assert backend == hookspecs.CloneBackend("darwin-clonefile", darwin.clonefile)
+
+
+def test_at_fdcwd_is_gone():
+    assert not hasattr(darwin, "AT_FDCWD") and not hasattr(darwin, "CLONE_UNSUPPORTED")
+
+
+@pytest.fixture
+def umask_calls(monkeypatch):
+    """Forget the remembered umask and record every os.umask call, with the thread making it."""
+    monkeypatch.setattr(base, "_umask", None)
+    calls = []
+    real = os.umask
+
+    def recording(mask):
+        calls.append(threading.current_thread() is threading.main_thread())
+        return real(mask)
+
+    monkeypatch.setattr(os, "umask", recording)
+    return calls
+
+
+def test_umask_is_read_once_on_the_main_thread_when_the_backend_is_made(libsystem, store_object, env_dir,
+                                                                          umask_calls):
+    # D2: setting the umask from a worker would give files made meanwhile by other threads 022.
+    darwin.PLUGIN.holoclone_clone_backend()
+    assert umask_calls and all(umask_calls)
+    made_by_main = len(umask_calls)
+    errors = []
+
+    def worker(name):
+        try:
+            darwin.clonefile(str(store_object), name, env_dir[1], 0o664, None)
+        except BaseException as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=worker, args=(f"m{i}.py",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(umask_calls) == made_by_main  # no worker touched the umask
+    for i in range(4):
+        assert stat.S_IMODE((env_dir[0] / f"m{i}.py").stat().st_mode) == 0o664 & ~_umask()
+
+
+def test_fsync_each_flushes_every_path_and_skips_vanished_ones(tmp_path, monkeypatch):
+    # What darwin's (and other platforms') make_durable is.
+    flushed = []
+    monkeypatch.setattr(os, "fsync", lambda fd: flushed.append(os.fstat(fd).st_ino))
+    for name in ("a", "b"):
+        (tmp_path / name).write_bytes(name.encode())
+    base.fsync_each(str(tmp_path), [str(tmp_path / "a"), str(tmp_path / "gone"), str(tmp_path / "b")])
+    assert flushed == [(tmp_path / "a").stat().st_ino, (tmp_path / "b").stat().st_ino]
 
 
 def test_clone_in_a_directory_uses_fclonefileat_and_sets_mode_and_mtime(libsystem, store_object, env_dir):
     lib = libsystem.default
     directory, dir_fd = env_dir
-    darwin.clonefile(str(store_object), "mod.py", dir_fd, 0o644, SOURCE_MTIME)
+    darwin.clonefile(str(store_object), "mod.py", dir_fd, 0o644, FIXED_MTIME)
 
     [(name, (src_fd, at, target, flags))] = lib.calls
     assert name == "fclonefileat"
@@ -176,7 +231,7 @@ def test_clone_in_a_directory_uses_fclonefileat_and_sets_mode_and_mtime(libsyste
     info = made.stat()
     # Not the 0444 and the old time the clone carried over from the store object.
     assert stat.S_IMODE(info.st_mode) == 0o644 & ~_umask()
-    assert info.st_mtime == SOURCE_MTIME
+    assert info.st_mtime == FIXED_MTIME
     # The source descriptor was closed again.
     with pytest.raises(OSError):
         os.fstat(src_fd)
@@ -245,7 +300,7 @@ def test_clone_is_removed_when_its_time_cannot_be_set(libsystem, store_object, e
 
     monkeypatch.setattr(darwin.os, "utime", refuse)
     with pytest.raises(PermissionError):
-        darwin.clonefile(str(store_object), "mod.py", env_dir[1], 0o644, SOURCE_MTIME)
+        darwin.clonefile(str(store_object), "mod.py", env_dir[1], 0o644, FIXED_MTIME)
     assert os.listdir(env_dir[0]) == []
 
 

@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 
 from holoclone_venv.errors import Unsupported
-from holoclone_venv.platforms import linux
-from holoclone_venv.plugins import Plugins
+from holoclone_venv.hookspecs import CloneBackend
+from holoclone_venv.platforms import Extent, current, linux
+from holoclone_venv.platforms.reseed import reseed
 
-SOURCE_MTIME = 315532800
+FIXED_MTIME = 315532800
 MiB = 1 << 20
 
 
@@ -56,21 +57,22 @@ def cloning_fs(request) -> Path:
 
 
 def test_the_platform_plugin_is_the_ficlone_backend():
-    backend = Plugins(load_external=False).first("holoclone_clone_backend")
-    assert backend.name == "linux-ficlone"
-    assert backend.clone is linux.ficlone
+    platform = current()
+    assert platform.plugin is linux.PLUGIN
+    assert platform.plugin.holoclone_clone_backend() == CloneBackend("linux-ficlone", linux.ficlone)
+    assert platform.extents is linux.extents and platform.make_durable is linux.make_durable
 
 
 def test_clone_shares_extents_and_gets_its_own_mode_and_mtime(cloning_fs, unique):
     data = os.urandom(256 * 1024)
     source = _store_object(cloning_fs / unique / "store", data)
-    target = _clone_into(source, cloning_fs / unique / "env", "mod.py", 0o644, SOURCE_MTIME)
+    target = _clone_into(source, cloning_fs / unique / "env", "mod.py", 0o644, FIXED_MTIME)
 
     assert target.read_bytes() == data
     assert linux.shares_extents(target) and linux.shares_extents(source)
     info = target.stat()
     assert stat.S_IMODE(info.st_mode) == 0o644 & ~_umask()
-    assert info.st_mtime == SOURCE_MTIME
+    assert info.st_mtime == FIXED_MTIME
     assert info.st_ino != source.stat().st_ino
     # The store object keeps its own metadata.
     assert stat.S_IMODE(source.stat().st_mode) == 0o444
@@ -98,9 +100,9 @@ def test_executable_mode_is_applied(cloning_fs, unique):
 
 def test_empty_file_clones(cloning_fs, unique):
     source = _store_object(cloning_fs / unique / "store", b"")
-    target = _clone_into(source, cloning_fs / unique / "env", "__init__.py", 0o644, SOURCE_MTIME)
+    target = _clone_into(source, cloning_fs / unique / "env", "__init__.py", 0o644, FIXED_MTIME)
     assert target.read_bytes() == b""
-    assert target.stat().st_mtime == SOURCE_MTIME
+    assert target.stat().st_mtime == FIXED_MTIME
 
 
 def test_large_file_clone_takes_no_new_space(cloning_fs, unique):
@@ -130,7 +132,7 @@ def test_sparse_file_clones_with_its_holes(cloning_fs, unique):
 
     assert target.stat().st_size == 50 * MiB
     assert linux.shares_extents(target)
-    assert sum(length for _, _, length, _ in linux.extents(target)) < MiB
+    assert sum(extent.length for extent in linux.extents(target)) < MiB
     with open(target, "rb") as handle:
         handle.seek(20 * MiB)
         assert handle.read(4096) == b"data" * 1024
@@ -178,3 +180,251 @@ def test_clone_with_a_full_path_and_no_directory_handle(cloning_fs, unique):
 @pytest.mark.parametrize("kind", ["xfs", "btrfs", "ext4", "tmpfs"])
 def test_filesystem_names_for_messages(request, kind):
     assert linux.filesystem_name(str(request.getfixturevalue(kind))) == kind
+
+
+def test_extents_are_shared_and_located_after_a_clone(cloning_fs, unique):
+    source = _store_object(cloning_fs / unique / "store", os.urandom(256 * 1024))
+    target = _clone_into(source, cloning_fs / unique / "env", "mod.py")
+    ours, theirs = linux.extents(str(target)), linux.extents(str(source))
+    assert ours and all(isinstance(extent, Extent) and extent.shared and extent.located for extent in ours)
+    assert {e.physical for e in ours} == {e.physical for e in theirs}
+    # Extent values come from the raw FIEMAP flags.
+    raw = linux.fiemap(str(target))
+    assert [bool(flags & linux.FIEMAP_EXTENT_SHARED) for *_, flags in raw] == [e.shared for e in ours]
+
+
+def test_inline_extent_is_not_located(btrfs, unique):
+    # btrfs keeps a tiny file inside its metadata: no disk location of its own.
+    path = _store_object(btrfs / unique / "store", b"tiny")
+    os.sync()
+    found = linux.extents(str(path))
+    assert found and not any(extent.located for extent in found)
+    assert all(flags & linux.FIEMAP_EXTENT_DATA_INLINE for *_, flags in linux.fiemap(str(path)))
+
+
+def test_reseeded_object_no_longer_shares_its_extents_with_its_clones(xfs, unique):
+    # What the store does with an object whose references are saturated: a fresh, unshared copy.
+    data = os.urandom(128 * 1024)
+    source = _store_object(xfs / unique / "store", data)
+    clone = _clone_into(source, xfs / unique / "env", "mod.py")
+    before = source.stat()
+    reseed(str(source))
+    after = source.stat()
+    assert after.st_ino != before.st_ino
+    assert (stat.S_IMODE(after.st_mode), after.st_mtime_ns) == (0o444, before.st_mtime_ns)
+    assert source.read_bytes() == data and clone.read_bytes() == data
+    assert not linux.shares_extents(source)
+    assert not {e.physical for e in linux.extents(str(source))} & {e.physical for e in linux.extents(str(clone))}
+    assert os.listdir(source.parent) == [source.name]
+    # And the fresh object clones again.
+    again = _clone_into(source, xfs / unique / "env2", "mod.py")
+    assert linux.shares_extents(again) and again.read_bytes() == data
+
+
+# -- through the ioctl seam: what ZFS does, which no kernel here can show
+
+class RecordingIoctl:
+    """Stands in for fcntl.ioctl: answers FICLONE from a script, copying bytes where it "succeeds"."""
+
+    def __init__(self, answers):
+        self.answers = list(answers)  # per call: an errno to fail with, "ok", or "half"
+        self.calls = []
+
+    def __call__(self, fd, request, arg=0, *rest):
+        assert request == linux.FICLONE
+        self.calls.append((os.fstat(fd).st_ino, os.fstat(arg).st_ino))
+        answer = self.answers.pop(0)
+        if isinstance(answer, int):
+            raise OSError(answer, os.strerror(answer))
+        size = os.fstat(arg).st_size
+        os.write(fd, os.pread(arg, size if answer == "ok" else size // 2, 0))
+        return 0
+
+
+@pytest.fixture
+def seam(monkeypatch, tmp_path):
+    """Install a recording ioctl and a recording filesystem sync; returns them and a source file."""
+
+    def install(*answers):
+        ioctl = RecordingIoctl(answers)
+        synced = []
+        monkeypatch.setattr(linux, "_ioctl", ioctl)
+        monkeypatch.setattr(linux, "_sync_filesystem", lambda fd: synced.append(os.fstat(fd).st_ino))
+        source = _store_object(tmp_path / "store", os.urandom(10000))
+        (tmp_path / "env").mkdir()
+        return ioctl, synced, source, tmp_path / "env"
+
+    return install
+
+
+def test_eagain_syncs_the_source_filesystem_and_retries_once(seam):
+    ioctl, synced, source, env = seam(errno.EAGAIN, "ok")
+    _clone_into(source, env, "mod.py")
+    ino = source.stat().st_ino
+    assert synced == [ino]
+    assert len(ioctl.calls) == 2 and all(src == ino for _, src in ioctl.calls)
+    assert (env / "mod.py").read_bytes() == source.read_bytes()
+
+
+def test_eagain_twice_falls_back_and_leaves_no_target(seam):
+    ioctl, synced, source, env = seam(errno.EAGAIN, errno.EAGAIN)
+    with pytest.raises(Unsupported) as caught:
+        _clone_into(source, env, "mod.py")
+    assert caught.value.errno == errno.EAGAIN
+    assert len(ioctl.calls) == 2 and len(synced) == 1
+    assert os.listdir(env) == []
+
+
+def test_other_refusals_are_not_retried(seam):
+    ioctl, synced, source, env = seam(errno.EOPNOTSUPP)
+    with pytest.raises(Unsupported) as caught:
+        _clone_into(source, env, "mod.py")
+    assert caught.value.errno == errno.EOPNOTSUPP
+    assert len(ioctl.calls) == 1 and synced == []
+    assert os.listdir(env) == []
+
+
+def test_a_clone_reported_whole_but_short_is_a_failed_clone(seam):
+    ioctl, _, source, env = seam("half")
+    with pytest.raises(Unsupported) as caught:
+        _clone_into(source, env, "mod.py")
+    assert "cloned 5000 of 10000 bytes" in caught.value.reason
+    assert os.listdir(env) == []
+
+
+def test_real_errors_stay_errors_and_leave_no_target(seam):
+    _, _, source, env = seam(errno.EIO)
+    with pytest.raises(OSError) as caught:
+        _clone_into(source, env, "mod.py")
+    assert not isinstance(caught.value, Unsupported) and caught.value.errno == errno.EIO
+    assert os.listdir(env) == []
+
+
+# -- FICLONE per architecture (asm/ioctl.h: _IOW(0x94, 9, int))
+
+@pytest.mark.parametrize(("arch", "expected"), [
+    ("x86_64", 0x40049409), ("i686", 0x40049409), ("aarch64", 0x40049409), ("armv7l", 0x40049409),
+    ("riscv64", 0x40049409), ("s390x", 0x40049409), ("loongarch64", 0x40049409),
+    ("ppc64le", 0x80049409), ("ppc64", 0x80049409), ("ppc", 0x80049409),
+    ("mips", 0x80049409), ("mips64", 0x80049409), ("sparc64", 0x80049409), ("alpha", 0x80049409),
+    ("parisc64", 0x80049409),
+])
+def test_ficlone_encoding_per_architecture(arch, expected):
+    assert linux.ficlone_request(arch) == expected
+
+
+def test_ioc_encoding_matches_the_kernel_macros():
+    # Generic: dir(2 bits) << 30 | size(14) << 16 | type << 8 | nr; powerpc: dir(3) << 29 | size(13) << 16 ...
+    assert linux.ioc_write("x86_64", 0x94, 13, 32) == 0x4020940D  # FICLONERANGE
+    assert linux.ioc_write("ppc64le", 0x94, 13, 32) == 0x8020940D
+
+
+def test_ficlone_constant_is_this_machines():
+    import fcntl
+
+    from holoclone_venv.platforms import machine
+
+    assert linux.FICLONE == getattr(fcntl, "FICLONE", None) or linux.FICLONE == linux.ficlone_request(machine())
+
+
+# -- make_durable: one syncfs per batch
+
+class FakeLibc:
+    """libc with a recording syncfs that, like ctypes, refuses calls before its prototype is declared."""
+
+    def __init__(self, result=0, error=0, missing=False):
+        self.calls = []
+        self.result, self.error, self.missing = result, error, missing
+        self.syncfs = None if missing else self._Function(self)
+
+    class _Function:
+        def __init__(self, lib):
+            self.lib, self.argtypes, self.restype = lib, None, None
+
+        def __call__(self, fd):
+            import ctypes
+
+            assert self.argtypes == [ctypes.c_int] and self.restype is ctypes.c_int
+            return self.lib._syncfs(fd)
+
+    def _syncfs(self, fd):
+        self.calls.append(os.fstat(fd).st_ino)
+        if self.result:
+            import ctypes
+
+            ctypes.set_errno(self.error)
+        return self.result
+
+
+@pytest.fixture
+def libc(monkeypatch):
+    def install(**options):
+        fake = FakeLibc(**options)
+        syncs = []
+        monkeypatch.setattr(linux, "_library", None)
+        monkeypatch.setattr(linux, "_open_library", lambda: fake)
+        monkeypatch.setattr(linux, "_sync", lambda: syncs.append(True))
+        fake.syncs = syncs
+        return fake
+
+    return install
+
+
+def _batch(directory: Path, count: int = 5) -> list[str]:
+    paths = []
+    for i in range(count):
+        (directory / f"o{i}").write_bytes(b"x" * i)
+        paths.append(str(directory / f"o{i}"))
+    return paths
+
+
+def test_make_durable_is_one_syncfs_on_the_directory(libc, tmp_path):
+    fake = libc()
+    linux.make_durable(str(tmp_path), _batch(tmp_path))
+    assert fake.calls == [tmp_path.stat().st_ino] and fake.syncs == []
+
+
+def test_make_durable_without_syncfs_syncs_everything(libc, tmp_path):
+    fake = libc(missing=True)
+    linux.make_durable(str(tmp_path), _batch(tmp_path))
+    assert fake.syncs == [True]
+
+
+def test_make_durable_refused_by_seccomp_syncs_everything(libc, tmp_path):
+    fake = libc(result=-1, error=errno.ENOSYS)
+    linux.make_durable(str(tmp_path), _batch(tmp_path))
+    assert len(fake.calls) == 1 and fake.syncs == [True]
+
+
+def test_make_durable_reports_an_io_error(libc, tmp_path):
+    libc(result=-1, error=errno.EIO)
+    with pytest.raises(OSError) as caught:
+        linux.make_durable(str(tmp_path), _batch(tmp_path))
+    assert caught.value.errno == errno.EIO
+
+
+def test_make_durable_with_nothing_or_a_vanished_directory_does_nothing(libc, tmp_path):
+    fake = libc()
+    linux.make_durable(str(tmp_path), [])
+    linux.make_durable(str(tmp_path / "gone"), [str(tmp_path / "gone" / "o")])
+    assert fake.calls == [] and fake.syncs == []
+
+
+def test_make_durable_really_syncs(tmp_path):
+    paths = _batch(tmp_path)
+    assert linux._libc_function("syncfs") is not None  # glibc and musl have had it for a decade
+    linux.make_durable(str(tmp_path), paths)
+
+
+# -- filesystem names without a mount: compared with what stat(1) reads
+
+def test_filesystem_name_matches_stat(tmp_path):
+    import shutil
+    import subprocess
+
+    if shutil.which("stat") is None:
+        pytest.skip("no stat(1) to compare with")
+    magic = int(subprocess.run(["stat", "-f", "-c", "%t", str(tmp_path)], capture_output=True, text=True,
+                               check=True).stdout.strip(), 16)
+    assert linux.filesystem_name(str(tmp_path)) == linux._FS_MAGIC.get(magic, f"0x{magic:x}")
+    assert linux.filesystem_name(str(tmp_path / "gone")) is None

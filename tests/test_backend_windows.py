@@ -58,8 +58,16 @@ class FakeKernel32:
     that many bytes (so 4 GiB files cost nothing).
     """
 
-    def __init__(self, cluster=4096, size=None, sparse=False, integrity=(0, 0), fail=None, fail_at=None) -> None:
+    def __init__(self, cluster=4096, size=None, sparse=False, integrity=(0, 0), fail=None, fail_at=None,
+                 reported_cluster=None, volumes=(7, 7), processes=None) -> None:
         self.cluster, self.size, self.sparse, self.integrity = cluster, size, sparse, integrity
+        # What FSCTL_GET_INTEGRITY_INFORMATION says the cluster size is (0: not reported).
+        self.reported_cluster = cluster if reported_cluster is None else reported_cluster
+        self.volumes = dict(zip(("source", "target"), volumes))  # volume serial number per side
+        self.processes = dict(processes or {})  # pid -> exit code, or "denied"
+        self.process_handles: dict[int, int] = {}
+        self.delete_on_close: set[int] = set()
+        self.readonly: set[int] = set()
         self.fail, self.fail_at = dict(fail or {}), dict(fail_at or {})
         self.last_error = 0
         self.steps: list[tuple] = []
@@ -111,9 +119,41 @@ class FakeKernel32:
         return handle
 
     def _CloseHandle(self, handle):
+        if handle in self.process_handles:
+            self.steps.append(("CloseHandle", "process", self.process_handles.pop(handle)))
+            return 1
         self.steps.append(("CloseHandle", self._name(handle)))
-        fd, _ = self.handles.pop(handle)
+        fd, path = self.handles.pop(handle)
         os.close(fd)
+        if handle in self.delete_on_close:  # what Windows does with a delete disposition
+            self.delete_on_close.discard(handle)
+            os.unlink(path)
+        return 1
+
+    def _GetFileInformationByHandle(self, handle, info):
+        self.steps.append(("GetFileInformationByHandle", self._name(handle)))
+        if self._failing("GetFileInformationByHandle"):
+            return 0
+        info._obj.dwVolumeSerialNumber = self.volumes[self._name(handle)]
+        return 1
+
+    def _OpenProcess(self, access, inherit, pid):
+        self.steps.append(("OpenProcess", access, inherit, pid))
+        state = self.processes.get(pid)
+        if state is None:
+            self.last_error = win.ERROR_INVALID_PARAMETER  # what Windows answers for an unknown pid
+            return None
+        if state == "denied":
+            self.last_error = win.ERROR_ACCESS_DENIED
+            return None
+        handle = self._next
+        self._next += 4
+        self.process_handles[handle] = pid
+        return handle
+
+    def _GetExitCodeProcess(self, handle, code):
+        self.steps.append(("GetExitCodeProcess", self.process_handles[handle]))
+        code._obj.value = self.processes[self.process_handles[handle]]
         return 1
 
     def _DeleteFileW(self, path):
@@ -136,6 +176,16 @@ class FakeKernel32:
         info = buf._obj
         assert length == ctypes.sizeof(info)
         fd = self.handles[handle][0]
+        if kind == win.FILE_DISPOSITION_INFO_CLASS:
+            assert length == 1
+            self.steps.append(("SetDisposition", self._name(handle), info.DeleteFile))
+            if self._failing("SetDisposition"):
+                return 0
+            if handle in self.readonly:  # Windows refuses to delete a read-only file
+                self.last_error = win.ERROR_ACCESS_DENIED
+                return 0
+            self.delete_on_close.add(handle)
+            return 1
         if kind == win.FILE_END_OF_FILE_INFO_CLASS:
             self.steps.append(("SetEndOfFile", self._name(handle), info.EndOfFile))
             if self._failing("SetEndOfFile"):
@@ -154,10 +204,16 @@ class FakeKernel32:
             os.utime(fd, (seconds, seconds))
         if info.FileAttributes & win.FILE_ATTRIBUTE_READONLY:
             os.fchmod(fd, 0o444)
+            self.readonly.add(handle)
+        elif info.FileAttributes == win.FILE_ATTRIBUTE_NORMAL:
+            os.fchmod(fd, 0o644)
+            self.readonly.discard(handle)
         return 1
 
     def _GetVolumePathNameW(self, path, buf, length):
         self.steps.append(("GetVolumePathNameW",))
+        if self._failing("GetVolumePathNameW"):
+            return 0
         buf.value = "R:\\"
         return 1
 
@@ -185,7 +241,7 @@ class FakeKernel32:
             assert outsize == ctypes.sizeof(win.FSCTL_GET_INTEGRITY_INFORMATION_BUFFER) == 16
             out = outbuf._obj
             out.ChecksumAlgorithm, out.Flags = self.integrity
-            out.ClusterSizeInBytes = self.cluster
+            out.ClusterSizeInBytes = self.reported_cluster
             return 1
         if name == "FSCTL_SET_INTEGRITY_INFORMATION":
             data = inbuf._obj
@@ -193,8 +249,15 @@ class FakeKernel32:
             self.steps.append((name, self._name(handle), data.ChecksumAlgorithm, data.Flags))
             return 0 if self._failing(name) else 1
         if name == "FSCTL_SET_SPARSE":
-            self.steps.append((name, self._name(handle)))
-            return 0 if self._failing(name) else 1
+            # No input buffer means "make it sparse"; FILE_SET_SPARSE_BUFFER (1 byte) says which.
+            if inbuf is None:
+                assert insize == 0
+                sparse = 1
+            else:
+                assert insize == ctypes.sizeof(inbuf._obj) == 1
+                sparse = inbuf._obj.SetSparse
+            self.steps.append((name, self._name(handle), sparse))
+            return 0 if self._failing(name if sparse else "FSCTL_SET_SPARSE(off)") else 1
         request = inbuf._obj
         assert insize == ctypes.sizeof(request) == 32
         assert request.SourceFileOffset == request.TargetFileOffset
@@ -258,10 +321,9 @@ def test_module_imports_without_kernel32():
 def test_registers_as_the_clone_backend_plugin():
     pm = pluggy.PluginManager("holoclone")
     pm.add_hookspecs(hookspecs)
-    pm.register(win)
+    pm.register(win.PLUGIN, name="platform")
     backend = pm.hook.holoclone_clone_backend()
-    assert backend.name == "windows-duplicate-extents"
-    assert backend.clone is win.duplicate_extents
+    assert backend == hookspecs.CloneBackend("windows-duplicate-extents", win.duplicate_extents)
 
 
 def test_structures_have_the_windows_layout():
@@ -273,6 +335,9 @@ def test_structures_have_the_windows_layout():
     assert layout(win.FSCTL_SET_INTEGRITY_INFORMATION_BUFFER) == (8, [0, 2, 4])
     assert layout(win.FILE_BASIC_INFO) == (40, [0, 8, 16, 24, 32])
     assert layout(win.FILE_END_OF_FILE_INFO) == (8, [0])
+    assert layout(win.FILE_DISPOSITION_INFO) == (1, [0])
+    assert layout(win.FILE_SET_SPARSE_BUFFER) == (1, [0])
+    assert layout(win.BY_HANDLE_FILE_INFORMATION) == (52, [0, 4, 12, 20, 28, 32, 36, 40, 44, 48])
 
 
 def test_control_codes_match_ctl_code():
@@ -311,11 +376,11 @@ def test_clone_sequence_for_a_small_file(kernel32, places):
         ("GetFileInformationByHandleEx", "source"),
         ("FSCTL_GET_INTEGRITY_INFORMATION", "source"),
         ("CreateFileW", str(target), write, 0, win.CREATE_NEW),
+        ("FSCTL_SET_SPARSE", "target", 1),
         ("FSCTL_SET_INTEGRITY_INFORMATION", "target", 2, 1),
         ("SetEndOfFile", "target", 5000),
-        ("GetVolumePathNameW",),
-        ("GetDiskFreeSpaceW", "R:\\"),
         ("FSCTL_DUPLICATE_EXTENTS_TO_FILE", "source", 0, 8192),
+        ("FSCTL_SET_SPARSE", "target", 0),
         ("CloseHandle", "target"),
         ("CloseHandle", "source"),
     ]
@@ -350,20 +415,57 @@ def test_chunks_are_aligned_under_4_gib_and_the_last_rounded_up(kernel32, places
     assert lib.handles == {}
 
 
-def test_sparse_source_makes_a_sparse_target_before_cloning(kernel32, places):
+def _names(lib):
+    return [step[0] for step in lib.steps]
+
+
+def test_sparse_source_makes_a_sparse_target_and_keeps_it_sparse(kernel32, places):
     lib = kernel32(sparse=True)
     source, env = places
     _clone(source, env / "sparse")
-    names = [step[0] for step in lib.steps]
-    assert ("FSCTL_SET_SPARSE", "target") in lib.steps
-    assert names.index("FSCTL_SET_SPARSE") < names.index("FSCTL_DUPLICATE_EXTENTS_TO_FILE")
+    sparse = [step for step in lib.steps if step[0] == "FSCTL_SET_SPARSE"]
+    assert sparse == [("FSCTL_SET_SPARSE", "target", 1)]
+    assert lib.steps.index(sparse[0]) < _names(lib).index("SetEndOfFile")
 
 
-def test_dense_source_leaves_the_target_dense(kernel32, places):
+def test_dense_source_is_cloned_into_a_sparse_target_made_dense_again(kernel32, places):
+    # W2: sparse before the end of file is extended (no zero-backed allocation), dense after the clone.
     lib = kernel32()
     source, env = places
     _clone(source, env / "dense")
-    assert "FSCTL_SET_SPARSE" not in [step[0] for step in lib.steps]
+    names = _names(lib)
+    on, off = ("FSCTL_SET_SPARSE", "target", 1), ("FSCTL_SET_SPARSE", "target", 0)
+    assert lib.steps.count(on) == 1 and lib.steps.count(off) == 1
+    assert lib.steps.index(on) < names.index("SetEndOfFile") < names.index("FSCTL_DUPLICATE_EXTENTS_TO_FILE")
+    assert lib.steps.index(off) > len(names) - 1 - names[::-1].index("FSCTL_DUPLICATE_EXTENTS_TO_FILE")
+
+
+def test_failing_to_make_the_target_dense_again_deletes_it(kernel32, places):
+    lib = kernel32(fail={"FSCTL_SET_SPARSE(off)": win.ERROR_DISK_FULL})
+    source, env = places
+    with pytest.raises(OSError) as caught:
+        _clone(source, env / "dense")
+    assert caught.value.errno == errno.ENOSPC
+    assert os.listdir(env) == [] and lib.handles == {}
+
+
+def test_plain_integrity_settings_are_not_sent(kernel32, places):
+    # W1: (0, 0) is what a new file has already; a Dev Drive refuses the request.
+    lib = kernel32(integrity=(0, 0))
+    source, env = places
+    _clone(source, env / "mod.py")
+    assert "FSCTL_SET_INTEGRITY_INFORMATION" not in _names(lib)
+
+
+@pytest.mark.parametrize("integrity", [(2, 0), (0, 1), (2, 1)])
+def test_refused_integrity_settings_still_clone(kernel32, places, integrity):
+    lib = kernel32(integrity=integrity, fail={"FSCTL_SET_INTEGRITY_INFORMATION": win.ERROR_ACCESS_DENIED})
+    source, env = places
+    target = env / "mod.py"
+    _clone(source, target)
+    assert ("FSCTL_SET_INTEGRITY_INFORMATION", "target", *integrity) in lib.steps
+    assert "FSCTL_DUPLICATE_EXTENTS_TO_FILE" in _names(lib)
+    assert target.read_bytes() == source.read_bytes() and lib.handles == {}
 
 
 def test_read_only_mode_and_mtime_are_set_last(kernel32, places):
@@ -384,12 +486,33 @@ def test_writable_file_without_mtime_needs_no_basic_info(kernel32, places):
     assert "SetBasicInfo" not in [step[0] for step in lib.steps]
 
 
-def test_cluster_size_is_asked_once_per_directory(kernel32, places):
-    lib = kernel32()
+@pytest.mark.parametrize("cluster", [C4K, C64K])
+def test_cluster_size_comes_from_the_integrity_information(kernel32, places, cluster):
+    # W4: no GetVolumePathNameW + GetDiskFreeSpaceW per directory.
+    lib = kernel32(cluster=cluster)
     source, env = places
     _clone(source, env / "a")
     _clone(source, env / "b")
-    assert [step[0] for step in lib.steps].count("GetDiskFreeSpaceW") == 1
+    assert "GetVolumePathNameW" not in _names(lib) and "GetDiskFreeSpaceW" not in _names(lib)
+    assert _duplicates(lib) == [(0, -(-5000 // cluster) * cluster)] * 2
+
+
+def test_cluster_size_not_reported_is_asked_once_per_directory(kernel32, places):
+    lib = kernel32(cluster=C64K, reported_cluster=0)
+    source, env = places
+    _clone(source, env / "a")
+    _clone(source, env / "b")
+    assert _names(lib).count("GetDiskFreeSpaceW") == 1
+    assert _duplicates(lib) == [(0, C64K)] * 2
+
+
+def test_cluster_size_that_cannot_be_asked_falls_back(kernel32, places):
+    lib = kernel32(reported_cluster=0, fail={"GetVolumePathNameW": 206})  # ERROR_FILENAME_EXCED_RANGE
+    source, env = places
+    with pytest.raises(Unsupported) as caught:
+        _clone(source, env / "mod.py")
+    assert "cluster size" in caught.value.reason
+    assert os.listdir(env) == [] and lib.handles == {}
 
 
 def test_ntfs_falls_back_before_creating_a_target(kernel32, places):
@@ -411,7 +534,6 @@ def test_cannot_clone_here_falls_back_and_deletes_the_target(kernel32, places, c
     target = env / "mod.py"
     with pytest.raises(Unsupported):
         _clone(source, target)
-    assert ("DeleteFileW", str(target)) in lib.steps
     assert os.listdir(env) == [] and lib.handles == {}
 
 
@@ -435,7 +557,7 @@ def test_failure_in_a_later_chunk_deletes_the_target(kernel32, places):
     assert os.listdir(env) == [] and lib.handles == {}
 
 
-@pytest.mark.parametrize("step", ["SetEndOfFile", "FSCTL_SET_INTEGRITY_INFORMATION", "SetBasicInfo"])
+@pytest.mark.parametrize("step", ["FSCTL_SET_SPARSE", "SetEndOfFile", "SetBasicInfo"])
 def test_failed_preparation_or_finish_deletes_the_target(kernel32, places, step):
     lib = kernel32(sparse=True, fail={step: win.ERROR_DISK_FULL})
     source, env = places
@@ -452,7 +574,7 @@ def test_existing_target_is_an_error_and_left_intact(kernel32, places):
         _clone(source, env / "mod.py")
     assert caught.value.winerror == win.ERROR_FILE_EXISTS
     assert (env / "mod.py").read_bytes() == b"mine"
-    assert "DeleteFileW" not in [step[0] for step in lib.steps]
+    assert "DeleteFileW" not in _names(lib) and "SetDisposition" not in _names(lib)
     assert lib.handles == {}
 
 
@@ -490,3 +612,287 @@ def test_too_many_references_falls_back_for_that_file(kernel32, places):
         _clone(source, env / "mod.py")
     assert caught.value.errno == errno.EMLINK
     assert "shared too many times" in caught.value.reason
+
+
+# -- W5: a failed clone is deleted through its own handle
+
+def test_failed_clone_is_deleted_through_its_handle_before_closing(kernel32, places):
+    lib = kernel32(fail={"FSCTL_DUPLICATE_EXTENTS_TO_FILE": win.ERROR_NOT_SUPPORTED})
+    source, env = places
+    with pytest.raises(Unsupported):
+        _clone(source, env / "mod.py")
+    tail = lib.steps[-3:]
+    assert tail == [("SetDisposition", "target", 1), ("CloseHandle", "target"), ("CloseHandle", "source")]
+    assert "DeleteFileW" not in _names(lib)
+    assert os.listdir(env) == [] and lib.handles == {}
+
+
+def test_read_only_target_is_made_writable_then_deleted_through_its_handle(kernel32, places):
+    # The read-only attribute refuses a delete disposition: it is cleared, then the handle deletes.
+    lib = kernel32()
+    _, env = places
+    target = str(env / "mod.py")
+    k32 = win._kernel32()
+    handle = k32.CreateFileW(target, win.GENERIC_READ | win.GENERIC_WRITE | win.DELETE, 0, None, win.CREATE_NEW,
+                             win.FILE_ATTRIBUTE_NORMAL, None)
+    readonly = win.FILE_BASIC_INFO(0, 0, 0, 0, win.FILE_ATTRIBUTE_READONLY)
+    k32.SetFileInformationByHandle(handle, win.FILE_BASIC_INFO_CLASS, ctypes.byref(readonly), ctypes.sizeof(readonly))
+    del lib.steps[:]
+    win._discard(k32, handle, target)
+    assert lib.steps == [
+        ("SetDisposition", "target", 1),
+        ("SetBasicInfo", "target", 0, 0, 0, 0, win.FILE_ATTRIBUTE_NORMAL),
+        ("SetDisposition", "target", 1),
+        ("CloseHandle", "target"),
+    ]
+    assert os.listdir(env) == [] and lib.handles == {}
+
+
+def test_delete_disposition_refused_twice_falls_back_to_deleting_the_name(kernel32, places):
+    lib = kernel32(fail={"FSCTL_DUPLICATE_EXTENTS_TO_FILE": win.ERROR_NOT_SUPPORTED,
+                         "SetDisposition": win.ERROR_ACCESS_DENIED})
+    source, env = places
+    target = env / "mod.py"
+    with pytest.raises(Unsupported):
+        _clone(source, target)
+    names = _names(lib)
+    assert names.count("SetDisposition") == 2
+    assert ("SetBasicInfo", "target", 0, 0, 0, 0, win.FILE_ATTRIBUTE_NORMAL) in lib.steps
+    assert names.index("CloseHandle") < names.index("DeleteFileW")
+    assert ("DeleteFileW", str(target)) in lib.steps
+    assert os.listdir(env) == [] and lib.handles == {}
+
+
+# -- W6: another volume is EXDEV, a refusal on one volume stays distinguishable
+
+@pytest.mark.parametrize("code", [win.ERROR_INVALID_PARAMETER, win.ERROR_INVALID_FUNCTION])
+def test_clone_to_another_volume_is_exdev(kernel32, places, code):
+    lib = kernel32(volumes=(0x1111, 0x2222), fail={"FSCTL_DUPLICATE_EXTENTS_TO_FILE": code})
+    source, env = places
+    with pytest.raises(Unsupported) as caught:
+        _clone(source, env / "mod.py")
+    assert caught.value.errno == errno.EXDEV
+    assert "different volumes" in caught.value.reason
+    assert ("GetFileInformationByHandle", "source") in lib.steps
+    assert ("GetFileInformationByHandle", "target") in lib.steps
+    assert os.listdir(env) == [] and lib.handles == {}
+
+
+@pytest.mark.parametrize(("code", "expected"), [
+    (win.ERROR_INVALID_PARAMETER, errno.EINVAL),
+    (win.ERROR_INVALID_FUNCTION, errno.EOPNOTSUPP),
+    (win.ERROR_NOT_SUPPORTED, errno.EOPNOTSUPP),
+])
+def test_refusal_on_one_volume_is_not_exdev(kernel32, places, code, expected):
+    lib = kernel32(volumes=(0x1111, 0x1111), fail={"FSCTL_DUPLICATE_EXTENTS_TO_FILE": code})
+    source, env = places
+    with pytest.raises(Unsupported) as caught:
+        _clone(source, env / "mod.py")
+    assert caught.value.errno == expected
+    assert f"Windows error {code}" in caught.value.reason
+    assert os.listdir(env) == [] and lib.handles == {}
+
+
+def test_volume_that_cannot_be_asked_keeps_the_original_error(kernel32, places):
+    kernel32(volumes=(1, 2), fail={"FSCTL_DUPLICATE_EXTENTS_TO_FILE": win.ERROR_INVALID_PARAMETER,
+                                   "GetFileInformationByHandle": win.ERROR_ACCESS_DENIED})
+    source, env = places
+    with pytest.raises(Unsupported) as caught:
+        _clone(source, env / "mod.py")
+    assert caught.value.errno == errno.EINVAL
+
+
+def test_misaligned_request_is_told_apart_from_another_volume(kernel32, places, monkeypatch):
+    # The stand-in answers ERROR_INVALID_PARAMETER to a misaligned region, as ReFS may: on one volume
+    # that must stay EINVAL (an alignment bug), never pass for a cross-volume fallback.
+    lib = kernel32(cluster=C64K, reported_cluster=C4K)
+    source, env = places
+    with pytest.raises(Unsupported) as caught:
+        _clone(source, env / "mod.py")
+    assert caught.value.errno == errno.EINVAL
+    assert lib.handles == {}
+
+
+# -- W3: make_durable flushes each source
+
+@pytest.fixture
+def flushes(monkeypatch):
+    """Record fsync calls and play Windows' refusal to open a read-only file for writing."""
+    calls = []
+
+    def fake_open(path, flags, *args):
+        if flags & (os.O_WRONLY | os.O_RDWR) and not os.stat(path).st_mode & stat.S_IWRITE:
+            raise PermissionError(errno.EACCES, "Permission denied", path)
+        fd = os.open(path, flags, *args)
+        calls.append(("open", os.path.basename(path), fd))
+        return fd
+
+    def fake_fsync(fd):
+        calls.append(("fsync", fd))
+
+    monkeypatch.setattr(win, "_open", fake_open)
+    monkeypatch.setattr(win, "_fsync", fake_fsync)
+    return calls
+
+
+def test_make_durable_flushes_every_path_through_a_writable_handle(tmp_path, flushes):
+    paths = []
+    for name in ("a", "b", "c"):
+        (tmp_path / name).write_bytes(name.encode())
+        paths.append(str(tmp_path / name))
+    win.make_durable(str(tmp_path), paths)
+    opened = [call for call in flushes if call[0] == "open"]
+    assert [name for _, name, _ in opened] == ["a", "b", "c"]
+    assert [call for call in flushes if call[0] == "fsync"] == [("fsync", fd) for _, _, fd in opened]
+
+
+def test_make_durable_flushes_a_read_only_object_and_keeps_it_read_only(tmp_path, flushes):
+    path = tmp_path / "object"
+    path.write_bytes(b"data")
+    os.chmod(path, 0o444)
+    win.make_durable(str(tmp_path), [str(path)])
+    assert [call[0] for call in flushes] == ["open", "fsync"]
+    assert stat.S_IMODE(path.stat().st_mode) == 0o444
+
+
+def test_make_durable_skips_a_vanished_path(tmp_path, flushes):
+    (tmp_path / "here").write_bytes(b"x")
+    win.make_durable(str(tmp_path), [str(tmp_path / "gone"), str(tmp_path / "here")])
+    assert [call[1] for call in flushes if call[0] == "open"] == ["here"]
+
+
+def test_make_durable_reports_a_failed_flush(tmp_path, monkeypatch):
+    def broken(fd):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(win, "_fsync", broken)
+    (tmp_path / "a").write_bytes(b"x")
+    with pytest.raises(OSError) as caught:
+        win.make_durable(str(tmp_path), [str(tmp_path / "a")])
+    assert caught.value.errno == errno.EIO
+
+
+# -- process liveness without signals
+
+@pytest.mark.parametrize(("state", "alive"), [(win.STILL_ACTIVE, True), (0, False), (1, False), ("denied", True)])
+def test_pid_alive_asks_the_exit_code(kernel32, state, alive):
+    lib = kernel32(processes={4242: state})
+    assert win.pid_alive(4242) is alive
+    assert lib.steps[0] == ("OpenProcess", win.PROCESS_QUERY_LIMITED_INFORMATION, 0, 4242)
+    if state != "denied":
+        assert lib.steps[1:] == [("GetExitCodeProcess", 4242), ("CloseHandle", "process", 4242)]
+    assert lib.process_handles == {}
+
+
+def test_pid_alive_is_false_for_an_unknown_or_impossible_pid(kernel32):
+    lib = kernel32(processes={})
+    assert win.pid_alive(4242) is False
+    assert win.pid_alive(0) is False and win.pid_alive(-1) is False
+    assert [step[0] for step in lib.steps] == ["OpenProcess"]
+
+
+# -- W9: CopyFile2
+
+class FakeCopyFile2:
+    """``_winapi.CopyFile2``: copies bytes and the source's mode and times, or fails as scripted."""
+
+    def __init__(self, fail=None, partial=False):
+        self.calls = []
+        self.fail, self.partial = fail, partial
+
+    def __call__(self, existing, new, flags, progress_routine=None):
+        self.calls.append((existing, new, flags))
+        if flags & win.COPY_FILE_FAIL_IF_EXISTS and os.path.exists(new):
+            raise FileExistsError(errno.EEXIST, "The file exists", new)
+        if self.fail is not None:
+            if self.partial:
+                with open(new, "wb") as handle:
+                    handle.write(b"half")
+            raise OSError(self.fail, os.strerror(self.fail), new)
+        with open(existing, "rb") as src, open(new, "xb") as dst:
+            dst.write(src.read())
+        info = os.stat(existing)
+        os.chmod(new, stat.S_IMODE(info.st_mode))
+        os.utime(new, ns=(info.st_atime_ns, info.st_mtime_ns))
+
+
+@pytest.fixture
+def copyfile2(monkeypatch):
+    def install(**options):
+        fake = FakeCopyFile2(**options)
+        monkeypatch.setattr(win, "_copy_file2", lambda: fake)
+        return fake
+
+    return install
+
+
+def test_copy_function_needs_copyfile2():
+    # No _winapi here: the platform offers no native copy.
+    assert win._copy_file2() is None and win.copy_function() is None
+
+
+def test_copy_function_is_copyfile2_where_available(copyfile2):
+    copyfile2()
+    assert win.copy_function() is win.copy_file2
+
+
+def test_copyfile2_creates_exclusively_then_sets_mtime_and_mode(copyfile2, places):
+    fake = copyfile2()
+    source, env = places
+    os.chmod(source, 0o444)
+    target = env / "mod.py"
+    win.copy_file2(str(source), str(target), None, 0o644, 315532800)
+    assert fake.calls == [(str(source), str(target), win.COPY_FILE_FAIL_IF_EXISTS)]
+    assert target.read_bytes() == source.read_bytes()
+    assert target.stat().st_mtime == 315532800
+    # Not the read-only mode the copy took from the store object.
+    assert target.stat().st_mode & stat.S_IWRITE
+
+
+def test_copyfile2_without_mtime_keeps_the_source_time_and_applies_a_read_only_mode(copyfile2, places):
+    copyfile2()
+    source, env = places
+    os.utime(source, (1_000_000_000, 1_000_000_000))
+    target = env / "mod.py"
+    win.copy_file2(str(source), str(target), None, 0o444, None)
+    assert target.stat().st_mtime == 1_000_000_000
+    assert not target.stat().st_mode & 0o222
+
+
+def test_copyfile2_leaves_an_existing_target_alone(copyfile2, places):
+    copyfile2()
+    source, env = places
+    (env / "mod.py").write_bytes(b"mine")
+    with pytest.raises(FileExistsError):
+        win.copy_file2(str(source), str(env / "mod.py"), None, 0o644, None)
+    assert (env / "mod.py").read_bytes() == b"mine"
+
+
+def test_copyfile2_failure_removes_the_partial_target(copyfile2, places):
+    copyfile2(fail=errno.ENOSPC, partial=True)
+    source, env = places
+    with pytest.raises(OSError) as caught:
+        win.copy_file2(str(source), str(env / "mod.py"), None, 0o644, None)
+    assert caught.value.errno == errno.ENOSPC
+    assert os.listdir(env) == []
+
+
+def test_copyfile2_removes_the_target_when_its_time_cannot_be_set(copyfile2, places, monkeypatch):
+    copyfile2()
+    source, env = places
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(win.os, "utime", refuse)
+    with pytest.raises(PermissionError):
+        win.copy_file2(str(source), str(env / "mod.py"), None, 0o644, 315532800)
+    assert os.listdir(env) == []
+
+
+def test_copyfile2_needs_a_full_path(copyfile2, places):
+    fake = copyfile2()
+    source, _ = places
+    with pytest.raises(Unsupported):
+        win.copy_file2(str(source), "mod.py", 3, 0o644, None)
+    assert fake.calls == []

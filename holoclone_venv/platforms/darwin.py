@@ -1,9 +1,13 @@
-"""macOS: clones through ``clonefile(2)`` / ``fclonefileat(2)`` from libSystem (APFS).
+"""macOS: clones through ``clonefile(2)`` / ``fclonefileat(2)`` from libSystem (APFS, macOS 10.12+).
 
-Registered as a plugin only on macOS (see ``platforms/__init__.py``).  The
-library is loaded on first use, never at import, so this module imports on
-any platform.  Every foreign function has its ``argtypes`` and ``restype``
-declared before it is called.
+Chosen by ``platforms/__init__.py`` on macOS; its :data:`PLUGIN` is the
+platform plugin.  The library is loaded on first use, never at import, so
+this module imports on any platform.  Every foreign function has its
+``argtypes`` and ``restype`` declared before it is called.
+
+One clone per file: cloning a whole directory in one call is a separate
+matter (APFS serializes metadata calls, so per-file clones top out at a few
+thousand files a second whatever the thread count).
 """
 
 from __future__ import annotations
@@ -13,27 +17,15 @@ import errno
 import os
 import threading
 
-from ..errors import Unsupported
-from ..hookspecs import hookimpl
+from ..errors import UNSUPPORTED_ERRNOS, Unsupported
+from .base import PlatformPlugin, process_umask
 
 LIBSYSTEM = "/usr/lib/libSystem.B.dylib"
-AT_FDCWD = -2  # Darwin's value (it is -100 on Linux)
 CLONE_NOFOLLOW = 0x1
 CLONE_NOOWNERCOPY = 0x2
 #: Never follow a symlink at the source; the clone belongs to the user making
 #: it, not to the owner of the store object.
 CLONE_FLAGS = CLONE_NOFOLLOW | CLONE_NOOWNERCOPY
-
-#: errno values meaning "this pair of places cannot clone": fall back, never crash.
-#: ENOTSUP (not APFS), EXDEV (other volume), EINVAL (flags unknown to an old
-#: kernel), ENOTTY, ENOSYS (no clonefile), EPERM/EACCES (sandbox or ACL
-#: refusing the clone: a copy then either works or reports the real
-#: permission error itself).
-CLONE_UNSUPPORTED = frozenset(
-    getattr(errno, name)
-    for name in ("ENOTSUP", "EOPNOTSUPP", "EXDEV", "EINVAL", "ENOTTY", "EPERM", "EACCES", "ENOSYS")
-    if hasattr(errno, name)
-)
 
 MFSTYPENAMELEN = 16
 MAXPATHLEN = 1024
@@ -70,7 +62,6 @@ def _open_library() -> ctypes.CDLL:
 
 _lock = threading.Lock()
 _library: ctypes.CDLL | None = None
-_umask: int | None = None
 
 
 def _declare(lib: ctypes.CDLL) -> None:
@@ -109,18 +100,6 @@ def _function(name: str):
         raise Unsupported(f"{name} is not available on this system ({error})", errno.ENOSYS) from None
 
 
-def _process_umask() -> int:
-    # A clone is not created through open(2), so the umask is not applied by
-    # the kernel; apply it here so clones get the permissions copies get.
-    # os.umask can only be read by setting it, so read it once per process.
-    global _umask
-    with _lock:
-        if _umask is None:
-            _umask = os.umask(0o022)
-            os.umask(_umask)
-        return _umask
-
-
 def clonefile(source: str, target: str, dir_fd: int | None, mode: int, mtime: int | None) -> None:
     """Create ``target`` as an APFS clone of ``source`` (see ``strategies.LinkFunction``).
 
@@ -147,7 +126,7 @@ def clonefile(source: str, target: str, dir_fd: int | None, mode: int, mtime: in
         # A failed clone creates nothing, and on EEXIST the file there is not
         # ours: nothing to remove.
         code = ctypes.get_errno()
-        if code in CLONE_UNSUPPORTED:
+        if code in UNSUPPORTED_ERRNOS:
             raise Unsupported(f"clonefile failed: [Errno {code}] {os.strerror(code)}", code)
         # ENOENT names the source: the materializer made the target's
         # directory, so a missing file is a store object that vanished.
@@ -156,7 +135,10 @@ def clonefile(source: str, target: str, dir_fd: int | None, mode: int, mtime: in
         # The clone carries the source's metadata: the store object's
         # read-only mode (0444/0555) and its timestamps.  Set what the
         # environment wants instead, as a fresh file would have.
-        os.chmod(target, mode & ~_process_umask() & 0o7777, dir_fd=dir_fd)
+        # A clone is not created through open(2), so the kernel does not apply
+        # the umask: apply it here, read once on the main thread (never from
+        # this worker: reading the umask means setting it for the process).
+        os.chmod(target, mode & ~process_umask() & 0o7777, dir_fd=dir_fd)
         if mtime is not None:
             os.utime(target, (mtime, mtime), dir_fd=dir_fd)
     except BaseException:
@@ -181,20 +163,5 @@ def filesystem_name(path: str) -> str | None:
     return buf.f_fstypename.decode("utf-8", "replace") or None
 
 
-class DarwinClone:
-    """The clonefile clone backend."""
+PLUGIN = PlatformPlugin("darwin-clonefile", clonefile, filesystem_name, prepare=process_umask)
 
-    name = "darwin-clonefile"
-    clone = staticmethod(clonefile)
-
-
-@hookimpl
-def holoclone_clone_backend() -> DarwinClone:
-    """macOS clones with clonefile (APFS)."""
-    return DarwinClone()
-
-
-@hookimpl
-def holoclone_filesystem_name(path: str) -> str | None:
-    """The filesystem type of ``path`` from statfs, for messages."""
-    return filesystem_name(path)

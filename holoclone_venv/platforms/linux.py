@@ -1,59 +1,89 @@
-"""Linux: reflinks through the FICLONE ioctl, and FIEMAP to prove them.
+"""Linux: reflinks through the FICLONE ioctl, FIEMAP to prove them, syncfs for durability.
 
-Registered as a plugin only on Linux (see ``platforms/__init__.py``).  Uses
-``fcntl.ioctl`` from the standard library; ``fcntl.FICLONE`` only exists from
-Python 3.12, so the constant is defined here.
+Chosen by ``platforms/__init__.py`` on Linux; its :data:`PLUGIN` is the
+platform plugin.  Uses ``fcntl.ioctl`` from the standard library; libc (for
+``statfs`` and ``syncfs``) is loaded on first use, never at import.
 """
 
 from __future__ import annotations
 
+import ctypes
 import errno
+import fcntl
 import os
 import struct
-from fcntl import ioctl as _ioctl
+import threading
+from typing import Optional, Sequence
 
-from ..errors import Unsupported
-from ..hookspecs import hookimpl
+from ..errors import UNSUPPORTED_ERRNOS, Unsupported
+from .base import Extent, PlatformPlugin, machine
 
-FICLONE = 0x40049409
-FS_IOC_FIEMAP = 0xC020660B
-FIEMAP_EXTENT_LAST = 0x1
-FIEMAP_EXTENT_SHARED = 0x2000
+#: ``_IOC`` encodings that differ from the generic one (asm/ioctl.h):
+#: architecture prefix -> (_IOC_WRITE, _IOC_SIZEBITS).  Everything else uses
+#: the generic _IOC_WRITE=1 with 14 size bits.
+_IOC_ENCODINGS = (
+    (("ppc", "powerpc", "mips", "sparc", "alpha"), (4, 13)),
+    (("parisc",), (2, 14)),  # parisc swaps _IOC_READ and _IOC_WRITE
+)
+
+
+def ioc_write(arch: str, kind: int, number: int, size: int) -> int:
+    """``_IOW(kind, number, size)`` as the kernel of architecture ``arch`` (``uname -m``) encodes it."""
+    write, size_bits = 1, 14
+    for prefixes, encoding in _IOC_ENCODINGS:
+        if arch.startswith(prefixes):
+            write, size_bits = encoding
+            break
+    return write << (16 + size_bits) | size << 16 | kind << 8 | number
+
+
+def ficlone_request(arch: str) -> int:
+    """``FICLONE`` = ``_IOW(0x94, 9, int)`` on ``arch``: 0x40049409, or 0x80049409 on powerpc/mips/sparc/alpha/parisc."""
+    return ioc_write(arch, 0x94, 9, 4)
+
+
+#: Python 3.12 has fcntl.FICLONE from the C headers; before, encode it for this machine.
+FICLONE = getattr(fcntl, "FICLONE", None) or ficlone_request(machine())
+FS_IOC_FIEMAP = 0xC020660B  # _IOWR('f', 11, struct fiemap): the same on every architecture
 FIEMAP_FLAG_SYNC = 0x1
+FIEMAP_EXTENT_LAST = 0x1
+FIEMAP_EXTENT_UNKNOWN = 0x2
+FIEMAP_EXTENT_DATA_INLINE = 0x200
+FIEMAP_EXTENT_DATA_TAIL = 0x400
+FIEMAP_EXTENT_SHARED = 0x2000
+#: Extents whose physical offset is not a real, shareable disk location.
+_NOT_LOCATED = FIEMAP_EXTENT_UNKNOWN | FIEMAP_EXTENT_DATA_INLINE | FIEMAP_EXTENT_DATA_TAIL
 _FIEMAP_HEADER = struct.Struct("=QQLLLL")  # start, length, flags, mapped, count, reserved: 32 bytes
 _FIEMAP_EXTENT = struct.Struct("=QQQQQLLLL")  # logical, physical, length, 2 reserved, flags, 3 reserved: 56 bytes
 
-#: errno values meaning "this filesystem pair cannot clone": fall back, never crash.
-#: EOPNOTSUPP (ext4, tmpfs, overlayfs), EXDEV (other filesystem), EINVAL (btrfs
-#: NOCOW, unaligned), EPERM (immutable, LXC on ZFS), EACCES (SELinux), ENOTTY
-#: (old kernel), EAGAIN (ZFS), ENOSYS (seccomp), ETXTBSY (swapfile), EBADF.
-CLONE_UNSUPPORTED = frozenset(
-    getattr(errno, name)
-    for name in ("EOPNOTSUPP", "ENOTSUP", "EXDEV", "EINVAL", "EPERM", "EACCES", "ENOTTY", "EAGAIN", "ENOSYS",
-                 "ETXTBSY", "EBADF")
-    if hasattr(errno, name)
-)
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
 
+# Seams: the tests replace these to play a filesystem this machine lacks (ZFS).
+_ioctl = fcntl.ioctl
+_sync = os.sync
 
-def ficlone(source: str, target: str, dir_fd: int | None, mode: int, mtime: int | None) -> None:
-    """Create ``target`` as a reflink of ``source`` (see ``strategies.LinkFunction``).
+
+def ficlone(source: str, target: str, dir_fd: Optional[int], mode: int, mtime: Optional[int]) -> None:
+    """Create ``target`` as a reflink of ``source`` (the LinkFunction contract).
 
     The target is created with ``O_EXCL`` (FICLONE never truncates, so a stale
     file would keep its tail) and with ``mode`` at creation, since FICLONE
-    copies data only.  On any failure the target is removed.
+    copies data only.  ``EAGAIN`` (ZFS refusing blocks not yet synced) is
+    retried once after syncing the source's filesystem.  A clone that
+    reports success but is shorter than its source (a ZFS bug) is a failed
+    clone.  On any failure the target is removed.
     """
     src = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
     try:
         dst = os.open(target, _CREATE, mode, dir_fd=dir_fd)
         try:
-            _ioctl(dst, FICLONE, src)
+            _clone(src, dst)
             if mtime is not None:
                 os.utime(dst, (mtime, mtime))
-        except OSError as error:
+        except BaseException as error:
             os.close(dst)
             os.unlink(target, dir_fd=dir_fd)
-            if error.errno in CLONE_UNSUPPORTED:
+            if isinstance(error, OSError) and error.errno in UNSUPPORTED_ERRNOS:
                 raise Unsupported(f"FICLONE failed: [Errno {error.errno}] {error.strerror}", error.errno) from None
             raise
         os.close(dst)
@@ -61,23 +91,90 @@ def ficlone(source: str, target: str, dir_fd: int | None, mode: int, mtime: int 
         os.close(src)
 
 
-class LinuxClone:
-    """The FICLONE clone backend."""
+def _clone(src: int, dst: int) -> None:
+    try:
+        _ioctl(dst, FICLONE, src)
+    except OSError as error:
+        if error.errno != errno.EAGAIN:
+            raise
+        # OpenZFS (zfs_bclone_wait_dirty=0, the default before 2.3.4) refuses
+        # blocks written in the open transaction group.  An fsync only writes
+        # the intent log and leaves them dirty; syncing the filesystem waits
+        # for the transaction group, after which the clone can work.
+        _sync_filesystem(src)
+        _ioctl(dst, FICLONE, src)
+    wanted, got = os.fstat(src).st_size, os.fstat(dst).st_size
+    if got != wanted:
+        # Some OpenZFS versions (issue 15728) report success for a partial clone.
+        raise Unsupported(f"FICLONE reported success but cloned {got} of {wanted} bytes")
 
-    name = "linux-ficlone"
-    clone = staticmethod(ficlone)
+
+def make_durable(directory: str, paths: Sequence[str]) -> None:
+    """Put ``paths`` (all on the filesystem of ``directory``) on stable storage: one ``syncfs``.
+
+    One ``syncfs(2)`` of the store's filesystem costs one flush for a whole
+    batch of objects, where an ``fsync`` per object costs one each.  Without
+    ``syncfs`` in libc, ``sync(2)`` is used.  A vanished directory means
+    nothing is left to flush.
+    """
+    if not paths:
+        return
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    try:
+        _sync_filesystem(fd)
+    finally:
+        os.close(fd)
 
 
-@hookimpl
-def holoclone_clone_backend() -> LinuxClone:
-    """Linux clones with FICLONE."""
-    return LinuxClone()
+def _sync_filesystem(fd: int) -> None:
+    """``syncfs(fd)``, or ``sync()`` where libc lacks syncfs; OSError on a real I/O error."""
+    syncfs = _libc_function("syncfs")
+    if syncfs is None:
+        _sync()
+        return
+    if syncfs(fd) != 0:
+        code = ctypes.get_errno()
+        if code == errno.ENOSYS:  # a seccomp filter or an emulator refusing the call
+            _sync()
+            return
+        raise OSError(code, f"syncfs failed: {os.strerror(code)}")
 
 
-@hookimpl
-def holoclone_filesystem_name(path: str) -> str | None:
-    """The filesystem type of ``path`` from statfs's magic number, for messages."""
-    return filesystem_name(path)
+class _Statfs(ctypes.Structure):
+    """The head of ``struct statfs``: ``f_type`` is ``__fsword_t``, long except on s390x (32 bits)."""
+
+    _fields_ = [
+        ("f_type", ctypes.c_uint32 if machine().startswith("s390") else ctypes.c_long),
+        ("_rest", ctypes.c_byte * 248),  # the rest (120 bytes on 64-bit), with room to spare
+    ]
+
+
+_PROTOTYPES = {
+    "statfs": ([ctypes.c_char_p, ctypes.POINTER(_Statfs)], ctypes.c_int),
+    "syncfs": ([ctypes.c_int], ctypes.c_int),
+}
+_lock = threading.Lock()
+_library: Optional[ctypes.CDLL] = None
+
+
+def _open_library() -> ctypes.CDLL:
+    """The C library already loaded into this process (no search on disk)."""
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _libc_function(name: str):
+    """``name`` from libc with its prototype declared, or None when libc lacks it."""
+    global _library
+    with _lock:
+        if _library is None:
+            _library = _open_library()
+        function = getattr(_library, name, None)
+        if function is not None and function.argtypes is None:
+            function.argtypes, function.restype = _PROTOTYPES[name]
+        return function
 
 
 _FS_MAGIC = {
@@ -86,29 +183,23 @@ _FS_MAGIC = {
 }
 
 
-def filesystem_name(path: str) -> str | None:
-    """statfs(2) f_type of ``path`` as a name, or None when unknown or unavailable."""
-    import ctypes
-    import ctypes.util
-
-    class _Statfs(ctypes.Structure):
-        _fields_ = [("f_type", ctypes.c_long), ("_rest", ctypes.c_byte * 120)]
-
+def filesystem_name(path: str) -> Optional[str]:
+    """statfs(2) f_type of ``path`` as a name (``0x...`` when unknown), or None when statfs fails."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        buf = _Statfs()
-        libc.statfs.argtypes = [ctypes.c_char_p, ctypes.POINTER(_Statfs)]
-        libc.statfs.restype = ctypes.c_int
-        if libc.statfs(os.fsencode(path), ctypes.byref(buf)) != 0:
-            return None
-    except (OSError, AttributeError):
+        statfs = _libc_function("statfs")
+    except OSError:
         return None
-    magic = buf.f_type & 0xFFFFFFFF
+    if statfs is None:
+        return None
+    buf = _Statfs()
+    if statfs(os.fsencode(path), ctypes.byref(buf)) != 0:
+        return None
+    magic = buf.f_type & 0xFFFFFFFF  # a 32-bit long sign-extends the larger magics
     return _FS_MAGIC.get(magic, f"0x{magic:x}")
 
 
-def extents(path: str) -> list[tuple[int, int, int, int]]:
-    """``(logical, physical, length, flags)`` of every extent of ``path`` via FS_IOC_FIEMAP."""
+def fiemap(path: str) -> list[tuple[int, int, int, int]]:
+    """``(logical, physical, length, flags)`` of every extent of ``path``, raw from FS_IOC_FIEMAP."""
     result = []
     start = 0
     batch = 64
@@ -135,7 +226,19 @@ def extents(path: str) -> list[tuple[int, int, int, int]]:
         os.close(fd)
 
 
+def extents(path: str) -> list[Extent]:
+    """Every extent of ``path`` as an :class:`Extent` (the platform's ``extents``)."""
+    return [
+        Extent(logical, physical, length, bool(flags & FIEMAP_EXTENT_SHARED), not flags & _NOT_LOCATED)
+        for logical, physical, length, flags in fiemap(path)
+    ]
+
+
 def shares_extents(path: str) -> bool:
     """True when every extent of a non-empty file is marked shared (a reflink, or its source)."""
     found = extents(path)
-    return bool(found) and all(flags & FIEMAP_EXTENT_SHARED for _, _, _, flags in found)
+    return bool(found) and all(extent.shared for extent in found)
+
+
+PLUGIN = PlatformPlugin("linux-ficlone", ficlone, filesystem_name)
+

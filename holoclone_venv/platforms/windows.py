@@ -1,6 +1,8 @@
 """Windows: block cloning through ``FSCTL_DUPLICATE_EXTENTS_TO_FILE`` (ReFS, Dev Drive).
 
-Registered as a plugin only on Windows (see ``platforms/__init__.py``).
+Chosen by ``platforms/__init__.py`` on Windows; its :data:`PLUGIN` is the
+platform plugin.  Also here: process liveness without signals, flushing
+objects before they are cloned, and a native copy through ``CopyFile2``.
 kernel32 is loaded on first use, never at import, so this module imports on
 any platform.  Every foreign function has its ``argtypes`` and ``restype``
 declared before it is called: without them ctypes passes and returns C
@@ -14,10 +16,12 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import stat
 import threading
+from typing import Optional, Sequence
 
 from ..errors import Unsupported
-from ..hookspecs import hookimpl
+from .base import PlatformPlugin, process_umask
 
 FSCTL_SET_SPARSE = 0x000900C4
 FSCTL_GET_INTEGRITY_INFORMATION = 0x0009027C
@@ -35,7 +39,11 @@ FILE_ATTRIBUTE_READONLY = 0x1
 FILE_ATTRIBUTE_NORMAL = 0x80
 FILE_ATTRIBUTE_SPARSE_FILE = 0x200
 FILE_BASIC_INFO_CLASS = 0  # FILE_INFO_BY_HANDLE_CLASS.FileBasicInfo
+FILE_DISPOSITION_INFO_CLASS = 4  # FILE_INFO_BY_HANDLE_CLASS.FileDispositionInfo
 FILE_END_OF_FILE_INFO_CLASS = 6  # FILE_INFO_BY_HANDLE_CLASS.FileEndOfFileInfo
+PROCESS_QUERY_LIMITED_INFORMATION = 0x1000
+STILL_ACTIVE = 259
+COPY_FILE_FAIL_IF_EXISTS = 0x1
 INVALID_HANDLE_VALUE = ctypes.c_void_p(-1).value
 MAX_PATH = 260
 
@@ -58,8 +66,12 @@ ERROR_ALREADY_EXISTS = 183
 ERROR_BLOCK_TOO_MANY_REFERENCES = 347
 
 #: Errors meaning "this volume or pair of volumes cannot clone": fall back.
-#: NTFS and FAT answer ERROR_INVALID_FUNCTION; a region shared 8175 times
-#: answers ERROR_BLOCK_TOO_MANY_REFERENCES (a copy then starts a new region).
+#: NTFS and FAT answer ERROR_INVALID_FUNCTION; another volume answers
+#: ERROR_INVALID_PARAMETER (told apart by comparing volume serial numbers,
+#: then reported as EXDEV); a misaligned region or a sparse or integrity
+#: mismatch answers ERROR_NOT_SUPPORTED.  A region shared 8175 times answers
+#: ERROR_BLOCK_TOO_MANY_REFERENCES, reported as EMLINK: the store object stays
+#: saturated until the store re-seeds it (``platforms.reseed``).
 CLONE_UNSUPPORTED = frozenset({
     ERROR_INVALID_FUNCTION, ERROR_NOT_SAME_DEVICE, ERROR_NOT_SUPPORTED, ERROR_INVALID_PARAMETER,
     ERROR_BLOCK_TOO_MANY_REFERENCES,
@@ -77,8 +89,8 @@ _ERRNO = {
 _MESSAGES = {
     ERROR_INVALID_FUNCTION: "the volume does not support block cloning (ReFS or a Dev Drive is needed)",
     ERROR_NOT_SAME_DEVICE: "source and target are on different volumes",
-    ERROR_NOT_SUPPORTED: "the request is not supported",
-    ERROR_INVALID_PARAMETER: "the volume refused the clone request",
+    ERROR_NOT_SUPPORTED: "the volume refused the clone (misaligned, or sparse or integrity settings differ)",
+    ERROR_INVALID_PARAMETER: "the volume refused the clone request as invalid",
     ERROR_BLOCK_TOO_MANY_REFERENCES: "the source region is already shared too many times",
     ERROR_DISK_FULL: "there is not enough space on the disk",
     ERROR_FILE_EXISTS: "the file exists",
@@ -142,6 +154,39 @@ class FILE_END_OF_FILE_INFO(ctypes.Structure):
     _fields_ = [("EndOfFile", ctypes.c_longlong)]
 
 
+class FILE_DISPOSITION_INFO(ctypes.Structure):
+    """``BOOLEAN DeleteFile``: 1 byte."""
+
+    _fields_ = [("DeleteFile", ctypes.c_ubyte)]
+
+
+class FILE_SET_SPARSE_BUFFER(ctypes.Structure):
+    """Input of FSCTL_SET_SPARSE to clear the sparse attribute: ``BOOLEAN SetSparse``, 1 byte."""
+
+    _fields_ = [("SetSparse", ctypes.c_ubyte)]
+
+
+class FILETIME(ctypes.Structure):
+    _fields_ = [("dwLowDateTime", DWORD), ("dwHighDateTime", DWORD)]
+
+
+class BY_HANDLE_FILE_INFORMATION(ctypes.Structure):
+    """What GetFileInformationByHandle fills: 52 bytes, the volume serial number at offset 28."""
+
+    _fields_ = [
+        ("dwFileAttributes", DWORD),
+        ("ftCreationTime", FILETIME),
+        ("ftLastAccessTime", FILETIME),
+        ("ftLastWriteTime", FILETIME),
+        ("dwVolumeSerialNumber", DWORD),
+        ("nFileSizeHigh", DWORD),
+        ("nFileSizeLow", DWORD),
+        ("nNumberOfLinks", DWORD),
+        ("nFileIndexHigh", DWORD),
+        ("nFileIndexLow", DWORD),
+    ]
+
+
 _H, _B, _D = HANDLE, BOOL, DWORD
 _LPD = ctypes.POINTER(DWORD)
 #: name: (argtypes, restype) of every kernel32 function used here.
@@ -151,11 +196,14 @@ PROTOTYPES = {
     "DeleteFileW": ([LPCWSTR], _B),
     "DeviceIoControl": ([_H, _D, ctypes.c_void_p, _D, ctypes.c_void_p, _D, _LPD, ctypes.c_void_p], _B),
     "GetFileSizeEx": ([_H, ctypes.POINTER(ctypes.c_longlong)], _B),
+    "GetFileInformationByHandle": ([_H, ctypes.POINTER(BY_HANDLE_FILE_INFORMATION)], _B),
     "GetFileInformationByHandleEx": ([_H, ctypes.c_int, ctypes.c_void_p, _D], _B),
     "SetFileInformationByHandle": ([_H, ctypes.c_int, ctypes.c_void_p, _D], _B),
     "GetVolumePathNameW": ([LPCWSTR, LPWSTR, _D], _B),
     "GetDiskFreeSpaceW": ([LPCWSTR, _LPD, _LPD, _LPD, _LPD], _B),
     "GetVolumeInformationW": ([LPCWSTR, LPWSTR, _D, _LPD, _LPD, _LPD, LPWSTR, _D], _B),
+    "OpenProcess": ([_D, _B, _D], _H),
+    "GetExitCodeProcess": ([_H, _LPD], _B),
 }
 
 
@@ -170,7 +218,7 @@ def _last_error() -> int:
 
 _lock = threading.Lock()
 _library = None
-#: Cluster size per target directory: asked once, not once per file.
+#: Cluster size per target directory, where the volume does not report it: asked once, not once per file.
 _cluster_sizes: dict[str, int] = {}
 
 
@@ -202,39 +250,46 @@ def _unsupported(error: OSError) -> Unsupported:
     return Unsupported(error.strerror or str(error), error.errno)
 
 
+def _raise(error: OSError) -> None:
+    raise _unsupported(error) if error.winerror in CLONE_UNSUPPORTED else error
+
+
 def _check(ok: int, what: str, path: str | None = None) -> None:
     if not ok:
-        error = _error(what, path)
-        raise _unsupported(error) if error.winerror in CLONE_UNSUPPORTED else error
+        _raise(_error(what, path))
 
 
-def _ioctl(k32, handle: int, code: int, what: str, inbuf=None, outbuf=None, path: str | None = None) -> None:
+def _device_io_control(k32, handle: int, code: int, inbuf=None, outbuf=None) -> int:
     returned = DWORD()
-    _check(
-        k32.DeviceIoControl(
-            handle, code,
-            ctypes.byref(inbuf) if inbuf is not None else None, ctypes.sizeof(inbuf) if inbuf is not None else 0,
-            ctypes.byref(outbuf) if outbuf is not None else None, ctypes.sizeof(outbuf) if outbuf is not None else 0,
-            ctypes.byref(returned), None,
-        ),
-        what, path,
+    return k32.DeviceIoControl(
+        handle, code,
+        ctypes.byref(inbuf) if inbuf is not None else None, ctypes.sizeof(inbuf) if inbuf is not None else 0,
+        ctypes.byref(outbuf) if outbuf is not None else None, ctypes.sizeof(outbuf) if outbuf is not None else 0,
+        ctypes.byref(returned), None,
     )
 
 
+def _ioctl(k32, handle: int, code: int, what: str, inbuf=None, outbuf=None, path: str | None = None) -> None:
+    _check(_device_io_control(k32, handle, code, inbuf, outbuf), what, path)
+
+
 def cluster_size(k32, path: str) -> int:
-    """Bytes per cluster of the volume holding ``path`` (which must exist)."""
+    """Bytes per cluster of the volume holding ``path``, from GetDiskFreeSpaceW.
+
+    Only used where FSCTL_GET_INTEGRITY_INFORMATION reports no cluster size.
+    A volume that cannot be asked (a path too long for GetVolumePathNameW...)
+    is a reason to fall back, not a crash.
+    """
     directory = os.path.dirname(path)
     size = _cluster_sizes.get(directory)
     if size is None:
         root = ctypes.create_unicode_buffer(MAX_PATH + 1)
-        _check(k32.GetVolumePathNameW(path, root, len(root)), "GetVolumePathNameW", path)
         sectors, sector_bytes, free, total = (DWORD() for _ in range(4))
-        _check(
-            k32.GetDiskFreeSpaceW(
-                root.value, ctypes.byref(sectors), ctypes.byref(sector_bytes), ctypes.byref(free), ctypes.byref(total)
-            ),
-            "GetDiskFreeSpaceW", root.value,
-        )
+        if not (k32.GetVolumePathNameW(path, root, len(root)) and k32.GetDiskFreeSpaceW(
+                root.value, ctypes.byref(sectors), ctypes.byref(sector_bytes), ctypes.byref(free),
+                ctypes.byref(total))):
+            error = _error("asking the volume's cluster size", path)
+            raise Unsupported(error.strerror, error.errno)
         size = sectors.value * sector_bytes.value
         _cluster_sizes[directory] = size
     return size
@@ -261,13 +316,14 @@ def _filetime(seconds: int) -> int:
     return seconds * 10_000_000 + _FILETIME_EPOCH
 
 
-def duplicate_extents(source: str, target: str, dir_fd: int | None, mode: int, mtime: int | None) -> None:
-    """Create ``target`` as a block clone of ``source`` (see ``strategies.LinkFunction``).
+def duplicate_extents(source: str, target: str, dir_fd: Optional[int], mode: int, mtime: Optional[int]) -> None:
+    """Create ``target`` as a block clone of ``source`` (the LinkFunction contract).
 
     ``dir_fd`` is always None on Windows: ``target`` is a full path.  Raises
-    :class:`Unsupported` when the volume cannot clone (NTFS, other volume...)
-    and ``OSError`` for real failures (``FileExistsError`` with the existing
-    file left alone, a full disk).  Any target this call created is deleted
+    :class:`Unsupported` when the volume cannot clone (NTFS, another volume
+    as EXDEV, a saturated source region as EMLINK...) and ``OSError`` for real
+    failures (``FileExistsError`` with the existing file left alone, a full
+    disk).  Any target this call created is deleted through its own handle
     on failure, and every handle is closed.
     """
     if dir_fd is not None:
@@ -295,8 +351,7 @@ def duplicate_extents(source: str, target: str, dir_fd: int | None, mode: int, m
         try:
             _fill(k32, src, dst, target, size.value, basic.FileAttributes, integrity, mode, mtime)
         except BaseException:
-            k32.CloseHandle(dst)
-            k32.DeleteFileW(target)
+            _discard(k32, dst, target)
             raise
         # Nothing is buffered on this side of the handle, so closing cannot lose data.
         k32.CloseHandle(dst)
@@ -305,24 +360,29 @@ def duplicate_extents(source: str, target: str, dir_fd: int | None, mode: int, m
 
 
 def _fill(k32, src: int, dst: int, target: str, size: int, attributes: int,
-          integrity: FSCTL_GET_INTEGRITY_INFORMATION_BUFFER, mode: int, mtime: int | None) -> None:
+          integrity: FSCTL_GET_INTEGRITY_INFORMATION_BUFFER, mode: int, mtime: Optional[int]) -> None:
     """Give the new, empty ``dst`` the source's layout and clone every cluster into it."""
-    if attributes & FILE_ATTRIBUTE_SPARSE_FILE:
-        # A sparse source can only be cloned into a sparse target.
-        _ioctl(k32, dst, FSCTL_SET_SPARSE, "FSCTL_SET_SPARSE", path=target)
-    # Integrity streams must match on both sides, else the clone is refused.
-    wanted = FSCTL_SET_INTEGRITY_INFORMATION_BUFFER(integrity.ChecksumAlgorithm, 0, integrity.Flags)
-    _ioctl(k32, dst, FSCTL_SET_INTEGRITY_INFORMATION, "FSCTL_SET_INTEGRITY_INFORMATION", inbuf=wanted, path=target)
+    # Sparse while cloning, whatever the source: extending a dense file would
+    # allocate (and on a nearly full volume fail for) the whole size, only to
+    # release it again as the clone replaces those clusters.  A sparse source
+    # also needs a sparse target.
+    _ioctl(k32, dst, FSCTL_SET_SPARSE, "FSCTL_SET_SPARSE", path=target)
+    if integrity.ChecksumAlgorithm or integrity.Flags:
+        # Integrity streams should match on both sides.  Some volumes refuse
+        # the request (a Dev Drive answers access denied): clone anyway, the
+        # clone itself says whether it minds.
+        wanted = FSCTL_SET_INTEGRITY_INFORMATION_BUFFER(integrity.ChecksumAlgorithm, 0, integrity.Flags)
+        _device_io_control(k32, dst, FSCTL_SET_INTEGRITY_INFORMATION, inbuf=wanted)
     # The clone never extends the file: set its size first.
     end = FILE_END_OF_FILE_INFO(size)
     _check(k32.SetFileInformationByHandle(dst, FILE_END_OF_FILE_INFO_CLASS, ctypes.byref(end), ctypes.sizeof(end)),
            "SetFileInformationByHandle(FileEndOfFileInfo)", target)
     if size:
-        cluster = cluster_size(k32, target)
+        cluster = integrity.ClusterSizeInBytes or cluster_size(k32, target)
         for offset, length in chunks(size, cluster):
-            request = DUPLICATE_EXTENTS_DATA(src, offset, offset, length)
-            _ioctl(k32, dst, FSCTL_DUPLICATE_EXTENTS_TO_FILE, "FSCTL_DUPLICATE_EXTENTS_TO_FILE", inbuf=request,
-                   path=target)
+            _duplicate(k32, src, dst, offset, length, target)
+    if not attributes & FILE_ATTRIBUTE_SPARSE_FILE:
+        _ioctl(k32, dst, FSCTL_SET_SPARSE, "FSCTL_SET_SPARSE(off)", inbuf=FILE_SET_SPARSE_BUFFER(0), path=target)
     # Last, as it may make the file read-only: the read-only attribute stands
     # for a mode without write permission, as os.chmod does on Windows.
     readonly = not mode & 0o200
@@ -333,7 +393,52 @@ def _fill(k32, src: int, dst: int, target: str, size: int, attributes: int,
                "SetFileInformationByHandle(FileBasicInfo)", target)
 
 
-def filesystem_name(path: str) -> str | None:
+def _duplicate(k32, src: int, dst: int, offset: int, length: int, target: str) -> None:
+    request = DUPLICATE_EXTENTS_DATA(src, offset, offset, length)
+    if _device_io_control(k32, dst, FSCTL_DUPLICATE_EXTENTS_TO_FILE, inbuf=request):
+        return
+    error = _error("FSCTL_DUPLICATE_EXTENTS_TO_FILE", target)
+    # Another volume answers ERROR_INVALID_PARAMETER (ReFS) or
+    # ERROR_INVALID_FUNCTION (a target on NTFS): say EXDEV, so the caller
+    # skips every method that needs one volume.
+    if error.winerror in (ERROR_INVALID_PARAMETER, ERROR_INVALID_FUNCTION) and _other_volume(k32, src, dst):
+        raise Unsupported("source and target are on different volumes", errno.EXDEV)
+    _raise(error)
+
+
+def _other_volume(k32, src: int, dst: int) -> bool:
+    """Whether the two handles are on different volumes; False when either cannot be asked."""
+    serials = []
+    for handle in (src, dst):
+        info = BY_HANDLE_FILE_INFORMATION()
+        if not k32.GetFileInformationByHandle(handle, ctypes.byref(info)):
+            return False
+        serials.append(info.dwVolumeSerialNumber)
+    return serials[0] != serials[1]
+
+
+def _discard(k32, dst: int, target: str) -> None:
+    """Delete the target through its own handle (opened with DELETE access), then close it.
+
+    The delete disposition removes the file when the handle closes, whatever
+    a virus scanner does with the name meanwhile.  It is refused while the
+    read-only attribute is set, so that is cleared first if need be; only if
+    all that fails is the name deleted after closing.
+    """
+    dispose = FILE_DISPOSITION_INFO(1)
+    deleted = k32.SetFileInformationByHandle(dst, FILE_DISPOSITION_INFO_CLASS, ctypes.byref(dispose),
+                                             ctypes.sizeof(dispose))
+    if not deleted:
+        normal = FILE_BASIC_INFO(0, 0, 0, 0, FILE_ATTRIBUTE_NORMAL)
+        k32.SetFileInformationByHandle(dst, FILE_BASIC_INFO_CLASS, ctypes.byref(normal), ctypes.sizeof(normal))
+        deleted = k32.SetFileInformationByHandle(dst, FILE_DISPOSITION_INFO_CLASS, ctypes.byref(dispose),
+                                                 ctypes.sizeof(dispose))
+    k32.CloseHandle(dst)
+    if not deleted:
+        k32.DeleteFileW(target)
+
+
+def filesystem_name(path: str) -> Optional[str]:
     """The file system of the volume holding ``path`` (``ReFS``, ``NTFS``...), or None when unknown."""
     try:
         k32 = _kernel32()
@@ -348,20 +453,124 @@ def filesystem_name(path: str) -> str | None:
     return name.value or None
 
 
-class WindowsClone:
-    """The FSCTL_DUPLICATE_EXTENTS_TO_FILE clone backend."""
+def pid_alive(pid: int) -> bool:
+    """Whether a process with ``pid`` is running.
 
-    name = "windows-duplicate-extents"
-    clone = staticmethod(duplicate_extents)
+    Never ``os.kill(pid, 0)``: on Windows that terminates the process.  A
+    process we may not open (another user's) is running; one that cannot be
+    found is not.  A process that exited with code 259 (STILL_ACTIVE) looks
+    alive: that code is reserved for this purpose and not used by Python.
+    """
+    if pid <= 0 or pid > 0xFFFFFFFF:
+        return False
+    k32 = _kernel32()
+    handle = k32.OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, 0, pid)
+    if not handle:
+        return _last_error() == ERROR_ACCESS_DENIED
+    try:
+        code = DWORD()
+        if not k32.GetExitCodeProcess(handle, ctypes.byref(code)):
+            return True  # it exists, and cannot be asked: never call a live process dead
+        return code.value == STILL_ACTIVE
+    finally:
+        k32.CloseHandle(handle)
 
 
-@hookimpl
-def holoclone_clone_backend() -> WindowsClone:
-    """Windows clones with FSCTL_DUPLICATE_EXTENTS_TO_FILE (ReFS, Dev Drive)."""
-    return WindowsClone()
+# Seams: the tests replace these to play Windows' refusal to open a read-only file for writing.
+_open = os.open
+_fsync = os.fsync
+_BINARY = getattr(os, "O_BINARY", 0)
 
 
-@hookimpl
-def holoclone_filesystem_name(path: str) -> str | None:
-    """The file system of the volume holding ``path``, for messages."""
-    return filesystem_name(path)
+def make_durable(directory: str, paths: Sequence[str]) -> None:
+    """Flush each of ``paths`` (FlushFileBuffers through ``os.fsync``) before it is cloned.
+
+    Before their early-2023 updates, Windows Server 2022 and Windows 10/11
+    could give all-zero clones of a recently written file cloned from
+    several threads; flushing the source first avoids it.  FlushFileBuffers
+    needs a handle with write access, which the read-only attribute of a
+    store object refuses: it is cleared for the open and set again at once.
+    A path that vanished is skipped.
+    """
+    for path in paths:
+        try:
+            _flush(path)
+        except FileNotFoundError:
+            continue
+
+
+def _flush(path: str) -> None:
+    try:
+        fd = _open(path, os.O_RDWR | _BINARY)
+    except PermissionError:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+        if mode & stat.S_IWRITE:
+            raise  # not the read-only attribute: a real permission problem
+        os.chmod(path, mode | stat.S_IWRITE)
+        try:
+            fd = _open(path, os.O_RDWR | _BINARY)
+        finally:
+            os.chmod(path, mode)
+    try:
+        _fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _copy_file2():
+    """``_winapi.CopyFile2`` (Python 3.12+ on Windows), or None."""
+    try:
+        import _winapi  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    return getattr(_winapi, "CopyFile2", None)
+
+
+def copy_function():
+    """:func:`copy_file2` where this Python offers ``CopyFile2``, else None."""
+    return copy_file2 if _copy_file2() is not None else None
+
+
+def copy_file2(source: str, target: str, dir_fd: Optional[int], mode: int, mtime: Optional[int]) -> None:
+    """Copy ``source`` to a new ``target`` with ``CopyFile2`` (the LinkFunction contract).
+
+    From KB5034848, Windows 11 24H2 and Server 2025, the copy engine
+    block-clones on ReFS and Dev Drive by itself; elsewhere this is the
+    system's own fast copy.  The target is created exclusively
+    (COPY_FILE_FAIL_IF_EXISTS: FileExistsError, that file left alone).  There
+    is no handle to set times through, so ``mtime`` is set by path after the
+    copy; the permission (the read-only attribute) last.  Without ``mtime``
+    the copy keeps the source's time, as a clone does.  A partial target is
+    removed on failure.
+    """
+    if dir_fd is not None:
+        raise Unsupported("CopyFile2 needs a full target path, not a directory handle")
+    call = _copy_file2()
+    if call is None:
+        raise Unsupported("CopyFile2 needs Python 3.12 or later on Windows", errno.ENOSYS)
+    try:
+        call(source, target, COPY_FILE_FAIL_IF_EXISTS)
+    except OSError as error:
+        if not (isinstance(error, FileExistsError)
+                or getattr(error, "winerror", None) in (ERROR_FILE_EXISTS, ERROR_ALREADY_EXISTS)):
+            _remove(target)
+        raise
+    try:
+        if mtime is not None:
+            os.utime(target, (mtime, mtime))
+        os.chmod(target, mode & ~process_umask() & 0o777)
+    except BaseException:
+        _remove(target)
+        raise
+
+
+def _remove(path: str) -> None:
+    try:
+        os.chmod(path, stat.S_IREAD | stat.S_IWRITE)  # a read-only file cannot be deleted
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+PLUGIN = PlatformPlugin("windows-duplicate-extents", duplicate_extents, filesystem_name, prepare=process_umask)
+

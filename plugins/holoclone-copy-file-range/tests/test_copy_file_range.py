@@ -17,7 +17,7 @@ import pytest
 import holoclone_copy_file_range as plugin
 from holoclone_venv.errors import Unsupported
 from holoclone_venv.plugins import Plugins
-from holoclone_venv.strategies import Linker, builtin_methods
+from holoclone_venv.linking import Linker, builtin_methods
 
 MTIME = 315532800  # the store's fixed source mtime (1980-01-01)
 
@@ -103,7 +103,7 @@ def test_strategy_counts_as_copied_and_never_shares_inodes():
 
 def test_registered_as_a_plugin_the_strategy_is_offered():
     plugins = Plugins(load_external=False)
-    plugins.pm.register(plugin, name="copy-file-range")
+    assert plugins.register(plugin, "copy-file-range", "holoclone-copy-file-range")
     assert "copy-file-range" in plugins.strategies(builtin_methods(None))
 
 

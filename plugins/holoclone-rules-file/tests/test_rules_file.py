@@ -12,8 +12,9 @@ from importlib.metadata import PackageNotFoundError, distribution
 import pytest
 
 import holoclone_rules_file as plugin
-from holoclone_venv.config import Settings
-from holoclone_venv.plugins import Plugins, policy
+from holoclone_venv.settings import Settings
+from holoclone_venv.plugins import Plugins
+from holoclone_venv.policy import resolve_policy
 from holoclone_venv.rules import ALWAYS_COPY, NEVER_HARDLINK, Rule
 
 EXTENSION = "numpy/core/_multiarray_umath.cpython-311-x86_64-linux-gnu.so"
@@ -31,8 +32,8 @@ def project(tmp_path, monkeypatch):
 def resolved(tmp_path):
     """The policy holoclone resolves with only this plugin added to the built-ins."""
     plugins = Plugins(load_external=False)
-    plugins.pm.register(plugin, name="rules-file")
-    return policy(Settings(store=str(tmp_path / "store"), strategy="smart", strategy_source="default"), plugins)
+    assert plugins.register(plugin, "rules-file", "holoclone-rules-file")
+    return resolve_policy(Settings(store=str(tmp_path / "store"), strategy="smart", strategy_source="default"), plugins)
 
 
 def test_parses_kinds_comments_and_presets():

@@ -9,13 +9,15 @@ Precedence for the strategy (highest first):
 4. ``smart``.
 
 This module is imported while virtualenv parses arguments, so it only uses
-the standard library's lightest modules.
+the standard library's lightest modules, and never loads plugins: a name
+that is not built in is checked against the plugins' strategies by the
+policy (:func:`holoclone_venv.policy.strategy_names`).
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 from .errors import ConfigError
@@ -39,14 +41,19 @@ class Settings:
     """Everything the seeding run needs to know besides the environment itself."""
 
     store: str
-    strategy: str
-    strategy_source: str
+    strategy: str  # normalized: stripped and lower-cased
+    strategy_source: str  # where the name came from, for messages
     strict: bool = False
     excludes: tuple[str, ...] = ()
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT
     requirements: tuple[str, ...] = ()
     packages: tuple[str, ...] = ()
-    extra: Mapping[str, str] = field(default_factory=dict)
+    strategy_typed: str = ""  # the name as the user wrote it, for messages
+
+    @property
+    def needs_plugins_for_strategy(self) -> bool:
+        """True when the strategy is not built in, so only the plugins can say whether it exists."""
+        return self.strategy not in BUILTIN_STRATEGIES
 
 
 def default_store() -> str:
@@ -62,8 +69,8 @@ def strategy_from(cli_value: str | None, env: Mapping[str, str]) -> tuple[str, s
 
     ``cli_value`` is what virtualenv parsed for ``--holoclone-strategy`` (it
     already folds in ``VIRTUALENV_HOLOCLONE_STRATEGY`` and virtualenv.ini).
-    Returns ``(name, source)``; the name is stripped and lower-cased but not
-    validated (third-party names are only known once plugins load).
+    Returns ``(name as written, source)``; the name is not validated
+    (third-party names are only known once plugins load).
     """
     if cli_value is not None:
         if env.get("VIRTUALENV_HOLOCLONE_STRATEGY") == cli_value:
@@ -72,19 +79,31 @@ def strategy_from(cli_value: str | None, env: Mapping[str, str]) -> tuple[str, s
             source = "holoclone_strategy in virtualenv.ini (or --holoclone-strategy)"
         else:
             source = "--holoclone-strategy"
-        return cli_value.strip().lower(), source
+        return cli_value, source
     rcc = env.get(RCC_ENV)
     if rcc is not None:
-        return rcc.strip().lower(), RCC_ENV
+        return rcc, RCC_ENV
     return DEFAULT_STRATEGY, "default"
 
 
-def check_strategy(name: str, source: str, known: Sequence[str]) -> None:
-    """Raise :class:`ConfigError` unless ``name`` is one of ``known``."""
+def normalize_strategy(name: str) -> str:
+    return name.strip().lower()
+
+
+def check_strategy(typed: str, source: str, known: Sequence[str]) -> None:
+    """Raise :class:`ConfigError` unless ``typed`` names one of ``known``, suggesting the closest."""
+    name = normalize_strategy(typed)
     if name in known:
         return
-    what = f"unknown holoclone strategy {name!r}" if name else "the holoclone strategy name is empty"
-    raise ConfigError(f"{what} (from {source}).", f"Valid strategies: {', '.join(known)}.")
+    if not name:
+        raise ConfigError(f"the holoclone strategy name is empty (from {source}).",
+                          f"Valid strategies: {', '.join(known)}.")
+    import difflib
+
+    close = difflib.get_close_matches(name, list(known), n=1)
+    guess = f"Did you mean {close[0]!r}? " if close else ""
+    raise ConfigError(f"unknown holoclone strategy {typed!r} (from {source}).",
+                      f"{guess}Valid strategies: {', '.join(known)}.")
 
 
 def _ini_value(env: Mapping[str, str], key: str) -> str | None:
@@ -103,9 +122,9 @@ def _ini_value(env: Mapping[str, str], key: str) -> str | None:
 def settings_from_options(options: object) -> Settings:
     """Build :class:`Settings` from virtualenv's parsed options.
 
-    Raises :class:`ConfigError` for an unknown or empty strategy, an empty
-    exclusion pattern or a non-positive lock timeout.  Third-party strategy
-    names are looked up (which loads plugins) only when a name is not built in.
+    Raises :class:`ConfigError` for an empty strategy name, an empty
+    exclusion pattern or a non-positive lock timeout.  Whether a name that is
+    not built in exists is for the policy to say (it loads the plugins).
     """
     env: Mapping[str, str] = getattr(options, "env", None) or os.environ
     cli_value = getattr(options, "holoclone_strategy", None)
@@ -113,11 +132,9 @@ def settings_from_options(options: object) -> Settings:
     if cli_value is None and env_value is not None:
         # virtualenv drops an env value it cannot convert; never ignore one silently.
         cli_value = env_value
-    name, source = strategy_from(cli_value, env)
-    if name not in BUILTIN_STRATEGIES:
-        from .plugins import strategy_names
-
-        check_strategy(name, source, strategy_names())
+    typed, source = strategy_from(cli_value, env)
+    if not normalize_strategy(typed):
+        check_strategy(typed, source, list(BUILTIN_STRATEGIES))
     store = getattr(options, "holoclone_store", None) or env.get(STORE_ENV) or default_store()
     if not str(store).strip():
         raise ConfigError("the holoclone store path is empty.", "Pass --holoclone-store DIR or unset it.")
@@ -130,8 +147,9 @@ def settings_from_options(options: object) -> Settings:
         raise ConfigError(f"--holoclone-lock-timeout must be positive, got {timeout}.")
     return Settings(
         store=os.path.abspath(os.path.expanduser(str(store))),
-        strategy=name,
+        strategy=normalize_strategy(typed),
         strategy_source=source,
+        strategy_typed=typed,
         strict=bool(getattr(options, "holoclone_strict", False)),
         excludes=tuple(p.strip() for p in excludes),
         lock_timeout=timeout,
@@ -150,3 +168,33 @@ def _values(value: object) -> tuple[str, ...]:
     for item in value:  # type: ignore[attr-defined]
         found.extend(_values(item))
     return tuple(found)
+
+
+def settings_for_command(env: Mapping[str, str], **flags: object) -> Settings:
+    """:class:`Settings` for the ``holoclone`` command, resolved exactly as seeding resolves them.
+
+    Each of ``store``, ``strategy``, ``exclude`` and ``lock_timeout`` comes
+    from its flag when given (not None), else ``VIRTUALENV_HOLOCLONE_<NAME>``,
+    else ``holoclone_<name>`` in virtualenv.ini (read with virtualenv's own
+    readers, so the same file and the same conversions), else its default;
+    the strategy then falls back to ``RCC_HOLOTREE_STRATEGY`` and ``smart``.
+    """
+    from types import SimpleNamespace
+
+    from virtualenv.config.convert import ListType, TypeData
+    from virtualenv.config.env_var import get_env_var
+    from virtualenv.config.ini import IniConfig
+
+    ini = IniConfig(env)
+    types = {"store": TypeData(str, str), "strategy": TypeData(str, str), "exclude": ListType(list, str),
+             "lock_timeout": TypeData(float, float)}
+    values: dict[str, object] = {}
+    for name, as_type in types.items():
+        value = flags.get(name)
+        if value is None:
+            found = get_env_var(f"holoclone_{name}", as_type, env) or (ini.get(f"holoclone_{name}", as_type) if ini else None)
+            value = found[0] if found else None
+        values[f"holoclone_{name}"] = value
+    if values["holoclone_lock_timeout"] is None:
+        values["holoclone_lock_timeout"] = DEFAULT_LOCK_TIMEOUT
+    return settings_from_options(SimpleNamespace(env=env, **values))

@@ -19,7 +19,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Optional
 
-from .errors import MaterializeError, StrictModeError, Unsupported
+from .errors import UNSUPPORTED_ERRNOS, MaterializeError, StrictModeError, Unsupported, os_error
 
 #: ``link(source, target, dir_fd, mode, mtime)``: create ``target`` (relative to
 #: ``dir_fd`` when it is not None) from the object at ``source``; ``mode`` is the
@@ -56,20 +56,8 @@ class Strategy:
     description: str = ""
 
 
-#: Errors that mean "this method does not work here", not "something broke".
-UNSUPPORTED_ERRNOS = frozenset(
-    code
-    for code in (
-        getattr(errno, name, None)
-        for name in ("EOPNOTSUPP", "ENOTSUP", "EXDEV", "EINVAL", "ENOTTY", "EPERM", "EACCES", "ETXTBSY",
-                     "EAGAIN", "ENOSYS", "EMLINK", "EBADF")
-    )
-    if code is not None
-)
-
-
 def hardlink(source: str, target: str, dir_fd: int | None, mode: int, mtime: int | None) -> None:
-    """Hardlink the object; mode and mtime are the object's (0444/0555, ``SOURCE_MTIME``)."""
+    """Hardlink the object; mode and mtime are the object's (0444/0555, ``FIXED_MTIME``)."""
     try:
         os.link(source, target, dst_dir_fd=dir_fd)
     except OSError as error:
@@ -91,15 +79,25 @@ def copy(source: str, target: str, dir_fd: int | None, mode: int, mtime: int | N
                 view = memoryview(block)
                 while view:
                     view = view[os.write(dst, view) :]
-            if mtime is not None:
+            if mtime is not None and _UTIME_FD:
                 os.utime(dst, (mtime, mtime))
         except BaseException:
             os.close(dst)
             _unlink(target, dir_fd)
             raise
         os.close(dst)
+        if mtime is not None and not _UTIME_FD:
+            # Windows cannot set times through a descriptor: set them by name once closed.
+            try:
+                os.utime(target, (mtime, mtime), dir_fd=dir_fd)
+            except BaseException:
+                _unlink(target, dir_fd)
+                raise
     finally:
         os.close(src)
+
+
+_UTIME_FD = os.utime in os.supports_fd
 
 
 def _unlink(target: str, dir_fd: int | None) -> None:
@@ -113,9 +111,10 @@ HARDLINK = LinkMethod("hardlink", hardlink, counts_as="hardlinked", shares_inode
 COPY = LinkMethod("copy", copy, counts_as="copied")
 
 
-def builtin_methods(clone: LinkFunction | None) -> dict[str, LinkMethod]:
-    """The built-in methods; ``reflink`` only when the platform has a clone backend."""
-    methods = {"hardlink": HARDLINK, "copy": COPY}
+def builtin_methods(clone: LinkFunction | None, native_copy: LinkFunction | None = None) -> dict[str, LinkMethod]:
+    """The built-in methods: ``reflink`` through the clone backend (failing as unsupported
+    without one), ``hardlink``, and ``copy`` (the platform's native copy where it has one)."""
+    methods = {"hardlink": HARDLINK, "copy": COPY if native_copy is None else LinkMethod("copy", native_copy)}
     if clone is not None:
         methods["reflink"] = LinkMethod("reflink", clone, counts_as="reflinked", same_filesystem=True)
     else:
@@ -129,7 +128,7 @@ def _no_clone(source: str, target: str, dir_fd: int | None, mode: int, mtime: in
 
 def builtin_strategies(methods: Mapping[str, LinkMethod]) -> list[Strategy]:
     """``smart``, ``reflink``, ``hardlink`` and ``copy`` built from ``methods``."""
-    from .config import BUILTIN_STRATEGIES as described
+    from .settings import BUILTIN_STRATEGIES as described
 
     r, h, c = methods["reflink"], methods["hardlink"], methods["copy"]
     return [
@@ -197,7 +196,7 @@ class Linker:
                 disabled = self._disabled.get(pair)
                 continue
             except OSError as error:
-                raise _materialize_error(error, os.path.join(where, os.path.basename(target))) from None
+                raise _materialize_error(error, os.path.join(where, os.path.basename(target)), pair[0]) from None
             if (pair, method.name) not in self._worked:
                 self._worked.add((pair, method.name))
             return method
@@ -230,17 +229,18 @@ class Linker:
             if fallback.method == method.name and (fallback.source_dir, fallback.target_dir) == pair:
                 fallback.files += 1
                 return
-        self.fallbacks.append(Fallback(method.name, following, error.reason, error.errno, pair[0], pair[1], 1))
+        # What the strategy uses next, not what this one file's chain does (bytecode skips
+        # hardlinks): the report must read the same whichever file failed first.
+        names = [m.name for m in self.methods]
+        after = names[names.index(method.name) + 1 :] if method.name in names else [following]
+        instead = next((name for name in after if name not in disabled | skipped), following)
+        self.fallbacks.append(Fallback(method.name, instead, error.reason, error.errno, pair[0], pair[1], 1))
 
 
-def _materialize_error(error: OSError, path: str) -> MaterializeError:
-    if error.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
-        return MaterializeError(f"the disk is full while writing {path}.", "Free some space and create the environment again.")
-    if error.errno == errno.EROFS:
-        return MaterializeError(f"cannot write {path}: the filesystem is read-only.")
-    if error.errno == errno.ENOENT and error.filename and "objects" in str(error.filename):
+def _materialize_error(error: OSError, path: str, objects: str) -> MaterializeError:
+    if error.errno == errno.ENOENT and str(error.filename or "").startswith(objects):
         return MaterializeError(
             f"store object {error.filename} vanished while writing {path}.",
             "Another process removed it (gc?); run again.",
         )
-    return MaterializeError(f"cannot write {path}: {error.strerror or error}.")
+    return os_error(error, f"writing {path}", error_class=MaterializeError)  # type: ignore[return-value]

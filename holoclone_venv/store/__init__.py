@@ -1,5 +1,8 @@
 """The content-addressed store: every file content once, catalogs that describe wheels.
 
+This module is the only code that knows the store's folder names, file
+formats and locks; everything else asks a :class:`Store`.
+
 Layout (version :data:`LAYOUT`)::
 
     <store>/
@@ -7,8 +10,8 @@ Layout (version :data:`LAYOUT`)::
       objects/ab/<62 hex>        read-only file whose sha256 is ab<62 hex>
       objects/ab/<62 hex>.x      the same content with executable bits
       catalogs/<wheel sha256>-<tag>.json
-      catalogs/<wheel sha256>-<tag>.record-<layout>   the object holding that catalog's RECORD
-                                 rows for one environment layout (see materializer.py)
+      catalogs/<key>.record-<id> names the object holding catalog <key>'s RECORD rows
+                                 for one set of install-scheme paths (see record.py)
       index/<wheel file name>-<size>-<mtime_ns>   holds that wheel's sha256
       refs/<env id>.json         an environment made from the store, and its catalogs
       wheels/<sha256>/<name>.whl wheels of dependency sets (see dependencies.py)
@@ -21,28 +24,30 @@ Invariants:
 * An object appears under its final name only complete (staged, then renamed).
 * A catalog is renamed into place only after every object it names is in place,
   so a catalog never points at a missing or partial object.
-* Objects have mode 0444/0555 and mtime :data:`~holoclone_venv.catalog.SOURCE_MTIME`;
+* Objects have mode 0444/0555 and mtime :data:`~holoclone_venv.catalog.FIXED_MTIME`;
   a different size or mtime means it was changed after import (the cheap check).
 """
 
 from __future__ import annotations
 
-import errno
-import json
 import os
+import shutil
 import stat
 import time
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterator
 
-from .catalog import SOURCE_MTIME, Catalog
-from .errors import CorruptObjectError, StoreError, StoreLockTimeout
+from ..catalog import EXECUTABLE, FIXED_MTIME, Catalog, OutdatedCatalogError
+from ..errors import StoreError
+from ..fsutil import write_atomic
+from ..locks import StoreLock
+from .caches import Caches
 
 LAYOUT = 1
 _LAYOUT_PREFIX = "holoclone-store "
 
 
-class Store:
+class Store(Caches):
     """A store directory.  Opening one never writes; writes create what they need."""
 
     def __init__(self, root: str | os.PathLike[str], lock_timeout: float = 300.0) -> None:
@@ -51,9 +56,12 @@ class Store:
         self.catalogs = self.root / "catalogs"
         self.index = self.root / "index"
         self.refs = self.root / "refs"
+        self.wheels = self.root / "wheels"
+        self.resolutions = self.root / "resolutions"
         self.tmp = self.root / "tmp"
         self.locks = self.root / "locks"
         self.lock_timeout = lock_timeout
+        self._owner: int | None = None
         self._checked = False
         self._reclaimed = False
 
@@ -118,9 +126,7 @@ class Store:
             self.root.mkdir(parents=True, exist_ok=True)
             marker = self.root / "LAYOUT"
             if not marker.exists():
-                tmp = self.root / f".LAYOUT.{os.getpid()}"
-                tmp.write_text(f"{_LAYOUT_PREFIX}{LAYOUT}\n", encoding="utf-8")
-                os.replace(tmp, marker)
+                write_atomic(marker, f"{_LAYOUT_PREFIX}{LAYOUT}\n".encode(), mode=0o644)
         except OSError as error:
             raise StoreError(
                 f"cannot create the store at {self.root}: {error.strerror}.",
@@ -145,23 +151,38 @@ class Store:
         """Path of an object; it may not exist."""
         return f"{self.objects}/{digest[:2]}/{digest[2:]}{'.x' if executable else ''}"
 
+    @property
+    def owner(self) -> int | None:
+        """The account that owns the store (None where the platform has no owners)."""
+        if self._owner is None and hasattr(os, "getuid"):
+            try:
+                self._owner = os.stat(self.root).st_uid
+            except OSError:
+                return None
+        return self._owner
+
+    def trusted(self, st: os.stat_result) -> bool:
+        """Whether a store file's owner may have written it: the store's owner, or root."""
+        return self.owner is None or st.st_uid in (self.owner, 0)
+
     def has_object(self, digest: str, size: int, executable: bool = False) -> bool:
-        """Cheap check: the object exists with the right size, mode and mtime."""
+        """Cheap check: the object is a regular file (not a link) of a trusted owner, with the right size,
+        mode and mtime.  Anything else is damaged: it is imported again, never linked."""
         try:
-            st = os.stat(self.object_path(digest, executable))
+            st = os.lstat(self.object_path(digest, executable))
         except OSError:
             return False
-        return st.st_size == size and int(st.st_mtime) == SOURCE_MTIME and not st.st_mode & 0o222
+        return (
+            stat.S_ISREG(st.st_mode) and st.st_size == size and int(st.st_mtime) == FIXED_MTIME
+            and not st.st_mode & 0o222 and self.trusted(st)
+        )
 
     def check_objects(self, catalog: Catalog) -> list[str]:
         """Cheap check of every object a catalog needs; returns the paths that fail it."""
-        from .catalog import EXECUTABLE
-
-        bad = []
-        for entry in catalog.entries:
-            if not self.has_object(entry.digest, entry.size, bool(entry.flags & EXECUTABLE)):
-                bad.append(entry.path)
-        return bad
+        return [
+            entry.path for entry in catalog.entries
+            if not self.has_object(entry.digest, entry.size, bool(entry.flags & EXECUTABLE))
+        ]
 
     def adopt_object(self, staged: str, digest: str, executable: bool) -> None:
         """Move a complete, verified staged file into place as an object.
@@ -171,12 +192,24 @@ class Store:
         """
         final = self.object_path(digest, executable)
         os.chmod(staged, 0o555 if executable else 0o444)
-        os.utime(staged, (SOURCE_MTIME, SOURCE_MTIME))
+        os.utime(staged, (FIXED_MTIME, FIXED_MTIME))
         try:
             os.replace(staged, final)
         except FileNotFoundError:
             os.makedirs(os.path.dirname(final), exist_ok=True)
             os.replace(staged, final)
+
+    def put_bytes(self, data: bytes) -> str:
+        """Store ``data`` as an object (if it is not there yet); return its digest."""
+        import hashlib
+
+        digest = hashlib.sha256(data).hexdigest()
+        if not self.has_object(digest, len(data)):
+            staged = self.tmp_file("object")
+            with open(staged, "xb") as handle:
+                handle.write(data)
+            self.adopt_object(staged, digest, False)
+        return digest
 
     def iter_objects(self) -> Iterator[tuple[str, bool, Path]]:
         """Yield ``(digest, executable, path)`` for every object file."""
@@ -195,13 +228,19 @@ class Store:
         return self.catalogs / f"{key}.json"
 
     def load_catalog(self, key: str) -> Catalog | None:
-        """The catalog stored under ``key``, or None when there is none."""
+        """The catalog stored under ``key``, or None when there is none (or only one of an older format).
+
+        Raises :class:`StoreError` for a malformed catalog.
+        """
         path = self.catalog_path(key)
         try:
             data = path.read_bytes()
         except FileNotFoundError:
             return None
-        return Catalog.from_json(data, str(path))
+        try:
+            return Catalog.from_json(data, str(path))
+        except OutdatedCatalogError:
+            return None
 
     def write_catalog(self, catalog: Catalog) -> None:
         """Write a catalog atomically.  Call only once all its objects are in place."""
@@ -217,13 +256,27 @@ class Store:
     def remove_catalog(self, key: str) -> None:
         """Remove a catalog and the RECORD objects' index files that belong to it."""
         for path in [self.catalog_path(key), *self.catalogs.glob(f"{key}.record-*")]:
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
+            _unlink(path)
+
+    # -- RECORD objects: the shared part of a catalog's RECORD, per set of scheme paths -----
+    def record_object(self, key: str, paths_id: str) -> str | None:
+        """Path of the object holding catalog ``key``'s RECORD rows for ``paths_id``, if stored."""
+        try:
+            digest = (self.catalogs / f"{key}.record-{paths_id}").read_text(encoding="ascii").strip()
+        except OSError:
+            return None
+        if len(digest) == 64 and os.path.exists(self.object_path(digest)):
+            return self.object_path(digest)
+        return None
+
+    def put_record_object(self, key: str, paths_id: str, data: bytes) -> str:
+        """Store RECORD rows for catalog ``key`` and ``paths_id``; returns the object's path."""
+        digest = self.put_bytes(data)
+        self.write_atomically(self.catalogs / f"{key}.record-{paths_id}", digest.encode("ascii"))
+        return self.object_path(digest)
 
     def record_digests(self, key: str) -> set[str]:
-        """Digests of the RECORD objects kept for catalog ``key`` (one per environment layout)."""
+        """Digests of the RECORD objects kept for catalog ``key``."""
         found = set()
         for path in self.catalogs.glob(f"{key}.record-*"):
             try:
@@ -234,67 +287,12 @@ class Store:
                 found.add(digest)
         return found
 
-    def put_bytes(self, data: bytes) -> str:
-        """Store ``data`` as an object (if it is not there yet); return its digest."""
-        import hashlib
-
-        digest = hashlib.sha256(data).hexdigest()
-        if not self.has_object(digest, len(data)):
-            staged = self.tmp_file("object")
-            with open(staged, "wb") as handle:
-                handle.write(data)
-            self.adopt_object(staged, digest, False)
-        return digest
-
-    # -- wheel index -------------------------------------------------------------------------
-    def wheel_digest(self, wheel: Path) -> str:
-        """sha256 of a wheel file, remembered by (name, size, mtime) to avoid rehashing."""
-        st = os.stat(wheel)
-        name = f"{wheel.name}-{st.st_size}-{st.st_mtime_ns}"
-        cached = self.index / name
-        try:
-            digest = cached.read_text(encoding="ascii").strip()
-            if len(digest) == 64:
-                return digest
-        except OSError:
-            pass
-        digest, _ = hash_file(wheel)
-        if self.writable:
-            try:
-                self.write_atomically(cached, digest.encode("ascii"))
-            except OSError:
-                pass  # only a cache: the next run hashes again
-        return digest
-
-    # -- environments that use the store -----------------------------------------------------
-    def add_ref(self, env_dir: str, catalog_keys: Iterable[str]) -> str:
-        """Record that ``env_dir`` was made from these catalogs; returns the ref id."""
-        import hashlib
-
-        env_dir = os.path.abspath(env_dir)
-        ref_id = hashlib.sha256(os.fsencode(env_dir)).hexdigest()[:32]
-        document = {"env": env_dir, "catalogs": sorted(set(catalog_keys)), "created": time.time()}
-        self.write_atomically(self.refs / f"{ref_id}.json", json.dumps(document).encode("utf-8"))
-        return ref_id
-
-    def iter_refs(self) -> Iterator[tuple[Path, dict]]:
-        """Yield ``(ref file, document)``; unreadable refs yield an empty document."""
-        if not self.refs.is_dir():
-            return
-        for path in sorted(self.refs.glob("*.json")):
-            try:
-                yield path, json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                yield path, {}
-
-    # -- staging and locks -------------------------------------------------------------------
+    # -- staging, removal and locks ----------------------------------------------------------
     def write_atomically(self, final: str | os.PathLike[str], data: bytes) -> None:
         """Put a small file in the store whole or not at all: staged under ``tmp/``, then renamed."""
         os.makedirs(os.path.dirname(final), exist_ok=True)
-        staged = self.tmp_file(os.path.basename(final)[:40])
-        with open(staged, "wb") as handle:
-            handle.write(data)
-        os.replace(staged, final)
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        write_atomic(final, data, mode=0o644, stage_dir=self.tmp)
 
     def tmp_file(self, label: str) -> str:
         """A fresh path under ``tmp/`` that no other process uses."""
@@ -307,10 +305,23 @@ class Store:
         path.mkdir()
         return path
 
+    def remove(self, path: str | os.PathLike[str]) -> None:
+        """Remove a file or folder this store listed (never following a symlink); gone already is fine."""
+        path = Path(path)
+        try:
+            if path.is_dir() and not path.is_symlink():
+                _make_writable(path)
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        except FileNotFoundError:
+            pass
+
     def reclaim_tmp(self, older_than: float = 3600.0) -> int:
         """Remove staging leftovers of dead processes (or very old ones); returns how many."""
-        import shutil
+        from .platforms import current
 
+        alive = current().pid_alive
         removed = 0
         if not self.tmp.is_dir():
             return 0
@@ -322,15 +333,8 @@ class Store:
                 age = now - path.lstat().st_mtime
             except FileNotFoundError:
                 continue
-            if (pid is not None and pid != os.getpid() and not _alive(pid)) or age > older_than:
-                if path.is_dir() and not path.is_symlink():
-                    _make_writable(path)
-                    shutil.rmtree(path, ignore_errors=True)
-                else:
-                    try:
-                        path.unlink()
-                    except FileNotFoundError:
-                        pass
+            if (pid is not None and pid != os.getpid() and not alive(pid)) or age > older_than:
+                self.remove(path)
                 removed += 1
         return removed
 
@@ -349,72 +353,25 @@ class Store:
             except OSError:
                 pass  # only housekeeping: a later run tries again
 
-    def lock(self, name: str, what: str) -> "_Lock":
-        """An exclusive inter-process lock on ``locks/<name>.lock``.
+    def lock(self) -> StoreLock:
+        """The store lock: held briefly by imports and seeders, by gc, verify and bundle import throughout.
 
-        ``what`` says, in a message, what the lock protects.  Waiting longer than
-        ``lock_timeout`` raises :class:`StoreLockTimeout` instead of hanging.
+        Whoever holds it may add or remove objects and catalogs; so an object
+        found present under it cannot vanish before the catalog naming it is written.
         """
+        return self._lock("store", "another holoclone process changing the store (seeding, gc, verify or import)")
+
+    def import_lock(self, digest: str, wheel_name: str) -> StoreLock:
+        """Serializes imports of one wheel, so the loser of a race finds the winner's catalog."""
+        return self._lock(f"import-{digest[:24]}", f"another process importing {wheel_name}")
+
+    def resolve_lock(self, key: str) -> StoreLock:
+        """Serializes resolving one set of requirements."""
+        return self._lock(f"resolve-{key[:24]}", "another process resolving the same requirements")
+
+    def _lock(self, name: str, what: str) -> StoreLock:
         self.locks.mkdir(parents=True, exist_ok=True)
-        return _Lock(str(self.locks / f"{name}.lock"), what, self.lock_timeout)
-
-
-class _Lock:
-    """A filelock that reports waits and turns timeouts into a clear error."""
-
-    def __init__(self, path: str, what: str, timeout: float) -> None:
-        from filelock import FileLock
-
-        self._lock = FileLock(path)
-        self.path = path
-        self.what = what
-        self.timeout = timeout
-
-    def __enter__(self) -> _Lock:
-        from filelock import Timeout
-
-        try:
-            try:
-                self._lock.acquire(timeout=0)
-                return self
-            except Timeout:
-                pass
-            import logging
-
-            # A warning, not info: virtualenv hides info by default, and a silent
-            # wait of minutes looks like a hang.
-            logging.getLogger("holoclone").warning("holoclone: waiting for %s (lock %s)", self.what, self.path)
-            self._lock.acquire(timeout=self.timeout)
-        except Timeout:
-            raise StoreLockTimeout(
-                f"gave up after {self.timeout:g} s waiting for {self.what} (lock {self.path}).",
-                "Another holoclone process holds it; if none runs, the filesystem may not support locks: "
-                "raise --holoclone-lock-timeout or move the store to a local disk.",
-            ) from None
-        except OSError as error:
-            if error.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-                raise StoreError(
-                    f"cannot take the lock {self.path}: {error.strerror}.",
-                    "The store is read-only here; pass a writable --holoclone-store.",
-                ) from None
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._lock.release()
-
-
-def hash_file(path: str | os.PathLike[str]) -> tuple[str, int]:
-    """``(sha256 hex, size)`` of a file, read in 1 MiB blocks: the store's content address."""
-    import hashlib
-
-    sha = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            sha.update(block)
-            size += len(block)
-    return sha.hexdigest(), size
+        return StoreLock(str(self.locks / f"{name}.lock"), what, self.lock_timeout)
 
 
 def _foreign(st: os.stat_result) -> bool:
@@ -423,28 +380,21 @@ def _foreign(st: os.stat_result) -> bool:
     return getuid is not None and st.st_uid not in (getuid(), 0)
 
 
-def _alive(pid: int) -> bool:
+def _unlink(path: Path) -> None:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def _make_writable(path: Path) -> None:
+    """Let rmtree empty read-only folders (objects are 0444 inside 0755 folders; staged ones may not be)."""
     for dirpath, dirnames, _ in os.walk(path):
         for name in dirnames:
+            path_ = os.path.join(dirpath, name)
+            if os.path.islink(path_):
+                continue  # a planted link: never change what it points to
             try:
-                os.chmod(os.path.join(dirpath, name), 0o755)
+                os.chmod(path_, 0o755)
             except OSError:
                 pass
-
-
-def corrupt(path: str, why: str) -> CorruptObjectError:
-    """The error for an object that failed a check."""
-    return CorruptObjectError(
-        f"store object {path} was changed after import ({why}).",
-        "Run 'holoclone store verify --repair'; the next run re-imports what it needs.",
-    )

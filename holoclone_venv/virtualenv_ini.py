@@ -185,26 +185,14 @@ def disable(path: Path | None = None) -> Change:
 
 def _write(path: Path, lines: list[str]) -> None:
     """Replace ``path`` atomically with ``lines``, keeping its permissions."""
+    from .fsutil import write_atomic
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             mode = path.stat().st_mode & 0o7777
         except FileNotFoundError:
             mode = 0o644
-        staged = path.with_name(f".{path.name}.holoclone.{os.getpid()}")
-        fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-                handle.write("".join(lines))
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(staged, mode)
-            os.replace(staged, path)
-        except BaseException:
-            try:
-                os.unlink(staged)
-            except OSError:
-                pass
-            raise
+        write_atomic(path, "".join(lines).encode("utf-8"), mode=mode, exact_mode=True, durable=True)
     except OSError as error:
         raise ConfigError(f"cannot write {path}: {error.strerror or error}.", "Check its permissions.") from None

@@ -1,0 +1,267 @@
+"""What each ``holoclone`` subcommand does: run it, then say it as text or JSON.
+
+Each command takes the parsed arguments and returns ``(data, exit status,
+render)``: ``data`` is what ``--json`` prints, ``render(data)`` the text.
+The work itself is done by ``doctor.py``, ``virtualenv_ini.py`` and the
+``maintenance`` package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any, Callable, Tuple
+
+from .errors import HoloCloneError
+
+EXIT_OK = 0
+EXIT_PROBLEMS = 1
+EXIT_USAGE = 2
+
+Result = Tuple[Any, int, Callable[[Any], str]]
+
+
+def _settings(args: argparse.Namespace):
+    """Store, strategy, excludes and lock timeout, resolved exactly as seeding resolves them."""
+    from .settings import settings_for_command
+
+    return settings_for_command(os.environ, store=args.store, lock_timeout=args.lock_timeout)
+
+
+def _store_path(args: argparse.Namespace) -> str:
+    return _settings(args).store
+
+
+def _open(args: argparse.Namespace):
+    from .maintenance import open_store
+
+    settings = _settings(args)
+    return open_store(settings.store, settings.lock_timeout)
+
+
+def _progress(label: str):
+    from .progress import bar
+
+    return bar(label)
+
+
+def doctor_command(args: argparse.Namespace) -> Result:
+    from .doctor import diagnose
+
+    d = diagnose(args.directory, _settings(args))
+
+    def text(d) -> str:
+        def probe(p) -> str:
+            return "yes" if p.ok else f"no ({p.detail})"
+
+        lines = [
+            f"directory       {d.directory} ({d.directory_fs})",
+            f"store           {d.store} ({d.store_fs}{'' if d.store_exists else ', not created yet'})",
+            f"same device     {'yes' if d.same_device else 'no'}",
+            f"reflink         {probe(d.reflink)}",
+            f"hardlink        {probe(d.hardlink)}",
+            f"clone in dir    {probe(d.reflink_within_directory)}",
+            f"smart uses      {d.smart}: {d.why}",
+            f"strategy        {d.strategy['name']} ({d.strategy['source']})",
+            f"default seeder  {d.default_seeder['seeder']} ({d.default_seeder['source']})",
+            f"versions        holoclone-venv {d.holoclone_version}, virtualenv {d.virtualenv_version}",
+            f"plugins         {', '.join(p['name'] + (' (broken)' if p['error'] else '') for p in d.plugins)}",
+        ]
+        lines += [f"problem: {p}" for p in d.problems]
+        lines += [f"advice: {a}" for a in d.advice]
+        return "\n".join(lines)
+
+    return d.as_dict(), EXIT_PROBLEMS if d.problems else EXIT_OK, lambda data: text(d)
+
+
+def enable_command(args: argparse.Namespace) -> Result:
+    from .virtualenv_ini import enable
+
+    change = enable()
+    notes = [change.message]
+    env = os.environ.get("VIRTUALENV_SEEDER")
+    if env and env != "holoclone":
+        notes.append(f"note: VIRTUALENV_SEEDER={env} is set in this shell and overrides virtualenv.ini.")
+    data = {"config_file": str(change.path), "changed": change.changed, "previous": change.previous,
+            "message": " ".join(notes)}
+    return data, EXIT_OK, lambda d: "\n".join(notes)
+
+
+def disable_command(args: argparse.Namespace) -> Result:
+    from .virtualenv_ini import disable
+
+    change = disable()
+    foreign = not change.changed and change.previous == "holoclone"
+    data = {"config_file": str(change.path), "changed": change.changed, "message": change.message}
+    return data, EXIT_PROBLEMS if foreign else EXIT_OK, lambda d: change.message
+
+
+def plugins_command(args: argparse.Namespace) -> Result:
+    from .plugins import Plugins
+
+    infos = Plugins().info()
+    data = [{"name": p.name, "distribution": p.distribution, "hooks": p.hooks, "error": p.error} for p in infos]
+
+    def text(rows) -> str:
+        lines = []
+        for row in rows:
+            if row["error"]:
+                lines.append(f"{row['name']} ({row['distribution']}): BROKEN: {row['error']}")
+            else:
+                lines.append(f"{row['name']} ({row['distribution']}): {', '.join(row['hooks']) or 'no hooks'}")
+        return "\n".join(lines)
+
+    return data, EXIT_OK, text
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1000
+    return f"{n} B"
+
+
+def _space(space) -> str:
+    how = "" if space.method == "extents" else " (counted from allocated blocks: this filesystem reports no extents)"
+    return f"{_size(space.physical)} on disk, {_size(space.apparent)} apparent{how}"
+
+
+def info_command(args: argparse.Namespace) -> Result:
+    from .maintenance.info import info
+
+    result = info(_open(args), _progress("measuring"))
+
+    def text(_) -> str:
+        lines = [f"store        {result.root}", f"objects      {result.objects:,}",
+                 f"size         {_space(result.space)}", f"catalogs     {len(result.catalogs)}"]
+        for c in result.catalogs:
+            lines.append(f"  {c.name} {c.version} {c.tag}  {c.key[:16]}..." if not c.error
+                         else f"  BROKEN {c.key}: {c.error}")
+        live = [r for r in result.environments if r.live]
+        dead = len(result.environments) - len(live)
+        lines.append(f"environments {len(live)}" + (f" ({dead} dead refs: 'holoclone store gc' removes them)" if dead else ""))
+        lines += [f"  {r.env}" for r in live]
+        return "\n".join(lines)
+
+    return result.as_dict(), EXIT_OK, text
+
+
+def verify_command(args: argparse.Namespace) -> Result:
+    from .maintenance.verify import verify
+
+    result = verify(_open(args), repair=args.repair, progress=_progress("verifying"))
+
+    def text(_) -> str:
+        lines = [f"checked {result.objects:,} objects ({_size(result.bytes)}) and {result.catalogs} catalogs"]
+        for p in result.problems:
+            lines.append(f"{'repaired' if p.repaired else 'PROBLEM'} {p.kind}: {p.path}: {p.detail}")
+        if result.tmp_reclaimed:
+            lines.append(f"reclaimed {result.tmp_reclaimed} stale tmp entries")
+        if result.unrepaired:
+            lines.append(f"{len(result.unrepaired)} problems; 'holoclone store verify --repair' removes the damaged "
+                         "parts and the next seeding re-imports them")
+        else:
+            lines.append("store is intact" if not result.problems else "all problems repaired")
+        return "\n".join(lines)
+
+    return result.as_dict(), EXIT_PROBLEMS if result.unrepaired else EXIT_OK, text
+
+
+def gc_command(args: argparse.Namespace) -> Result:
+    from .maintenance.gc import gc
+    from .maintenance.refs import REF_GRACE
+
+    older_than = REF_GRACE if args.older_than is None else args.older_than
+    if older_than < 0:
+        raise HoloCloneError(f"--older-than must not be negative, got {older_than:g}.")
+    result = gc(_open(args), dry_run=args.dry_run, progress=_progress("measuring"), older_than=older_than)
+
+    def text(_) -> str:
+        verb = "would remove" if result.dry_run else "removed"
+        lines = [f"kept {_count(len(result.live), 'live environment')}"]
+        lines += [f"  {r.env}: {r.why}" for r in result.live]
+        if result.kept_young:
+            lines.append(f"kept {_count(len(result.kept_young), 'unused catalog')} younger than {result.grace:g} s "
+                         "(a seeder may be about to use them; --older-than 0 removes them when none runs)")
+        lines += [f"{verb} ref of {r.env or r.path.name}: {r.why}" for r in result.dead]
+        lines.append(f"{verb} {_count(len(result.catalogs), 'catalog')}, {_count(result.objects, 'object')}, "
+                     f"{_count(result.index, 'index entry', 'index entries')}, "
+                     f"{_count(result.resolutions, 'resolution')}"
+                     + ("" if result.dry_run else f", {_count(result.tmp_reclaimed, 'tmp entry', 'tmp entries')}"))
+        lines.append(f"{'would free' if result.dry_run else 'freed'} {_space(result.frees)}")
+        return "\n".join(lines)
+
+    return result.as_dict(), EXIT_OK, text
+
+
+def _count(n: int, one: str, many: str = "") -> str:
+    return f"{n:,} {one if n == 1 else many or one + 's'}"
+
+
+def path_command(args: argparse.Namespace) -> Result:
+    path = _store_path(args)
+    return {"store": path}, EXIT_OK, lambda _: path
+
+
+def remove_command(args: argparse.Namespace) -> Result:
+    from .maintenance.bundle import select_catalogs
+    from .maintenance.remove import remove_catalogs
+
+    store = _open(args)
+    result = remove_catalogs(store, select_catalogs(store, args.catalogs, False))
+    return result.as_dict(), EXIT_OK, lambda _: (
+        f"removed {_count(len(result.catalogs), 'catalog')} and {_count(result.objects, 'object')} only they used "
+        f"from {store.root}"
+    )
+
+
+def clean_command(args: argparse.Namespace) -> Result:
+    from .maintenance.remove import clean
+
+    store = _open(args)
+    if not args.yes:
+        raise HoloCloneError(f"'store clean' removes everything in {store.root}; nothing was removed.",
+                             "Run it again with --yes to confirm.")
+    result = clean(store)
+    return result.as_dict(), EXIT_OK, lambda _: (
+        f"emptied {store.root} ({', '.join(result.removed) or 'it was empty'}); environments made from it keep working"
+    )
+
+
+def export_command(args: argparse.Namespace) -> Result:
+    from .maintenance.bundle import export, read_manifest, select_catalogs
+
+    if not args.catalogs and not args.all:
+        raise HoloCloneError("name the catalogs to export, or pass --all.", "Example: holoclone store export pip -o pip.tar")
+    store = _open(args)
+    catalogs = select_catalogs(store, args.catalogs, args.all)
+    have = read_manifest(args.have) if args.have else None
+    result = export(store, catalogs, args.output, have, _progress("exporting"))
+    return result.as_dict(), EXIT_OK, lambda _: (
+        f"exported {_count(len(result.catalogs), 'catalog')} and {_count(result.objects, 'object')} ({_size(result.bytes)}) to "
+        f"{result.output}" + (f"; left out {result.omitted:,} objects the receiver has" if result.omitted else "")
+    )
+
+
+def import_command(args: argparse.Namespace) -> Result:
+    from .maintenance.bundle import import_bundle
+    from .store import Store
+
+    settings = _settings(args)
+    store = Store(settings.store, settings.lock_timeout)
+    result = import_bundle(store, args.bundle, _progress("importing"))
+    return result.as_dict(), EXIT_OK, lambda _: (
+        f"imported {_count(len(result.catalogs), 'catalog')} and {_count(result.objects, 'object')} ({_size(result.bytes)}) "
+        f"into {store.root}; {result.present:,} objects were already present"
+    )
+
+
+def manifest_command(args: argparse.Namespace) -> Result:
+    from .maintenance.bundle import write_manifest
+
+    store = _open(args)
+    count = write_manifest(store, args.output)
+    return {"output": args.output, "objects": count}, EXIT_OK, lambda _: (
+        "" if args.output == "-" else f"listed {_count(count, 'object')} in {args.output}"
+    )

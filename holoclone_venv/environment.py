@@ -1,0 +1,74 @@
+"""The environment being seeded, as plain values: what a seeding run needs from virtualenv.
+
+The seeder (the only module that talks to virtualenv's creator) fills these
+in; everything below it works on them alone.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Interpreter:
+    """The interpreter an environment runs, as far as bytecode, scripts and resolving care."""
+
+    executable: str
+    implementation: str  # "CPython", "PyPy"
+    version: tuple[int, int]
+    #: What decides a dependency resolution besides the requirements (see dependencies.py).
+    release: tuple[int, ...] = ()
+    platform: str = ""
+    architecture: int = 0
+    markers: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def tag(self) -> str:
+        """Catalog tag: bytecode differs per implementation and minor version."""
+        return f"{self.implementation.lower()}-{self.version[0]}{self.version[1]}"
+
+    @property
+    def is_running(self) -> bool:
+        """True when this process can compile for it (same magic number)."""
+        return (self.implementation.lower(), self.version) == (sys.implementation.name, sys.version_info[:2])
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where an environment keeps each install scheme."""
+
+    purelib: str
+    platlib: str
+    scripts: str
+    data: str
+    include: str  # headers go to <include>/<distribution name>
+    executable: str
+
+    def scheme_dirs(self, distribution: str) -> dict[str, str]:
+        """Directory of each install scheme for ``distribution`` (headers are per distribution)."""
+        return {
+            "purelib": self.purelib,
+            "platlib": self.platlib,
+            "scripts": self.scripts,
+            "data": self.data,
+            "headers": os.path.join(self.include, distribution),
+        }
+
+
+@dataclass(frozen=True)
+class SeedRequest:
+    """One seeding: which environment, which wheels, and how virtualenv finds more."""
+
+    env_dir: str
+    interpreter: Interpreter
+    layout: Layout
+    seed_wheels: tuple[Path, ...]
+    #: Distributions the seed installs itself (pip, setuptools): never taken from a resolution.
+    seed_distributions: tuple[str, ...] = ()
+    search_dirs: tuple[Path, ...] = ()
+    download: bool = False
+    #: virtualenv's embedded pip wheel, run by the target interpreter to resolve requirements.
+    pip_wheel: Path | None = None

@@ -1,0 +1,64 @@
+"""Small file-system helpers every writer shares: whole-or-nothing writes and content hashes."""
+
+from __future__ import annotations
+
+import os
+import time
+
+_CHUNK = 1 << 20
+
+
+def write_atomic(
+    path: str | os.PathLike[str],
+    data: bytes,
+    *,
+    mode: int = 0o666,
+    exact_mode: bool = False,
+    stage_dir: str | os.PathLike[str] | None = None,
+    durable: bool = False,
+) -> None:
+    """Replace ``path`` with ``data`` whole or not at all.
+
+    The bytes go to a fresh staged file (in ``stage_dir``, which must be on
+    the same filesystem, else beside ``path``), then one rename puts it in
+    place: a reader sees the old file or the new one, never a part.  ``mode``
+    is applied through the umask as ``open(2)`` does, or exactly with
+    ``exact_mode``.  ``durable`` flushes the data before the rename.  The
+    staged file never outlives a failure; its name ends in ``.<pid>.<ns>``, so
+    the leftover of a killed process can be told apart.  Raises ``OSError``.
+    """
+    path = os.fspath(path)
+    directory = os.fspath(stage_dir) if stage_dir is not None else os.path.dirname(path) or "."
+    staged = os.path.join(directory, f".{os.path.basename(path)[:40]}.partial.{os.getpid()}.{time.monotonic_ns()}")
+    fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), mode)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        if exact_mode:
+            os.chmod(staged, mode)
+        os.replace(staged, path)
+    except BaseException:
+        try:
+            os.unlink(staged)
+        except OSError:
+            pass
+        raise
+
+
+def hash_file(path: str | os.PathLike[str]) -> tuple[str, int]:
+    """``(sha256 hex, size)`` of a file, read in 1 MiB blocks: the store's content address."""
+    import hashlib
+
+    sha = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(_CHUNK), b""):
+            sha.update(block)
+            size += len(block)
+    return sha.hexdigest(), size

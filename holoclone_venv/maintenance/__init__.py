@@ -1,0 +1,57 @@
+"""Store maintenance behind ``holoclone store``: one module per job.
+
+``space`` measures bytes on disk, ``refs`` decides which environments keep
+things alive, ``info``, ``verify`` and ``gc`` inspect and clean, ``bundle``
+moves catalogs between stores.  Every function takes an opened
+:class:`~holoclone_venv.store.Store` and returns a plain result object; the
+CLI turns results into text or JSON.  Functions that change the store hold
+its lock (:meth:`Store.lock`) for their whole run (seeders take it briefly to
+write a ref), so nothing a seeder has just registered is removed under it.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable, Iterator
+
+from ..catalog import Catalog
+from ..errors import StoreError
+from ..store import Store
+
+Progress = Callable[[int, int], None]
+
+
+def open_store(path: str, lock_timeout: float) -> Store:
+    """Open an existing store for maintenance; raise :class:`StoreError` when there is none."""
+    store = Store(path, lock_timeout)
+    if not os.path.lexists(store.root):
+        raise StoreError(f"no holoclone store at {store.root}.",
+                         "Pass the right --store DIR (or set VIRTUALENV_HOLOCLONE_STORE); seeding creates it.")
+    store.check(create=False)
+    return store
+
+
+def object_name(digest: str, executable: bool) -> str:
+    """How manifests and bundles name an object: its digest, plus ``.x`` when executable."""
+    return digest + (".x" if executable else "")
+
+
+def read_catalogs(store: Store) -> Iterator[tuple[str, Catalog | None, str]]:
+    """``(key, catalog or None, error)`` for every catalog file of ``store``."""
+    for key, path in store.iter_catalogs():
+        try:
+            catalog = Catalog.from_json(path.read_bytes(), str(path))
+        except (StoreError, OSError) as error:
+            yield key, None, str(getattr(error, "message", error))
+            continue
+        if catalog.key != key:
+            yield key, None, f"catalog {path} describes {catalog.key}, not {key}"
+            continue
+        yield key, catalog, ""
+
+
+def file_size(path: str) -> int:
+    try:
+        return os.lstat(path).st_size
+    except OSError:
+        return 0

@@ -1,0 +1,125 @@
+"""``holoclone store gc``: remove what no live environment needs."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..store import Store
+from . import Progress, file_size, read_catalogs
+from .refs import REF_GRACE, Ref, classify_refs
+from .space import Space, measure
+
+
+def _age(path: Path, now: float) -> float:
+    try:
+        return now - path.stat().st_mtime
+    except OSError:
+        return float("inf")
+
+
+@dataclass
+class GcResult:
+    dry_run: bool
+    live: list[Ref]
+    dead: list[Ref]
+    catalogs: list[str]
+    objects: int
+    index: int
+    tmp_reclaimed: int
+    frees: Space
+    #: Catalogs no live environment uses, kept because they are younger than the grace period.
+    kept_young: list[str]
+    grace: float = REF_GRACE
+    resolutions: int = 0
+
+    def as_dict(self) -> dict:
+        return {
+            "dry_run": self.dry_run,
+            "live_environments": [r.as_dict() for r in self.live],
+            "dead_refs": [r.as_dict() for r in self.dead],
+            "catalogs_removed": self.catalogs,
+            "catalogs_kept_young": self.kept_young,
+            "grace_seconds": self.grace,
+            "objects_removed": self.objects,
+            "index_removed": self.index,
+            "resolutions_removed": self.resolutions,
+            "tmp_reclaimed": self.tmp_reclaimed,
+            "frees": self.frees.as_dict(),
+        }
+
+
+def gc(store: Store, dry_run: bool = False, progress: Progress | None = None, older_than: float = REF_GRACE) -> GcResult:
+    """Remove everything no live environment needs; with ``dry_run`` only say what would go.
+
+    Keeps the catalogs named by live refs (and catalogs that cannot be read,
+    which are ``verify --repair``'s business) and the objects they name.
+    Removes dead refs, every other catalog, objects no kept catalog names,
+    wheel-index entries, kept wheels and resolutions no kept catalog comes
+    from, and stale ``tmp/`` entries.  ``frees`` estimates the space
+    returned: physical extents of the removed objects that nothing else
+    shares.  A catalog, wheel or resolution younger than ``older_than``
+    seconds is kept even when unused: a seeder may have just imported it and
+    not yet written its ref (with ``older_than=0`` nothing young is spared,
+    which is safe only when no seeder runs).
+    """
+    with store.lock():
+        refs = classify_refs(store, grace=older_than)
+        live = [r for r in refs if r.live]
+        dead = [r for r in refs if not r.live]
+        wanted = {key for ref in live for key in ref.catalogs}
+        keep_objects: set[tuple[str, bool]] = set()
+        keep_wheels: set[str] = set()
+        drop_catalogs: list[str] = []
+        kept_young: list[str] = []
+        now = time.time()
+        for key, catalog, _ in read_catalogs(store):
+            if catalog is None:
+                continue
+            young = _age(store.catalog_path(key), now) < older_than
+            if key in wanted or young:
+                if key not in wanted:
+                    kept_young.append(key)
+                keep_objects |= catalog.objects()
+                keep_objects |= {(digest, False) for digest in store.record_digests(key)}
+                keep_wheels.add(catalog.wheel_sha256)
+            else:
+                drop_catalogs.append(key)
+        drop_objects = [path for digest, exe, path in store.iter_objects() if (digest, exe) not in keep_objects]
+        drop_index = [path for path, digest in store.iter_wheel_index() if digest not in keep_wheels]
+        drop_index += [path for digest, path in store.iter_wheels()
+                       if digest not in keep_wheels and _age(path, now) >= older_than]
+        # A resolution whose wheels are not all kept would send the next seeder to pip anyway.
+        drop_resolutions = [
+            path for _, path, document in store.iter_resolutions()
+            if _age(path, now) >= older_than and not _all_kept(document, keep_wheels)
+        ]
+        paths = [str(p) for p in drop_objects]
+        total = sum(file_size(p) for p in paths) if progress else 0
+        frees = measure(paths, exclusive=True, progress=progress, total=total)
+        reclaimed = 0
+        if not dry_run:
+            for ref in dead:
+                store.remove(ref.path)
+            # Catalogs first, objects after: a catalog never names a missing object.
+            for key in drop_catalogs:
+                store.remove_catalog(key)
+            for path in drop_resolutions + drop_objects + drop_index:
+                store.remove(path)
+            if store.objects.is_dir():
+                for sub in store.objects.iterdir():
+                    try:
+                        sub.rmdir()  # only succeeds when empty
+                    except OSError:
+                        pass
+            reclaimed = store.reclaim_tmp()
+    return GcResult(dry_run, live, dead, drop_catalogs, len(drop_objects), len(drop_index), reclaimed, frees,
+                    kept_young, older_than, len(drop_resolutions))
+
+
+def _all_kept(document: dict | None, keep_wheels: set[str]) -> bool:
+    try:
+        return bool(document) and all(str(digest) in keep_wheels for _, digest in document["wheels"])
+    except (KeyError, TypeError, ValueError):
+        return False

@@ -1,0 +1,165 @@
+"""``holoclone store verify``: re-hash every object, check every catalog, repair on request."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from dataclasses import dataclass, field
+
+from ..catalog import EXECUTABLE, FIXED_MTIME, Catalog
+from ..fsutil import hash_file
+from ..store import Store
+from . import Progress, file_size, read_catalogs
+
+_OBJECT_NAME = re.compile(r"^([0-9a-f]{62})(\.x)?$")
+
+
+@dataclass
+class Problem:
+    """Something wrong in the store; ``repaired`` says whether ``--repair`` dealt with it."""
+
+    kind: str  # corrupt, foreign, mode, stray, malformed, incomplete, untrusted
+    path: str
+    detail: str
+    repaired: bool = False
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class VerifyResult:
+    objects: int = 0
+    bytes: int = 0
+    catalogs: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    tmp_reclaimed: int = 0
+
+    @property
+    def unrepaired(self) -> list[Problem]:
+        return [p for p in self.problems if not p.repaired]
+
+    def as_dict(self) -> dict:
+        return {
+            "objects": self.objects,
+            "bytes": self.bytes,
+            "catalogs": self.catalogs,
+            "problems": [p.as_dict() for p in self.problems],
+            "tmp_reclaimed": self.tmp_reclaimed,
+            "ok": not self.unrepaired,
+        }
+
+
+def verify(store: Store, repair: bool = False, progress: Progress | None = None) -> VerifyResult:
+    """Re-hash every object, check modes, mtimes and catalogs; with ``repair`` remove what is broken.
+
+    Checks: each object's content hashes to its name; it is read-only, has
+    executable bits exactly when named ``.x``, and has mtime
+    :data:`FIXED_MTIME`; each catalog parses, is stored under its own key, and
+    every object it names exists intact with the right size, and agrees with
+    the wheel's RECORD it names; objects are regular files of the store's
+    owner (or root).  Repair removes corrupt, foreign and stray objects and
+    every catalog that is malformed, disagrees with its RECORD or needs a
+    missing or corrupt object (the next seeding re-imports its wheel), restores
+    the mode and mtime of intact objects, and reclaims stale ``tmp/`` entries.
+    """
+    result = VerifyResult()
+    with store.lock():
+        intact: dict[tuple[str, bool], int] = {}
+        files = []
+        if store.objects.is_dir():
+            for sub in sorted(store.objects.iterdir()):
+                entries = sorted(sub.iterdir()) if sub.is_dir() and not sub.is_symlink() else [sub]
+                for path in entries:
+                    files.append((sub.name, path))
+        total = sum(file_size(str(p)) for _, p in files)
+        for prefix, path in files:
+            match = _OBJECT_NAME.match(path.name)
+            st = path.lstat()
+            if not (re.fullmatch("[0-9a-f]{2}", prefix) and match and stat.S_ISREG(st.st_mode) and path.parent != store.objects):
+                problem = Problem("stray", str(path), "not a store object")
+                if repair:
+                    store.remove(path)
+                    problem.repaired = True
+                result.problems.append(problem)
+                continue
+            if not store.trusted(st):
+                # Another account could have put any content here; only the owner's objects are used.
+                problem = Problem("foreign", str(path), f"owned by uid {st.st_uid}, not by the store's owner or root")
+                if repair:
+                    store.remove(path)
+                    problem.repaired = True
+                result.problems.append(problem)
+                continue
+            digest, executable = prefix + match.group(1), bool(match.group(2))
+            try:
+                actual, _ = hash_file(path)
+            except OSError as error:
+                actual = f"unreadable ({error.strerror})"
+            result.objects += 1
+            result.bytes += st.st_size
+            if progress:
+                progress(result.bytes, total)
+            if actual != digest:
+                problem = Problem("corrupt", str(path), f"content hashes to {actual[:16]}..., not its name")
+                if repair:
+                    store.remove(path)
+                    problem.repaired = True
+                result.problems.append(problem)
+                continue
+            intact[(digest, executable)] = st.st_size
+            wanted = 0o555 if executable else 0o444
+            if stat.S_IMODE(st.st_mode) != wanted or int(st.st_mtime) != FIXED_MTIME:
+                problem = Problem(
+                    "mode", str(path),
+                    f"mode {stat.S_IMODE(st.st_mode):o} mtime {int(st.st_mtime)}, expected {wanted:o} and {FIXED_MTIME}",
+                )
+                if repair:
+                    os.chmod(path, wanted)
+                    os.utime(path, (FIXED_MTIME, FIXED_MTIME))
+                    problem.repaired = True
+                result.problems.append(problem)
+        for key, catalog, error in read_catalogs(store):
+            result.catalogs += 1
+            path = str(store.catalog_path(key))
+            if catalog is None:
+                problem = Problem("malformed", path, error)
+            else:
+                lacking = [
+                    e.path for e in catalog.entries
+                    if intact.get((e.digest, bool(e.flags & EXECUTABLE))) != e.size
+                ]
+                if (catalog.record, False) not in intact:
+                    lacking.append(f"the wheel's RECORD ({catalog.record[:16]}...)")
+                disagreeing = [] if lacking else _disagreements(store, catalog)
+                if not lacking and not disagreeing:
+                    continue
+                if lacking:
+                    problem = Problem(
+                        "incomplete", path,
+                        f"{catalog.name} {catalog.version}: {len(lacking)} objects missing or corrupt (e.g. {lacking[0]})",
+                    )
+                else:
+                    problem = Problem(
+                        "untrusted", path,
+                        f"{catalog.name} {catalog.version} disagrees with its wheel's RECORD: {disagreeing[0]}"
+                        + (f" (and {len(disagreeing) - 1} more)" if len(disagreeing) > 1 else ""),
+                    )
+            if repair:
+                store.remove_catalog(key)
+                problem.repaired = True
+            result.problems.append(problem)
+        if repair:
+            result.tmp_reclaimed = store.reclaim_tmp()
+    return result
+
+
+def _disagreements(store: Store, catalog: Catalog) -> list[str]:
+    from ..record import disagreements
+
+    def read_object(digest: str, executable: bool) -> bytes:
+        with open(store.object_path(digest, executable), "rb") as handle:
+            return handle.read()
+
+    return disagreements(catalog, read_object(catalog.record, False), read_object)

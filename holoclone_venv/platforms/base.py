@@ -1,0 +1,129 @@
+"""What every platform module shares: its plugin, and the POSIX defaults.
+
+Nothing here asks which platform this is; ``platforms/__init__.py`` decides
+which of these a platform uses.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import functools
+from typing import Callable, NamedTuple, Optional, Sequence
+
+from ..hookspecs import CloneBackend, hookimpl
+
+
+class Extent(NamedTuple):
+    """One extent of a file, as the filesystem reports it."""
+
+    logical: int
+    physical: int
+    length: int
+    shared: bool  # the data is shared with another file (reflink/clone)
+    located: bool  # physical is a real disk location (False for inline/tail/unknown extents)
+
+
+@functools.lru_cache(maxsize=None)
+def machine() -> str:
+    """The machine architecture as the kernel names it (``x86_64``, ``aarch64``, ``ppc64le``...)."""
+    uname = getattr(os, "uname", None)
+    if uname is not None:
+        return uname().machine
+    import platform
+
+    return platform.machine()
+
+LinkFunction = Callable[[str, str, Optional[int], int, Optional[int]], None]
+
+
+class PlatformPlugin:
+    """The built-in plugin of one platform: its clone backend and its filesystem names.
+
+    ``prepare``, when given, runs each time the clone backend is asked for:
+    the hook is called once per run on the main thread before any worker
+    starts, the place to read process-wide state (the umask) safely.
+    """
+
+    def __init__(self, name: str, clone: LinkFunction, filesystem_name: Callable[[str], Optional[str]],
+                 prepare: Optional[Callable[[], object]] = None) -> None:
+        self.backend = CloneBackend(name, clone)
+        self.filesystem_name = filesystem_name
+        self._prepare = prepare
+
+    def __repr__(self) -> str:
+        return f"<PlatformPlugin {self.backend.name}>"
+
+    @hookimpl
+    def holoclone_clone_backend(self) -> CloneBackend:
+        """This platform's clone backend."""
+        if self._prepare is not None:
+            self._prepare()
+        return self.backend
+
+    @hookimpl
+    def holoclone_filesystem_name(self, path: str) -> Optional[str]:
+        """The filesystem holding ``path``, for messages."""
+        return self.filesystem_name(path)
+
+
+def posix_pid_alive(pid: int) -> bool:
+    """Whether a process with ``pid`` exists (``kill(pid, 0)``: no signal is sent)."""
+    if pid <= 0:
+        return False  # 0 and negative pids name process groups, never one process
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    except OverflowError:
+        return False
+    return True
+
+
+def unknown_pid_alive(pid: int) -> bool:
+    """Where liveness cannot be asked, every positive pid counts as alive (never steal a lock)."""
+    return pid > 0
+
+
+def fsync_each(directory: str, paths: Sequence[str]) -> None:
+    """Make ``paths`` durable one ``fsync`` each; a path that vanished is skipped."""
+    for path in paths:
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except FileNotFoundError:
+            continue
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+_umask_lock = threading.Lock()
+_umask: Optional[int] = None
+
+
+def process_umask() -> int:
+    """The process umask, read once and remembered.
+
+    ``os.umask`` can only read the mask by setting it, and the mask is
+    process-wide: a file another thread creates meanwhile would get the
+    temporary mask.  So it is read once, from the main thread before any
+    worker starts (:func:`holoclone_venv.platforms.current` and the clone
+    backend hook do that); later calls return the remembered value.
+    """
+    global _umask
+    with _umask_lock:
+        if _umask is None:
+            mask = os.umask(0o022)
+            os.umask(mask)
+            _umask = mask
+        return _umask
+
+
+def forget_umask() -> None:
+    """Read the umask again on next use (after the process changed it on purpose)."""
+    global _umask
+    with _umask_lock:
+        _umask = None

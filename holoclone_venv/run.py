@@ -1,0 +1,104 @@
+"""One seeding run on plain values: wheels -> store import -> catalogs -> materializer -> report.
+
+Imported by :meth:`HoloCloneSeeder.run` only, so its imports cost nothing to
+virtualenv runs that use another seeder.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .errors import HoloCloneError, os_error
+from .importer import ensure_catalog
+from .materializer import Materializer
+from .policy import resolve_policy
+from .report import Report
+from .store import Store
+
+if TYPE_CHECKING:
+    from .catalog import Catalog
+    from .environment import SeedRequest
+    from .settings import Settings
+
+LOG = logging.getLogger("holoclone")
+
+
+def seed(request: SeedRequest, settings: Settings) -> Report:
+    """Seed the environment ``request`` describes; raise :class:`HoloCloneError` with one clear sentence on failure."""
+    start = time.perf_counter()
+    store = Store(settings.store, settings.lock_timeout)
+    store.check(create=True)
+    policy = resolve_policy(settings)
+    report = Report(store=str(store.root), strategy=policy.strategy.name)
+
+    wheels = list(request.seed_wheels)
+    if settings.requirements or settings.packages:
+        from .dependencies import resolve_wheels
+
+        wheels.extend(resolve_wheels(settings, store, request))
+    catalogs: list[Catalog] = []
+    progress = _ImportProgress(len(wheels))
+    for index, wheel in enumerate(wheels):
+        catalog, imported = ensure_catalog(store, wheel, request.interpreter, progress.for_wheel(index, wheel))
+        if imported:
+            report.imported.append(wheel.name)
+        catalogs.append(catalog)
+    progress.finish(bool(report.imported))
+
+    if store.writable:
+        # Registered before materializing, under the lock gc holds, so gc never
+        # removes what this environment is about to use.
+        with store.lock():
+            missing = [c.key for c in catalogs if not store.catalog_path(c.key).exists()]
+            if missing:
+                raise HoloCloneError(f"catalogs {', '.join(missing)} were removed while seeding.", "Run again.")
+            store.add_ref(request.env_dir, [c.key for c in catalogs])
+
+    materializer = Materializer(store, policy, report, strict=settings.strict)
+    try:
+        for catalog in catalogs:
+            materializer.run(catalog, request.layout)
+            report.packages.append(f"{catalog.name} {catalog.version}")
+            report.catalogs.append(catalog.key)
+        # Tell the import system's directory cache about the new files (as installers do).
+        os.utime(request.layout.purelib)
+    except OSError as error:
+        raise os_error(error, f"writing into {request.env_dir}") from None
+    report.seconds = time.perf_counter() - start
+    # Filesystem names only explain fallbacks, so they are looked up only for those.
+    for directory in {d for fb in report.fallbacks for d in (fb.source_dir, fb.target_dir)}:
+        report.filesystems[directory] = policy.filesystem_name(directory) or "?"
+    # virtualenv prints the summary itself, in its report's seeder line (the seeder's repr).
+    LOG.info("holoclone: %s", report.summary())
+    for actionable, line in report.fallback_lines():
+        LOG.log(logging.WARNING if actionable else logging.INFO, "%s", line)
+    policy.report(report)
+    return report
+
+
+class _ImportProgress:
+    """One progress line across every wheel a cold run imports (on a terminal only)."""
+
+    def __init__(self, wheels: int) -> None:
+        from .progress import bar
+
+        self.wheels = wheels
+        self.bar = bar(f"holoclone: importing {wheels} wheel{'s' if wheels != 1 else ''} into the store")
+
+    def for_wheel(self, index: int, wheel: Path):
+        if self.bar is None:
+            return None
+        bar, wheels = self.bar, self.wheels
+
+        def progress(done: int, total: int) -> None:
+            bar(index * 1000 + 1000 * done // max(total, 1), wheels * 1000)
+
+        return progress
+
+    def finish(self, imported: bool) -> None:
+        if self.bar is not None and imported:
+            self.bar(1, 1)

@@ -1,0 +1,84 @@
+"""Re-seeding a saturated store object: a fresh copy replaces it atomically."""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+import pytest
+
+from holoclone_venv.platforms import reseed as reseed_module
+from holoclone_venv.platforms.reseed import reseed
+
+
+@pytest.fixture
+def store_object(tmp_path):
+    path = tmp_path / "objects" / "ab" / "cdef"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(os.urandom(3 * 1024 * 1024 + 17))  # more than one copy chunk
+    os.chmod(path, 0o444)
+    os.utime(path, (1_000_000_000, 1_000_000_000))
+    return path
+
+
+def test_reseed_makes_a_new_file_with_the_same_bytes_mode_and_time(store_object, tmp_path):
+    data = store_object.read_bytes()
+    linked = tmp_path / "env-file"
+    os.link(store_object, linked)  # an environment file sharing the saturated object
+    before = store_object.stat()
+    reseed(str(store_object))
+    after = store_object.stat()
+    assert after.st_ino != before.st_ino and after.st_nlink == 1
+    assert store_object.read_bytes() == data
+    assert stat.S_IMODE(after.st_mode) == 0o444
+    assert after.st_mtime_ns == before.st_mtime_ns
+    # What was made from the old object keeps it.
+    assert linked.stat().st_ino == before.st_ino and linked.read_bytes() == data
+    assert os.listdir(store_object.parent) == [store_object.name]
+
+
+def test_reseed_failure_leaves_the_object_and_no_temporary(store_object, monkeypatch):
+    def refuse(source, target):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(reseed_module, "_os_replace", refuse)
+    before = store_object.stat()
+    with pytest.raises(OSError):
+        reseed(str(store_object))
+    assert store_object.stat().st_ino == before.st_ino
+    assert os.listdir(store_object.parent) == [store_object.name]
+
+
+def test_reseed_clears_a_read_only_attribute_that_refuses_the_replace(store_object, monkeypatch):
+    # Windows refuses to replace a read-only file; POSIX never does.  Played here.
+    calls = []
+
+    def windows_like(source, target):
+        calls.append(stat.S_IMODE(os.stat(target).st_mode))
+        if not os.stat(target).st_mode & stat.S_IWRITE:
+            raise PermissionError(errno.EACCES, "Access is denied", target)
+        os.replace(source, target)
+
+    monkeypatch.setattr(reseed_module, "_os_replace", windows_like)
+    data = store_object.read_bytes()
+    reseed(str(store_object))
+    assert calls == [0o444, 0o444 | stat.S_IWRITE]
+    assert store_object.read_bytes() == data and stat.S_IMODE(store_object.stat().st_mode) == 0o444
+    assert os.listdir(store_object.parent) == [store_object.name]
+
+
+def test_reseed_restores_the_mode_when_the_replace_still_fails(store_object, monkeypatch):
+    def always(source, target):
+        raise PermissionError(errno.EACCES, "Access is denied", target)
+
+    monkeypatch.setattr(reseed_module, "_os_replace", always)
+    with pytest.raises(PermissionError):
+        reseed(str(store_object))
+    assert stat.S_IMODE(store_object.stat().st_mode) == 0o444
+    assert os.listdir(store_object.parent) == [store_object.name]
+
+
+def test_reseed_of_a_vanished_object_is_file_not_found(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        reseed(str(tmp_path / "gone"))
