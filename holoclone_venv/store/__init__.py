@@ -319,7 +319,7 @@ class Store(Caches):
 
     def reclaim_tmp(self, older_than: float = 3600.0) -> int:
         """Remove staging leftovers of dead processes (or very old ones); returns how many."""
-        from .platforms import current
+        from ..platforms import current
 
         alive = current().pid_alive
         removed = 0
