@@ -142,6 +142,10 @@ def info_command(args: argparse.Namespace) -> Result:
         dead = len(result.environments) - len(live)
         lines.append(f"environments {len(live)}" + (f" ({dead} dead refs: 'holoclone store gc' removes them)" if dead else ""))
         lines += [f"  {r.env}" for r in live]
+        lines.append(f"wheels       {result.wheels:,} kept for dependency sets")
+        lines.append(f"templates    {len(result.templates)}")
+        lines += [f"  {t.id}  {t.files:,} files, {_space(t.space)} of its own, "
+                  f"{_count(t.environments, 'environment')}" for t in result.templates]
         return "\n".join(lines)
 
     return result.as_dict(), EXIT_OK, text
@@ -187,7 +191,7 @@ def gc_command(args: argparse.Namespace) -> Result:
         lines += [f"{verb} ref of {r.env or r.path.name}: {r.why}" for r in result.dead]
         lines.append(f"{verb} {_count(len(result.catalogs), 'catalog')}, {_count(result.objects, 'object')}, "
                      f"{_count(result.index, 'index entry', 'index entries')}, "
-                     f"{_count(result.resolutions, 'resolution')}"
+                     f"{_count(result.resolutions, 'resolution')}, {_count(len(result.templates), 'template')}"
                      + ("" if result.dry_run else f", {_count(result.tmp_reclaimed, 'tmp entry', 'tmp entries')}"))
         lines.append(f"{'would free' if result.dry_run else 'freed'} {_space(result.frees)}")
         return "\n".join(lines)

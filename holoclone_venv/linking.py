@@ -49,11 +49,17 @@ class LinkMethod:
 
 @dataclass(frozen=True)
 class Strategy:
-    """A named, ordered list of methods; the first that works for a file wins."""
+    """A named, ordered list of methods; the first that works for a file wins.
+
+    ``whole_tree`` asks for the install root to be cloned in one call from a
+    template first (a btrfs snapshot, a macOS directory clone); the methods
+    then do only what the clone does not, or everything when it cannot be made.
+    """
 
     name: str
     methods: tuple[LinkMethod, ...]
     description: str = ""
+    whole_tree: bool = False
 
 
 def hardlink(source: str, target: str, dir_fd: int | None, mode: int, mtime: int | None) -> None:
@@ -127,7 +133,7 @@ def _no_clone(source: str, target: str, dir_fd: int | None, mode: int, mtime: in
 
 
 def builtin_strategies(methods: Mapping[str, LinkMethod]) -> list[Strategy]:
-    """``smart``, ``reflink``, ``hardlink`` and ``copy`` built from ``methods``."""
+    """``smart``, ``reflink``, ``hardlink``, ``copy`` and ``snapshot`` built from ``methods``."""
     from .settings import BUILTIN_STRATEGIES as described
 
     r, h, c = methods["reflink"], methods["hardlink"], methods["copy"]
@@ -136,6 +142,7 @@ def builtin_strategies(methods: Mapping[str, LinkMethod]) -> list[Strategy]:
         Strategy("reflink", (r, c), described["reflink"]),
         Strategy("hardlink", (h, c), described["hardlink"]),
         Strategy("copy", (c,), described["copy"]),
+        Strategy("snapshot", (r, h, c), described["snapshot"], whole_tree=True),
     ]
 
 
@@ -171,6 +178,19 @@ class Linker:
     fallbacks: list[Fallback] = field(default_factory=list)
     _disabled: dict = field(default_factory=dict)
     _worked: set = field(default_factory=set)
+
+    def settled(self, chain: tuple[LinkMethod, ...], pair: tuple[str, str]) -> LinkMethod | None:
+        """The method of ``chain`` that has already worked for ``pair`` and is first in line, if any.
+
+        The materializer calls it directly and comes to :meth:`link` only when it
+        fails, so the per-file cost of the bookkeeping is paid once per pair.
+        """
+        disabled = self._disabled.get(pair)
+        for method in chain:
+            if disabled and method.name in disabled:
+                continue
+            return method if (pair, method.name) in self._worked else None
+        return None
 
     def link(
         self, chain: tuple[LinkMethod, ...], pair: tuple[str, str], source: str, target: str,

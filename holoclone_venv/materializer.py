@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING
 from . import record
 from .catalog import EXECUTABLE, FIXED_MTIME, HAS_BYTECODE, SHEBANG, Catalog, Entry
 from .fsutil import write_atomic
-from .linking import Linker
+from .errors import Unsupported
+from .linking import LinkMethod, Linker
 from .report import Report
 from .scripts import render, rewrite_python_shebang
 from .store import Store
@@ -96,6 +97,32 @@ class Materializer:
             raise
         self.report.fallbacks = self.linker.fallbacks
 
+    def for_template(self) -> Materializer:
+        """A materializer of the same store and policy for building a template (its own report)."""
+        return Materializer(self.store, self.policy, Report(store=self.report.store, strategy=self.report.strategy),
+                            strict=self.linker.strict)
+
+    def finish_clone(self, catalog: Catalog, layout: Layout) -> None:
+        """Complete ``catalog`` in an install root cloned whole from a template (``layout.purelib``).
+
+        The clone holds the install root's files; this writes what lies outside
+        it (scripts, ``.data`` scripts and data, headers) and what differs per
+        environment (console scripts, RECORD).  Only for a fresh clone: the
+        caller removes the whole clone on failure.
+        """
+        roots = layout.scheme_dirs(catalog.name)
+        inside = {layout.purelib, layout.platlib}
+        outside = [e for e in catalog.entries if roots[e.scheme] not in inside]
+        counted = len(catalog.entries) - len(outside)
+        self.report.counts["snapshotted"] = self.report.counts.get("snapshotted", 0) + counted
+        self.report.bytes += sum(e.size for e in catalog.entries if roots[e.scheme] in inside)
+        self._link_all(outside, roots, layout.executable)
+        record_rows = self._write_scripts(catalog, roots, layout.executable)
+        info_dir = os.path.join(roots[catalog.root], catalog.dist_info)
+        os.unlink(os.path.join(info_dir, "RECORD"))  # the template's: this environment's is written next
+        self._write_metadata(catalog, roots, record_rows, info_dir)
+        self.report.fallbacks = self.linker.fallbacks
+
     def _link_all(self, entries: list[Entry], roots: dict[str, str], executable: str) -> None:
         groups = [(key, list(group)) for key, group in groupby(entries, key=_directory_of)]
         for (scheme, directory), _ in groups:
@@ -123,12 +150,17 @@ class Materializer:
             self.report.generated += generated
 
     def _link_groups(self, groups, roots: dict[str, str], executable: str) -> tuple[dict[str, int], int, int]:
-        """Link the entries of some directories; returns (count per bucket, bytes, files written per env)."""
-        counts: dict[str, int] = {}
+        """Link the entries of some directories; returns (count per bucket, bytes, files written per env).
+
+        The loop is the hot path (one pass per file of every environment), so it
+        does per file only what must be: choose the chain, call the method that
+        works for this pair directly, and go through the Linker's bookkeeping
+        only when that method fails.
+        """
+        tally: dict[LinkMethod, int] = {}
         objects = str(self.store.objects)
-        object_path = self.store.object_path
         never_hardlink, always_copy = self.policy.never_hardlink, self.policy.always_copy
-        link = self.linker.link
+        link, settled = self.linker.link, self.linker.settled
         total = generated = 0
         for (scheme, directory), group in groups:
             root = roots[scheme]
@@ -137,25 +169,34 @@ class Materializer:
             dir_fd = os.open(target_dir, _DIR_FLAGS) if _USE_DIR_FD else None
             try:
                 for entry in group:
-                    if entry.flags & SHEBANG:
+                    flags = entry.flags
+                    if flags & SHEBANG:
                         self._write_shebang_script(entry, target_dir, executable)
                         generated += 1
                         continue
-                    path = entry.path
-                    name = path.rpartition("/")[2]
+                    path, digest = entry.path, entry.digest
                     chain = self._copy if always_copy(path) else self._private if never_hardlink(path) else self._full
-                    executable_bit = entry.flags & EXECUTABLE
-                    method = link(
-                        chain, pair, object_path(entry.digest, bool(executable_bit)),
-                        name if dir_fd is not None else os.path.join(target_dir, name), dir_fd,
-                        0o755 if executable_bit else 0o644, FIXED_MTIME if entry.flags & HAS_BYTECODE else None,
-                        target_dir,
-                    )
-                    counts[method.counts_as] = counts.get(method.counts_as, 0) + 1
+                    source = f"{objects}/{digest[:2]}/{digest[2:]}{'.x' if flags & EXECUTABLE else ''}"
+                    name = path.rpartition("/")[2]
+                    target = name if dir_fd is not None else os.path.join(target_dir, name)
+                    mode = 0o755 if flags & EXECUTABLE else 0o644
+                    mtime = FIXED_MTIME if flags & HAS_BYTECODE else None
+                    method = settled(chain, pair)
+                    try:
+                        if method is None:
+                            raise Unsupported("not settled yet")
+                        method.link(source, target, dir_fd, mode, mtime)
+                    except (Unsupported, OSError):
+                        # The Linker tries the chain, records why a method gave up, or raises one clear error.
+                        method = link(chain, pair, source, target, dir_fd, mode, mtime, target_dir)
+                    tally[method] = tally.get(method, 0) + 1
                     total += entry.size
             finally:
                 if dir_fd is not None:
                     os.close(dir_fd)
+        counts: dict[str, int] = {}
+        for method, n in tally.items():
+            counts[method.counts_as] = counts.get(method.counts_as, 0) + n
         return counts, total, generated
 
     def _mkdir(self, path: str) -> None:

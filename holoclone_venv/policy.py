@@ -24,6 +24,8 @@ class Policy:
     copy_method: LinkMethod
     filesystem_name: Callable[[str], "str | None"]
     report: Callable[["Report"], None]
+    #: The platform's whole-tree cloner when the strategy asks for whole trees, else None.
+    tree: object | None = None
 
 
 def link_methods(plugins: Plugins) -> dict[str, LinkMethod]:
@@ -50,6 +52,12 @@ def resolve_policy(settings: Settings, plugins: Plugins | None = None) -> Policy
         check_strategy(settings.strategy_typed, settings.strategy_source, list(strategies))
         raise AssertionError("unreachable: check_strategy raises for an unknown name")
     never_hardlink, always_copy = compile_rules(plugins.exclusion_rules(settings))
+    from .platforms import current
+
+    tree = current().tree
+    # A whole-tree clone where asked for, or where the platform's has no side effects (a macOS directory
+    # clone is a tree of ordinary clones; a btrfs snapshot is a subvolume, so only by choice).
+    wanted = strategy.whole_tree or (strategy.name == "smart" and getattr(tree, "in_smart", False))
     return Policy(
         strategy=strategy,
         never_hardlink=never_hardlink,
@@ -57,6 +65,7 @@ def resolve_policy(settings: Settings, plugins: Plugins | None = None) -> Policy
         copy_method=methods["copy"],
         filesystem_name=plugins.filesystem_name,
         report=plugins.report,
+        tree=tree if wanted else None,
     )
 
 

@@ -51,8 +51,13 @@ class Report:
         for fb in self.fallbacks:
             src_fs = self.filesystems.get(fb.source_dir, "?")
             dst_fs = self.filesystems.get(fb.target_dir, "?")
-            instead = "hardlinked (bytecode and excluded files copied)" if fb.to == "hardlink" else f"{fb.to}"
-            if fb.errno == errno.EXDEV:
+            instead = {"hardlink": "hardlinked (bytecode and excluded files copied)", "reflink": "reflinked",
+                       "copy": "copied", "per-file": "placed file by file"}.get(fb.to, f"placed with {fb.to}")
+            if fb.method == "snapshot":
+                actionable = True
+                advice = ("snapshots need the store and the environment on one btrfs filesystem, and a new "
+                          "environment; 'holoclone doctor DIR' says what this one can do")
+            elif fb.errno == errno.EXDEV:
                 actionable = True
                 advice = ("the store and the environment are on different filesystems; keep them on one "
                           "(--holoclone-store or VIRTUALENV_HOLOCLONE_STORE)")

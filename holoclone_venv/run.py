@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import HoloCloneError, os_error
-from .importer import ensure_catalog
 from .materializer import Materializer
 from .policy import resolve_policy
 from .report import Report
@@ -43,12 +42,21 @@ def seed(request: SeedRequest, settings: Settings) -> Report:
     catalogs: list[Catalog] = []
     progress = _ImportProgress(len(wheels))
     for index, wheel in enumerate(wheels):
-        catalog, imported = ensure_catalog(store, wheel, request.interpreter, progress.for_wheel(index, wheel))
-        if imported:
-            report.imported.append(wheel.name)
+        catalog = store.intact_catalog(wheel, request.interpreter.tag)
+        if catalog is None:  # not imported yet, or damaged: the importer (and its imports) only then
+            from .importer import ensure_catalog
+
+            catalog, imported = ensure_catalog(store, wheel, request.interpreter, progress.for_wheel(index, wheel))
+            if imported:
+                report.imported.append(wheel.name)
         catalogs.append(catalog)
     progress.finish(bool(report.imported))
 
+    template = None
+    if policy.tree is not None:
+        from .tree import template_id
+
+        template = template_id(catalogs, request.layout)
     if store.writable:
         # Registered before materializing, under the lock gc holds, so gc never
         # removes what this environment is about to use.
@@ -56,12 +64,14 @@ def seed(request: SeedRequest, settings: Settings) -> Report:
             missing = [c.key for c in catalogs if not store.catalog_path(c.key).exists()]
             if missing:
                 raise HoloCloneError(f"catalogs {', '.join(missing)} were removed while seeding.", "Run again.")
-            store.add_ref(request.env_dir, [c.key for c in catalogs])
+            store.add_ref(request.env_dir, [c.key for c in catalogs], template)
 
     materializer = Materializer(store, policy, report, strict=settings.strict)
     try:
+        if not (policy.tree is not None and _cloned_whole(store, policy, materializer, catalogs, request, report)):
+            for catalog in catalogs:
+                materializer.run(catalog, request.layout)
         for catalog in catalogs:
-            materializer.run(catalog, request.layout)
             report.packages.append(f"{catalog.name} {catalog.version}")
             report.catalogs.append(catalog.key)
         # Tell the import system's directory cache about the new files (as installers do).
@@ -78,6 +88,30 @@ def seed(request: SeedRequest, settings: Settings) -> Report:
         LOG.log(logging.WARNING if actionable else logging.INFO, "%s", line)
     policy.report(report)
     return report
+
+
+def _cloned_whole(store: Store, policy, materializer: Materializer, catalogs: list[Catalog], request: SeedRequest,
+                  report: Report) -> bool:
+    """Seed site-packages as one clone of a template; False (with the reason recorded) when it cannot be."""
+    from .errors import StrictModeError, Unsupported
+    from .linking import Fallback
+    from .tree import clone_install_root
+
+    try:
+        clone_install_root(store, policy.tree, materializer, catalogs, request.layout)
+    except Unsupported as error:
+        if materializer.linker.strict:
+            raise StrictModeError(
+                f"a whole-tree clone of site-packages failed ({error.reason}) and --holoclone-strict forbids "
+                "falling back to the per-file path.",
+                "Keep the store and the environment on one btrfs filesystem, or drop --holoclone-strict.",
+            ) from None
+        materializer.linker.fallbacks.append(
+            Fallback("snapshot", "per-file", error.reason, error.errno, str(store.templates), request.layout.purelib, 1)
+        )
+        report.fallbacks = materializer.linker.fallbacks
+        return False
+    return True
 
 
 class _ImportProgress:

@@ -28,6 +28,7 @@ BUILTIN_STRATEGIES: dict[str, str] = {
     "reflink": "reflink, else copy",
     "hardlink": "hardlink (never for excluded files), else copy",
     "copy": "always copy",
+    "snapshot": "site-packages as one snapshot of a template (btrfs); else as smart",
 }
 DEFAULT_STRATEGY = "smart"
 RCC_ENV = "RCC_HOLOTREE_STRATEGY"
@@ -138,10 +139,11 @@ def settings_from_options(options: object) -> Settings:
     store = getattr(options, "holoclone_store", None) or env.get(STORE_ENV) or default_store()
     if not str(store).strip():
         raise ConfigError("the holoclone store path is empty.", "Pass --holoclone-store DIR or unset it.")
-    excludes = _values(getattr(options, "holoclone_exclude", None))
-    for pattern in excludes:
-        if not pattern.strip():
-            raise ConfigError("an empty --holoclone-exclude pattern matches nothing.", "Remove it or give a glob.")
+    raw_excludes = getattr(options, "holoclone_exclude", None)
+    items = [raw_excludes] if isinstance(raw_excludes, str) else list(raw_excludes or ())
+    if any(isinstance(item, str) and not item.strip() for item in items):
+        raise ConfigError("an empty --holoclone-exclude pattern matches nothing.", "Remove it or give a glob.")
+    excludes = _values(raw_excludes)
     timeout = float(getattr(options, "holoclone_lock_timeout", DEFAULT_LOCK_TIMEOUT))
     if not timeout > 0:
         raise ConfigError(f"--holoclone-lock-timeout must be positive, got {timeout}.")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..store import Store
@@ -33,6 +33,7 @@ class GcResult:
     kept_young: list[str]
     grace: float = REF_GRACE
     resolutions: int = 0
+    templates: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return {
@@ -45,6 +46,7 @@ class GcResult:
             "objects_removed": self.objects,
             "index_removed": self.index,
             "resolutions_removed": self.resolutions,
+            "templates_removed": self.templates,
             "tmp_reclaimed": self.tmp_reclaimed,
             "frees": self.frees.as_dict(),
         }
@@ -95,6 +97,10 @@ def gc(store: Store, dry_run: bool = False, progress: Progress | None = None, ol
             path for _, path, document in store.iter_resolutions()
             if _age(path, now) >= older_than and not _all_kept(document, keep_wheels)
         ]
+        # A template only a dead environment (or none) was cloned from; a young one may be about to be used.
+        wanted_templates = {ref.template for ref in live if ref.template}
+        drop_templates = [(identity, path) for identity, path in store.iter_templates()
+                          if identity not in wanted_templates and _age(path, now) >= older_than]
         paths = [str(p) for p in drop_objects]
         total = sum(file_size(p) for p in paths) if progress else 0
         frees = measure(paths, exclusive=True, progress=progress, total=total)
@@ -105,7 +111,7 @@ def gc(store: Store, dry_run: bool = False, progress: Progress | None = None, ol
             # Catalogs first, objects after: a catalog never names a missing object.
             for key in drop_catalogs:
                 store.remove_catalog(key)
-            for path in drop_resolutions + drop_objects + drop_index:
+            for path in drop_resolutions + drop_objects + drop_index + [path for _, path in drop_templates]:
                 store.remove(path)
             if store.objects.is_dir():
                 for sub in store.objects.iterdir():
@@ -115,7 +121,7 @@ def gc(store: Store, dry_run: bool = False, progress: Progress | None = None, ol
                         pass
             reclaimed = store.reclaim_tmp()
     return GcResult(dry_run, live, dead, drop_catalogs, len(drop_objects), len(drop_index), reclaimed, frees,
-                    kept_young, older_than, len(drop_resolutions))
+                    kept_young, older_than, len(drop_resolutions), [identity for identity, _ in drop_templates])
 
 
 def _all_kept(document: dict | None, keep_wheels: set[str]) -> bool:

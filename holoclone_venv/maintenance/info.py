@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 
 from ..store import Store
 from . import Progress, file_size, read_catalogs
@@ -24,12 +25,25 @@ class CatalogInfo:
 
 
 @dataclass
+class TemplateInfo:
+    id: str
+    files: int
+    space: Space
+    environments: int  # live environments cloned from it
+
+    def as_dict(self) -> dict:
+        return {"id": self.id, "files": self.files, "size": self.space.as_dict(), "environments": self.environments}
+
+
+@dataclass
 class StoreInfo:
     root: str
     objects: int
     space: Space
     catalogs: list[CatalogInfo]
     environments: list[Ref]
+    templates: list[TemplateInfo] = field(default_factory=list)
+    wheels: int = 0  # wheels kept for dependency sets
 
     def as_dict(self) -> dict:
         return {
@@ -39,6 +53,8 @@ class StoreInfo:
             "catalogs": [c.as_dict() for c in self.catalogs],
             "environments": [r.as_dict() for r in self.environments if r.live],
             "dead_refs": [r.as_dict() for r in self.environments if not r.live],
+            "templates": [t.as_dict() for t in self.templates],
+            "wheels": self.wheels,
         }
 
 
@@ -53,4 +69,12 @@ def info(store: Store, progress: Progress | None = None) -> StoreInfo:
             catalogs.append(CatalogInfo(key, error=error))
         else:
             catalogs.append(CatalogInfo(key, catalog.name, catalog.version, catalog.tag, len(catalog.entries)))
-    return StoreInfo(str(store.root), len(paths), space, catalogs, classify_refs(store))
+    refs = classify_refs(store)
+    templates = []
+    for identity, path in store.iter_templates():
+        files = [os.path.join(d, n) for d, _, names in os.walk(path) for n in names]
+        users = sum(1 for ref in refs if ref.live and ref.template == identity)
+        # Shared with the store's objects (reflinked from them): only what it holds alone.
+        templates.append(TemplateInfo(identity, len(files), measure(files, exclusive=True), users))
+    wheels = sum(1 for _ in store.iter_wheels())
+    return StoreInfo(str(store.root), len(paths), space, catalogs, refs, templates, wheels)

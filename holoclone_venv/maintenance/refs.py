@@ -35,9 +35,11 @@ class Ref:
     catalogs: list[str]
     live: bool
     why: str
+    template: str = ""  # the template its site-packages was cloned from, if any
 
     def as_dict(self) -> dict:
-        return {"ref": self.path.name, "env": self.env, "catalogs": self.catalogs, "live": self.live, "why": self.why}
+        return {"ref": self.path.name, "env": self.env, "catalogs": self.catalogs, "template": self.template,
+                "live": self.live, "why": self.why}
 
 
 def _pyvenv_cfg(env: str) -> dict[str, str] | None:
@@ -76,7 +78,8 @@ def classify_refs(store: Store, now: float | None = None, grace: float = REF_GRA
                 live, why = True, "being created (ref is recent)"
             else:
                 live, why = False, "no longer a holoclone environment (no holoclone key in pyvenv.cfg)"
-        refs.append(Ref(path, env, catalogs, live, why))
+        template = document.get("template")
+        refs.append(Ref(path, env, catalogs, live, why, template if isinstance(template, str) else ""))
     return refs
 
 

@@ -16,6 +16,7 @@ Layout (version :data:`LAYOUT`)::
       refs/<env id>.json         an environment made from the store, and its catalogs
       wheels/<sha256>/<name>.whl wheels of dependency sets (see dependencies.py)
       resolutions/<key>.json     requirements resolved to those wheels, reused without pip
+      templates/<id>/            a sealed install root per set of catalogs (see templates.py)
       tmp/                       staging; anything here is incomplete by definition
       locks/
 
@@ -31,23 +32,23 @@ Invariants:
 from __future__ import annotations
 
 import os
-import shutil
 import stat
-import time
 from pathlib import Path
 from typing import Iterator
 
-from ..catalog import EXECUTABLE, FIXED_MTIME, Catalog, OutdatedCatalogError
+from ..catalog import EXECUTABLE, FIXED_MTIME, Catalog, OutdatedCatalogError, catalog_key
 from ..errors import StoreError
 from ..fsutil import write_atomic
 from ..locks import StoreLock
 from .caches import Caches
+from .staging import Staging
+from .templates import Templates
 
 LAYOUT = 1
 _LAYOUT_PREFIX = "holoclone-store "
 
 
-class Store(Caches):
+class Store(Staging, Caches, Templates):
     """A store directory.  Opening one never writes; writes create what they need."""
 
     def __init__(self, root: str | os.PathLike[str], lock_timeout: float = 300.0) -> None:
@@ -58,6 +59,7 @@ class Store(Caches):
         self.refs = self.root / "refs"
         self.wheels = self.root / "wheels"
         self.resolutions = self.root / "resolutions"
+        self.templates = self.root / "templates"
         self.tmp = self.root / "tmp"
         self.locks = self.root / "locks"
         self.lock_timeout = lock_timeout
@@ -178,11 +180,24 @@ class Store(Caches):
         )
 
     def check_objects(self, catalog: Catalog) -> list[str]:
-        """Cheap check of every object a catalog needs; returns the paths that fail it."""
-        return [
-            entry.path for entry in catalog.entries
-            if not self.has_object(entry.digest, entry.size, bool(entry.flags & EXECUTABLE))
-        ]
+        """Cheap check of every object a catalog needs (that of :meth:`has_object`); returns the paths that fail it.
+
+        Runs on every seeding over every file, so it is :meth:`has_object` unrolled.
+        """
+        objects, lstat, owner = str(self.objects), os.lstat, self.owner
+        owners = (owner, 0) if owner is not None else None
+        bad = []
+        for entry in catalog.entries:
+            digest = entry.digest
+            try:
+                st = lstat(f"{objects}/{digest[:2]}/{digest[2:]}{'.x' if entry.flags & EXECUTABLE else ''}")
+            except OSError:
+                bad.append(entry.path)
+                continue
+            if (st.st_size != entry.size or int(st.st_mtime) != FIXED_MTIME or st.st_mode & 0o222
+                    or not stat.S_ISREG(st.st_mode) or (owners is not None and st.st_uid not in owners)):
+                bad.append(entry.path)
+        return bad
 
     def adopt_object(self, staged: str, digest: str, executable: bool) -> None:
         """Move a complete, verified staged file into place as an object.
@@ -242,6 +257,18 @@ class Store(Caches):
         except OutdatedCatalogError:
             return None
 
+    def intact_catalog(self, wheel: Path, tag: str) -> Catalog | None:
+        """The catalog of ``wheel`` for interpreter ``tag`` when it is stored and every object it
+        needs passes the cheap check; None when the wheel must be imported (again).
+
+        Raises :class:`StoreError` for a malformed catalog.
+        """
+        self.reclaim_tmp_once()
+        catalog = self.load_catalog(catalog_key(self.wheel_digest(wheel), tag))
+        if catalog is None or self.check_objects(catalog):
+            return None
+        return catalog
+
     def write_catalog(self, catalog: Catalog) -> None:
         """Write a catalog atomically.  Call only once all its objects are in place."""
         self.write_atomically(self.catalog_path(catalog.key), catalog.to_json())
@@ -258,101 +285,7 @@ class Store(Caches):
         for path in [self.catalog_path(key), *self.catalogs.glob(f"{key}.record-*")]:
             _unlink(path)
 
-    # -- RECORD objects: the shared part of a catalog's RECORD, per set of scheme paths -----
-    def record_object(self, key: str, paths_id: str) -> str | None:
-        """Path of the object holding catalog ``key``'s RECORD rows for ``paths_id``, if stored."""
-        try:
-            digest = (self.catalogs / f"{key}.record-{paths_id}").read_text(encoding="ascii").strip()
-        except OSError:
-            return None
-        if len(digest) == 64 and os.path.exists(self.object_path(digest)):
-            return self.object_path(digest)
-        return None
-
-    def put_record_object(self, key: str, paths_id: str, data: bytes) -> str:
-        """Store RECORD rows for catalog ``key`` and ``paths_id``; returns the object's path."""
-        digest = self.put_bytes(data)
-        self.write_atomically(self.catalogs / f"{key}.record-{paths_id}", digest.encode("ascii"))
-        return self.object_path(digest)
-
-    def record_digests(self, key: str) -> set[str]:
-        """Digests of the RECORD objects kept for catalog ``key``."""
-        found = set()
-        for path in self.catalogs.glob(f"{key}.record-*"):
-            try:
-                digest = path.read_text(encoding="ascii").strip()
-            except OSError:
-                continue
-            if len(digest) == 64:
-                found.add(digest)
-        return found
-
-    # -- staging, removal and locks ----------------------------------------------------------
-    def write_atomically(self, final: str | os.PathLike[str], data: bytes) -> None:
-        """Put a small file in the store whole or not at all: staged under ``tmp/``, then renamed."""
-        os.makedirs(os.path.dirname(final), exist_ok=True)
-        self.tmp.mkdir(parents=True, exist_ok=True)
-        write_atomic(final, data, mode=0o644, stage_dir=self.tmp)
-
-    def tmp_file(self, label: str) -> str:
-        """A fresh path under ``tmp/`` that no other process uses."""
-        self.tmp.mkdir(parents=True, exist_ok=True)
-        return f"{self.tmp}/{label}.{os.getpid()}.{time.monotonic_ns()}"
-
-    def staging_dir(self, label: str) -> Path:
-        """A fresh staging directory, named so stale ones can be reclaimed."""
-        path = Path(self.tmp_file(f"stage-{label}"))
-        path.mkdir()
-        return path
-
-    def remove(self, path: str | os.PathLike[str]) -> None:
-        """Remove a file or folder this store listed (never following a symlink); gone already is fine."""
-        path = Path(path)
-        try:
-            if path.is_dir() and not path.is_symlink():
-                _make_writable(path)
-                shutil.rmtree(path)
-            else:
-                path.unlink()
-        except FileNotFoundError:
-            pass
-
-    def reclaim_tmp(self, older_than: float = 3600.0) -> int:
-        """Remove staging leftovers of dead processes (or very old ones); returns how many."""
-        from ..platforms import current
-
-        alive = current().pid_alive
-        removed = 0
-        if not self.tmp.is_dir():
-            return 0
-        now = time.time()
-        for path in self.tmp.iterdir():
-            parts = path.name.rsplit(".", 2)
-            pid = int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None
-            try:
-                age = now - path.lstat().st_mtime
-            except FileNotFoundError:
-                continue
-            if (pid is not None and pid != os.getpid() and not alive(pid)) or age > older_than:
-                self.remove(path)
-                removed += 1
-        return removed
-
-    def reclaim_tmp_once(self) -> None:
-        """Reclaim dead runs' staging the first time this store is used for seeding.
-
-        A run killed while importing leaves its staging directory behind; the
-        next run that opens the store removes it.  Costs one directory listing.
-        """
-        if self._reclaimed:
-            return
-        self._reclaimed = True
-        if self.writable:
-            try:
-                self.reclaim_tmp()
-            except OSError:
-                pass  # only housekeeping: a later run tries again
-
+    # -- locks ---------------------------------------------------------------------------------
     def lock(self) -> StoreLock:
         """The store lock: held briefly by imports and seeders, by gc, verify and bundle import throughout.
 
@@ -385,16 +318,3 @@ def _unlink(path: Path) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
-
-
-def _make_writable(path: Path) -> None:
-    """Let rmtree empty read-only folders (objects are 0444 inside 0755 folders; staged ones may not be)."""
-    for dirpath, dirnames, _ in os.walk(path):
-        for name in dirnames:
-            path_ = os.path.join(dirpath, name)
-            if os.path.islink(path_):
-                continue  # a planted link: never change what it points to
-            try:
-                os.chmod(path_, 0o755)
-            except OSError:
-                pass

@@ -1,4 +1,4 @@
-"""The store's caches beside objects and catalogs: wheel digests, kept wheels, resolutions, refs.
+"""The store's caches beside objects and catalogs: RECORD objects, wheel digests, kept wheels, resolutions, refs.
 
 Part of :class:`~holoclone_venv.store.Store` (a mixin, so the store stays the
 one owner of its folder names); see the layout in ``store/__init__.py``.
@@ -16,10 +16,11 @@ from ..fsutil import hash_file
 
 
 class Caches:
-    """Wheel index, kept wheels, resolutions and refs of a store (needs the store's folders)."""
+    """RECORD objects, wheel index, kept wheels, resolutions and refs of a store (needs the store's folders)."""
 
-    # Set by Store, with ``writable`` and ``write_atomically``.
+    # Set by Store, with ``writable``, ``write_atomically``, ``put_bytes`` and ``object_path``.
     root: Path
+    catalogs: Path
     index: Path
     refs: Path
     wheels: Path
@@ -92,13 +93,15 @@ class Caches:
                 yield path.stem, path, self.load_resolution(path.stem)
 
     # -- environments that use the store -----------------------------------------------------
-    def add_ref(self, env_dir: str, catalog_keys: Iterable[str]) -> str:
-        """Record that ``env_dir`` was made from these catalogs; returns the ref id."""
+    def add_ref(self, env_dir: str, catalog_keys: Iterable[str], template: str | None = None) -> str:
+        """Record that ``env_dir`` was made from these catalogs (and template); returns the ref id."""
         import hashlib
 
         env_dir = os.path.abspath(env_dir)
         ref_id = hashlib.sha256(os.fsencode(env_dir)).hexdigest()[:32]
         document = {"env": env_dir, "catalogs": sorted(set(catalog_keys)), "created": time.time()}
+        if template:
+            document["template"] = template
         self.write_atomically(self.refs / f"{ref_id}.json", json.dumps(document).encode("utf-8"))
         return ref_id
 
@@ -112,3 +115,32 @@ class Caches:
             except (OSError, ValueError):
                 document = {}
             yield path, document if isinstance(document, dict) else {}
+
+    # -- RECORD objects: the shared part of a catalog's RECORD, per set of scheme paths -----
+    def record_object(self, key: str, paths_id: str) -> str | None:
+        """Path of the object holding catalog ``key``'s RECORD rows for ``paths_id``, if stored."""
+        try:
+            digest = (self.catalogs / f"{key}.record-{paths_id}").read_text(encoding="ascii").strip()
+        except OSError:
+            return None
+        if len(digest) == 64 and os.path.exists(self.object_path(digest)):
+            return self.object_path(digest)
+        return None
+
+    def put_record_object(self, key: str, paths_id: str, data: bytes) -> str:
+        """Store RECORD rows for catalog ``key`` and ``paths_id``; returns the object's path."""
+        digest = self.put_bytes(data)
+        self.write_atomically(self.catalogs / f"{key}.record-{paths_id}", digest.encode("ascii"))
+        return self.object_path(digest)
+
+    def record_digests(self, key: str) -> set[str]:
+        """Digests of the RECORD objects kept for catalog ``key``."""
+        found = set()
+        for path in self.catalogs.glob(f"{key}.record-*"):
+            try:
+                digest = path.read_text(encoding="ascii").strip()
+            except OSError:
+                continue
+            if len(digest) == 64:
+                found.add(digest)
+        return found

@@ -1,0 +1,68 @@
+"""Templates: a read-only install root per set of catalogs, cloned whole into new environments.
+
+Part of :class:`~holoclone_venv.store.Store` (a mixin: the store stays the
+one owner of its folder names)::
+
+    templates/<id>/     the root scheme directory (site-packages) of one set of
+                        catalogs for one interpreter and scheme layout, sealed
+                        read-only (on btrfs: a read-only subvolume)
+
+A template is built in ``tmp/`` and renamed into place only once complete
+and sealed, so a half-built one is never used; a killed build is reclaimed
+like any staging leftover.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Iterator
+
+_TEMPLATE_ID = re.compile(r"^[0-9a-f]{32}\Z")
+
+
+class Templates:
+    """Where templates live and how they come and go (needs the store's folders)."""
+
+    # Set by Store, with ``tmp_file`` and ``_lock``.
+    root: Path
+    templates: Path
+
+    def template_path(self, template_id: str) -> Path:
+        """Where the template ``template_id`` lives (it may not exist)."""
+        if not _TEMPLATE_ID.match(template_id):
+            raise ValueError(f"not a template id: {template_id!r}")
+        return self.templates / template_id
+
+    def has_template(self, template_id: str) -> bool:
+        """True when the template is in place: a real directory (never a link) of a trusted owner."""
+        try:
+            st = os.lstat(self.template_path(template_id))
+        except OSError:
+            return False
+        import stat
+
+        return stat.S_ISDIR(st.st_mode) and self.trusted(st)  # type: ignore[attr-defined]
+
+    def template_staging(self, template_id: str) -> str:
+        """A fresh path under ``tmp/`` to build a template in (reclaimed if the builder dies)."""
+        return self.tmp_file(f"stage-template-{template_id[:12]}")  # type: ignore[attr-defined]
+
+    def adopt_template(self, staged: str, template_id: str) -> Path:
+        """Rename a complete, sealed template into place; returns its path."""
+        final = self.template_path(template_id)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(staged, final)
+        return final
+
+    def iter_templates(self) -> Iterator[tuple[str, Path]]:
+        """Yield ``(id, path)`` of every template."""
+        if self.templates.is_dir():
+            for path in sorted(self.templates.iterdir()):
+                if _TEMPLATE_ID.match(path.name):
+                    yield path.name, path
+
+    def template_lock(self, template_id: str):
+        """Serializes building one template."""
+        return self._lock(f"template-{template_id[:24]}", "another process building the same template")  # type: ignore[attr-defined]
