@@ -223,7 +223,7 @@ def _check_entries(entries: list[Entry]) -> None:
     if joined.count("\n") != max(len(entries) - 1, 0):
         raise ValueError("a path contains a line break")
     if entries and ("//" in joined or "/./" in joined or "/../" in joined or any(c in joined for c in _FORBIDDEN)):
-        bad = next(e.path for e in entries if not safe_relpath(e.path) or "\r" in e.path)
+        bad = next(e.path for e in entries if not safe_relpath(e.path))
         raise ValueError(f"unsafe path {bad!r}")
     digests = "".join(f"{e.digest}\n" for e in entries)
     if len(digests) != 65 * len(entries) or not _DIGESTS.match(digests):
@@ -235,7 +235,7 @@ def _check_entries(entries: list[Entry]) -> None:
 
 def safe_relpath(path: str) -> bool:
     """True for a non-empty relative posix path with no ``..``, drive or backslash."""
-    if not path or path.startswith("/") or "\\" in path or ":" in path or "\0" in path or "\n" in path:
+    if not path or path.startswith("/") or "\\" in path or ":" in path or "\0" in path or "\n" in path or "\r" in path:
         return False
     return all(part not in ("", ".", "..") for part in path.split("/"))
 

@@ -83,13 +83,14 @@ class Plugins:
     # -- registration ------------------------------------------------------------------------
     def register(self, plugin: Any, name: str, distribution: str) -> bool:
         """Register ``plugin`` behind a guard; report it as broken (and drop it) if pluggy refuses it."""
+        guarded = self._guard(plugin, name, distribution)
         try:
-            self.pm.register(self._guard(plugin, name, distribution), name=name)
+            self.pm.register(guarded, name=name)
             # A hook name no spec knows (a misspelling) would silently never run.
             self.pm.check_pending()
-        except pluggy.PluginValidationError as error:
-            if self.pm.get_plugin(name) is not None:
-                self.pm.unregister(name=name)
+        except (pluggy.PluginValidationError, ValueError) as error:  # ValueError: the name is taken
+            if self.pm.is_registered(guarded):
+                self.pm.unregister(guarded)
             self._broken(name, distribution, error)
             return False
         self.distributions[name] = distribution

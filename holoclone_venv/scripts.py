@@ -17,19 +17,25 @@ _MAX_SHEBANG = 127
 _SHELL_SPECIAL = " \t\n\v\f\r'\"\\"
 
 
-def shebang(executable: str) -> bytes:
-    """The first line(s) of a script run by ``executable``, without the final newline."""
+def shebang(executable: str, arguments: bytes = b"") -> bytes:
+    """The first line(s) of a script run by ``executable`` (with ``arguments``), without the final newline.
+
+    ``arguments`` reach the interpreter as one argument, as the kernel passes
+    the rest of a shebang line.
+    """
     raw = os.fsencode(executable)
     plain = _utf8(executable) and raw == executable.encode("utf-8")
-    if plain and not any(c in executable for c in _SHELL_SPECIAL) and len(raw) + 3 <= _MAX_SHEBANG:
-        return b"#!" + raw
+    line = b"#!" + raw + (b" " + arguments if arguments else b"")
+    if plain and not any(c in executable for c in _SHELL_SPECIAL) and len(line) + 1 <= _MAX_SHEBANG:
+        return line
     if plain:
         # Quoted for sh; backslashes survive both sh (inside '...') and Python's string reader.
         quoted = shlex.quote(executable).replace("\\", "'\"\\\\\"'").encode("utf-8")
     else:
         octal = b"".join(b"\\%03o" % byte for byte in raw)
         quoted = b"\"$(printf '" + octal + b"')\""
-    return b"#!/bin/sh\n'''exec' " + quoted + b' "$0" "$@"\n' + b"' '''"
+    passed = b" " + shlex.quote(os.fsdecode(arguments)).encode("utf-8", "surrogateescape") if arguments else b""
+    return b"#!/bin/sh\n'''exec' " + quoted + passed + b' "$0" "$@"\n' + b"' '''"
 
 
 def _utf8(text: str) -> bool:
@@ -59,7 +65,4 @@ def rewrite_python_shebang(content: bytes, executable: str) -> bytes:
     args = first[len(b"#!python") :]
     if args.startswith(b"w"):
         args = args[1:]
-    first_line = shebang(executable)
-    if args.strip():
-        first_line = first_line + b" " + args.strip() if b"\n" not in first_line else first_line
-    return first_line + newline + rest
+    return shebang(executable, args.strip()) + newline + rest

@@ -61,7 +61,8 @@ def classify_refs(store: Store, now: float | None = None, grace: float = REF_GRA
     refs = []
     for path, document in store.iter_refs():
         env = str(document.get("env") or "")
-        catalogs = [str(c) for c in document.get("catalogs", []) if isinstance(c, str)]
+        listed = document.get("catalogs")
+        catalogs = [c for c in listed if isinstance(c, str)] if isinstance(listed, list) else []
         young = now - _created(document) < grace
         if not env:
             live, why = False, "unreadable ref"

@@ -6,7 +6,10 @@ which of these a platform uses.
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
+import stat
 import threading
 import functools
 from typing import Callable, NamedTuple, Optional, Sequence
@@ -65,6 +68,51 @@ class PlatformPlugin:
     def holoclone_filesystem_name(self, path: str) -> Optional[str]:
         """The filesystem holding ``path``, for messages."""
         return self.filesystem_name(path)
+
+
+class TreeCloner(NamedTuple):
+    """Whole directory trees cloned in one call: a template, filled once, then cloned per environment.
+
+    Every call raises :class:`~holoclone_venv.errors.Unsupported` when the
+    filesystem or the privileges here cannot do it (the per-file path is then
+    the way), and ``OSError`` for real failures.
+    """
+
+    #: "btrfs-snapshot" or "darwin-clonefile".
+    name: str
+    #: ``prepare_template(path)``: create an empty directory at ``path`` that can later be cloned as a whole.
+    prepare_template: Callable[[str], None]
+    #: ``seal(path)``: make the filled template read-only as a whole.
+    seal: Callable[[str], None]
+    #: ``clone(template, target)``: make ``target`` (absent; its parent exists) a writable
+    #: copy-on-write clone of the whole template in one call; nothing is left behind on failure.
+    clone: Callable[[str, str], None]
+    #: ``remove(path)``: remove a template (even a sealed one) or a clone, never following symlinks.
+    remove: Callable[[str], None]
+
+
+def _make_writable_and_retry(function: Callable, path: str, exc_info) -> None:
+    """``shutil.rmtree`` error handler: a directory without write permission (0555) is opened up, once."""
+    error = exc_info[1]
+    if function not in (os.unlink, os.rmdir) or not isinstance(error, PermissionError):
+        raise error
+    parent = os.path.dirname(path)
+    info = os.lstat(parent)
+    if not stat.S_ISDIR(info.st_mode) or info.st_mode & 0o300 == 0o300:
+        raise error
+    os.chmod(parent, stat.S_IMODE(info.st_mode) | 0o700)
+    function(path)
+
+
+def remove_tree(path: str) -> None:
+    """Remove the directory tree at ``path`` without following any symlink (``path`` itself included).
+
+    Directories left without write permission inside the tree are made
+    writable so their entries can go.
+    """
+    if stat.S_ISLNK(os.lstat(path).st_mode):
+        raise OSError(errno.ENOTDIR, "refusing to remove a tree through a symlink", path)
+    shutil.rmtree(path, onerror=_make_writable_and_retry)
 
 
 def posix_pid_alive(pid: int) -> bool:

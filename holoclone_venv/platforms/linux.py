@@ -19,22 +19,33 @@ from ..errors import UNSUPPORTED_ERRNOS, Unsupported
 from .base import Extent, PlatformPlugin, machine
 
 #: ``_IOC`` encodings that differ from the generic one (asm/ioctl.h):
-#: architecture prefix -> (_IOC_WRITE, _IOC_SIZEBITS).  Everything else uses
-#: the generic _IOC_WRITE=1 with 14 size bits.
+#: architecture prefix -> (_IOC_WRITE, _IOC_READ, _IOC_SIZEBITS).  Everything
+#: else uses the generic _IOC_WRITE=1, _IOC_READ=2 with 14 size bits.
 _IOC_ENCODINGS = (
-    (("ppc", "powerpc", "mips", "sparc", "alpha"), (4, 13)),
-    (("parisc",), (2, 14)),  # parisc swaps _IOC_READ and _IOC_WRITE
+    (("ppc", "powerpc", "mips", "sparc", "alpha"), (4, 2, 13)),
+    (("parisc",), (2, 1, 14)),  # parisc swaps _IOC_READ and _IOC_WRITE
 )
+
+
+def _ioc(arch: str, read: bool, kind: int, number: int, size: int) -> int:
+    write_bit, read_bit, size_bits = 1, 2, 14
+    for prefixes, encoding in _IOC_ENCODINGS:
+        if arch.startswith(prefixes):
+            write_bit, read_bit, size_bits = encoding
+            break
+    if not 0 <= size < 1 << size_bits:
+        raise ValueError(f"an ioctl argument of {size} bytes does not fit the size field on {arch}")
+    return (read_bit if read else write_bit) << (16 + size_bits) | size << 16 | kind << 8 | number
 
 
 def ioc_write(arch: str, kind: int, number: int, size: int) -> int:
     """``_IOW(kind, number, size)`` as the kernel of architecture ``arch`` (``uname -m``) encodes it."""
-    write, size_bits = 1, 14
-    for prefixes, encoding in _IOC_ENCODINGS:
-        if arch.startswith(prefixes):
-            write, size_bits = encoding
-            break
-    return write << (16 + size_bits) | size << 16 | kind << 8 | number
+    return _ioc(arch, False, kind, number, size)
+
+
+def ioc_read(arch: str, kind: int, number: int, size: int) -> int:
+    """``_IOR(kind, number, size)`` as the kernel of architecture ``arch`` (``uname -m``) encodes it."""
+    return _ioc(arch, True, kind, number, size)
 
 
 def ficlone_request(arch: str) -> int:

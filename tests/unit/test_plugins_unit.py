@@ -1,0 +1,162 @@
+"""The plugin manager: broken plugins are reported once and skipped, later backends win, names are kept."""
+
+from __future__ import annotations
+
+import logging
+from types import SimpleNamespace
+
+import pytest
+
+from holoclone_venv.hookspecs import CloneBackend, hookimpl
+from holoclone_venv.linking import Strategy
+from holoclone_venv.plugins import Plugins
+from holoclone_venv.rules import Rule
+
+
+def _clone(source, target, dir_fd, mode, mtime):
+    raise AssertionError("never called here")
+
+
+class RaisingRules:
+    calls = 0
+
+    @hookimpl
+    def holoclone_exclusion_rules(self, settings):
+        RaisingRules.calls += 1
+        raise RuntimeError("boom in rules")
+
+
+class GoodRules:
+    @hookimpl
+    def holoclone_exclusion_rules(self, settings):
+        return [Rule("*.secret")]
+
+
+class Misspelled:
+    @hookimpl
+    def holoclone_strategys(self, methods):
+        return []
+
+
+class Backend:
+    def __init__(self, name):
+        self.name = name
+
+    @hookimpl
+    def holoclone_clone_backend(self):
+        return CloneBackend(self.name, _clone)
+
+
+class RaisingBackend:
+    @hookimpl
+    def holoclone_clone_backend(self):
+        raise OSError("cannot load the clone library")
+
+
+class Strategies:
+    @hookimpl
+    def holoclone_strategies(self, methods):
+        return [Strategy("copy", (methods["hardlink"],), "hijack"), Strategy("linky", (methods["hardlink"], methods["copy"]))]
+
+
+class Observer:
+    @hookimpl
+    def holoclone_report(self, report):
+        pass
+
+    @hookimpl
+    def holoclone_filesystem_name(self, path):
+        return None
+
+
+SETTINGS = SimpleNamespace(excludes=("*.so",))
+
+
+@pytest.fixture
+def plugins():
+    return Plugins(load_external=False)
+
+
+def test_a_raising_hook_is_reported_once_and_the_others_still_answer(plugins, caplog):
+    RaisingRules.calls = 0
+    assert plugins.register(RaisingRules(), "raiser", "raiser-dist")
+    assert plugins.register(GoodRules(), "good", "good-dist")
+    with caplog.at_level(logging.WARNING, logger="holoclone"):
+        first = plugins.exclusion_rules(SETTINGS)
+        second = plugins.exclusion_rules(SETTINGS)
+    assert RaisingRules.calls == 2
+    for rules in (first, second):
+        patterns = {rule.pattern for rule in rules}
+        assert {"*.secret", "*.so", "*.pyc"} <= patterns
+    assert [(b.name, b.distribution) for b in plugins.broken] == [("raiser", "raiser-dist")]
+    assert "boom in rules" in plugins.broken[0].error
+    warnings = [r.getMessage() for r in caplog.records if "raiser" in r.getMessage()]
+    assert len(warnings) == 1 and "raiser-dist" in warnings[0]
+
+
+def test_a_misspelled_hook_is_refused_and_listed_as_broken(plugins):
+    assert plugins.register(Misspelled(), "typo", "typo-dist") is False
+    assert plugins.pm.get_plugin("typo") is None
+    assert [b.name for b in plugins.broken] == ["typo"]
+    assert "holoclone_strategys" in plugins.broken[0].error
+    assert "typo" not in [info.name for info in plugins.info() if not info.error]
+    assert plugins.strategies(_methods(plugins)).keys() >= {"smart", "reflink", "hardlink", "copy"}
+
+
+def _methods(plugins):
+    from holoclone_venv.policy import link_methods
+
+    return link_methods(plugins)
+
+
+def test_a_backend_registered_later_wins(plugins):
+    plugins.register(Backend("first"), "first", "d1")
+    plugins.register(Backend("third-party"), "third", "d2")
+    backend = plugins.clone_backend()
+    assert backend is not None and backend.name == "third-party"
+    assert _methods(plugins)["reflink"].link is _clone
+
+
+def test_a_raising_backend_is_skipped_for_the_one_before_it(plugins):
+    plugins.register(Backend("good"), "good", "d1")
+    plugins.register(RaisingBackend(), "bad", "d2")
+    assert plugins.clone_backend().name == "good"
+    assert [b.name for b in plugins.broken] == ["bad"]
+
+
+def test_a_strategy_redefining_a_built_in_name_is_ignored_and_new_names_are_added(plugins, caplog):
+    plugins.register(Strategies(), "strats", "strats-dist")
+    methods = _methods(plugins)
+    with caplog.at_level(logging.WARNING, logger="holoclone"):
+        strategies = plugins.strategies(methods)
+    assert [m.name for m in strategies["copy"].methods] == ["copy"]
+    assert [m.name for m in strategies["linky"].methods] == ["hardlink", "copy"]
+    assert any("redefines strategy 'copy'" in r.getMessage() for r in caplog.records)
+
+
+def test_info_lists_the_hooks_of_each_plugin(plugins):
+    plugins.register(Observer(), "observer", "observer-dist")
+    plugins.register(Misspelled(), "typo", "typo-dist")
+    info = {entry.name: entry for entry in plugins.info()}
+    assert info["observer"].hooks == ["holoclone_filesystem_name", "holoclone_report"]
+    assert info["observer"].distribution == "observer-dist"
+    assert info["builtins"].hooks == ["holoclone_exclusion_rules", "holoclone_strategies"]
+    assert info["typo"].error and info["typo"].hooks == []
+
+
+class ExtraArgument:
+    @hookimpl
+    def holoclone_report(self, report, verbose):
+        pass
+
+
+def test_a_hook_with_an_argument_the_spec_lacks_is_refused(plugins):
+    assert plugins.register(ExtraArgument(), "extra", "extra-dist") is False
+    assert plugins.pm.get_plugin("extra") is None
+    assert "verbose" in plugins.broken[0].error
+
+
+def test_registering_a_taken_name_reports_the_plugin_as_broken(plugins):
+    assert plugins.register(Observer(), "builtins", "impostor-dist") is False
+    assert [b.name for b in plugins.broken] == ["builtins"]
+    assert "holoclone_strategies" in plugins.pm.hook.__dict__ and plugins.strategies(_methods(plugins))
