@@ -6,7 +6,6 @@ import json
 import os
 import time
 
-import pytest
 
 from holoclone_venv.maintenance.gc import gc
 from holoclone_venv.maintenance.refs import REF_GRACE, classify_refs
