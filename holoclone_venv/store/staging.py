@@ -67,10 +67,10 @@ class Staging:
 
         alive = current().pid_alive
         removed = 0
-        if not self.tmp.is_dir():
-            return 0
         now = time.time()
-        for path in self.tmp.iterdir():
+        leftovers = list(self.tmp.iterdir()) if self.tmp.is_dir() else []
+        leftovers += self.template_leftovers()  # type: ignore[attr-defined]
+        for path in leftovers:
             parts = path.name.rsplit(".", 2)
             pid = int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None
             try:

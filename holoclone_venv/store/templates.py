@@ -7,9 +7,11 @@ one owner of its folder names)::
                         catalogs for one interpreter and scheme layout, sealed
                         read-only (on btrfs: a read-only subvolume)
 
-A template is built in ``tmp/`` and renamed into place only once complete
-and sealed, so a half-built one is never used; a killed build is reclaimed
-like any staging leftover.
+A template is built beside the others under a staging name
+(``templates/.stage-<id>.<pid>.<ns>``) and renamed into place only once
+complete and sealed, so a half-built one is never used.  (Beside, not under
+``tmp/``: a sealed btrfs subvolume cannot move to another folder, which would
+rewrite its ``..``.)  A killed build is reclaimed like any staging leftover.
 """
 
 from __future__ import annotations
@@ -46,8 +48,18 @@ class Templates:
         return stat.S_ISDIR(st.st_mode) and self.trusted(st)  # type: ignore[attr-defined]
 
     def template_staging(self, template_id: str) -> str:
-        """A fresh path under ``tmp/`` to build a template in (reclaimed if the builder dies)."""
-        return self.tmp_file(f"stage-template-{template_id[:12]}")  # type: ignore[attr-defined]
+        """A fresh path beside the templates to build one in (reclaimed if the builder dies)."""
+        import time
+
+        self.templates.mkdir(parents=True, exist_ok=True)
+        return f"{self.templates}/.stage-{template_id[:12]}.{os.getpid()}.{time.monotonic_ns()}"
+
+    def template_leftovers(self) -> Iterator[Path]:
+        """Staging folders of template builds (reclaimed with ``tmp/`` when their process is gone)."""
+        if self.templates.is_dir():
+            for path in self.templates.iterdir():
+                if path.name.startswith(".stage-"):
+                    yield path
 
     def adopt_template(self, staged: str, template_id: str) -> Path:
         """Rename a complete, sealed template into place; returns its path."""
