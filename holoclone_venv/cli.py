@@ -48,6 +48,10 @@ def _common() -> argparse.ArgumentParser:
     return common
 
 
+_TRUSTED_HELP = ("comma-separated NAME:BASE64 public keys whose signatures are accepted (default: "
+                 "$VIRTUALENV_HOLOCLONE_TRUSTED_KEYS, else holoclone_trusted_keys in virtualenv.ini)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (also used to render ``--help``)."""
     common = _common()
@@ -118,6 +122,28 @@ def build_parser() -> argparse.ArgumentParser:
     imp = command(store_commands, "import", "add a bundle's catalogs and objects (all or nothing; present ones skipped)",
                   "holoclone --store ~/other-store store import pip.tar.gz", commands.import_command)
     imp.add_argument("bundle", metavar="FILE")
+    imp.add_argument("--trust-unsigned", action="store_true",
+                     help="import a bundle that no trusted key signed (default: refuse it)")
+    imp.add_argument("--trusted-keys", metavar="KEYS", default=None, help=_TRUSTED_HELP)
+    export.add_argument("--signing-key", metavar="FILE", default=None,
+                        help="sign the bundle with this key (default: $VIRTUALENV_HOLOCLONE_SIGNING_KEY, else unsigned)")
+    keygen = command(store_commands, "keygen", "make an Ed25519 signing key: writes the secret, prints NAME:PUBLIC",
+                     "holoclone store keygen ci-2025 -o ~/.config/holoclone/ci-2025.key", commands.keygen_command)
+    keygen.add_argument("name", metavar="NAME", help="the key's name, e.g. the CI project and a year")
+    keygen.add_argument("-o", "--output", required=True, metavar="FILE", help="the secret key file (created, mode 0600)")
+    push = command(store_commands, "push", "upload catalogs, the objects the remote lacks and their resolutions, signed",
+                   "holoclone store push s3://bucket/holoclone --all --signing-key ci.key", commands.push_command)
+    push.add_argument("url", metavar="URL", help="s3://bucket/prefix or file://DIR")
+    push.add_argument("catalogs", nargs="*", metavar="CATALOG", help="catalog key, NAME or NAME==VERSION")
+    push.add_argument("--all", action="store_true", help="push every catalog")
+    push.add_argument("--signing-key", metavar="FILE", default=None,
+                      help="the secret key to sign with (default: $VIRTUALENV_HOLOCLONE_SIGNING_KEY)")
+    pull = command(store_commands, "pull", "fetch signed catalogs and their objects from a remote store",
+                   "holoclone store pull https://cache.example.com/holoclone KEY", commands.pull_command)
+    pull.add_argument("url", metavar="URL", help="s3://bucket/prefix, https://host/path or file://DIR")
+    pull.add_argument("catalogs", nargs="*", metavar="CATALOG", help="catalog key (<wheel sha256>-<tag>)")
+    pull.add_argument("--all", action="store_true", help="pull every catalog (not over http(s)://: it cannot list)")
+    pull.add_argument("--trusted-keys", metavar="KEYS", default=None, help=_TRUSTED_HELP)
     manifest = command(store_commands, "manifest", "write the list of objects this store has, for 'export --have'",
                        "holoclone store manifest -o mine.manifest", commands.manifest_command)
     manifest.add_argument("-o", "--output", required=True, metavar="FILE", help="where to write it ('-': stdout)")

@@ -22,10 +22,11 @@ Result = Tuple[Any, int, Callable[[Any], str]]
 
 
 def _settings(args: argparse.Namespace):
-    """Store, strategy, excludes and lock timeout, resolved exactly as seeding resolves them."""
+    """Store, strategy, excludes, lock timeout and trusted keys, resolved exactly as seeding resolves them."""
     from .settings import settings_for_command
 
-    return settings_for_command(os.environ, store=args.store, lock_timeout=args.lock_timeout)
+    return settings_for_command(os.environ, store=args.store, lock_timeout=args.lock_timeout,
+                                trusted_keys=getattr(args, "trusted_keys", None))
 
 
 def _store_path(args: argparse.Namespace) -> str:
@@ -241,7 +242,8 @@ def export_command(args: argparse.Namespace) -> Result:
     store = _open(args)
     catalogs = select_catalogs(store, args.catalogs, args.all)
     have = read_manifest(args.have) if args.have else None
-    result = export(store, catalogs, args.output, have, _progress("exporting"))
+    signer = _signing_key(args.signing_key, required=False)
+    result = export(store, catalogs, args.output, have, _progress("exporting"), signer)
     return result.as_dict(), EXIT_OK, lambda _: (
         f"exported {_count(len(result.catalogs), 'catalog')} and {_count(result.objects, 'object')} ({_size(result.bytes)}) to "
         f"{result.output}" + (f"; left out {result.omitted:,} objects the receiver has" if result.omitted else "")
@@ -254,7 +256,8 @@ def import_command(args: argparse.Namespace) -> Result:
 
     settings = _settings(args)
     store = Store(settings.store, settings.lock_timeout)
-    result = import_bundle(store, args.bundle, _progress("importing"))
+    trusted = None if args.trust_unsigned else _trusted(settings)  # unsigned or untrusted: refused
+    result = import_bundle(store, args.bundle, _progress("importing"), trusted)
     return result.as_dict(), EXIT_OK, lambda _: (
         f"imported {_count(len(result.catalogs), 'catalog')} and {_count(result.objects, 'object')} ({_size(result.bytes)}) "
         f"into {store.root}; {result.present:,} objects were already present"
@@ -268,4 +271,71 @@ def manifest_command(args: argparse.Namespace) -> Result:
     count = write_manifest(store, args.output)
     return {"output": args.output, "objects": count}, EXIT_OK, lambda _: (
         "" if args.output == "-" else f"listed {_count(count, 'object')} in {args.output}"
+    )
+
+
+# -- remote stores (holoclone_venv.remote) --------------------------------------------------------
+def _signing_key(path: str | None, required: bool = True):
+    """The key ``--signing-key`` or ``$VIRTUALENV_HOLOCLONE_SIGNING_KEY`` names; None when neither and not required."""
+    from .remote.keys import SIGNING_KEY_ENV, signing_key
+
+    if not required and not (path or os.environ.get(SIGNING_KEY_ENV)):
+        return None
+    return signing_key(path, os.environ)
+
+
+def _trusted(settings):
+    from .remote.keys import TrustedKeys
+
+    return TrustedKeys.parse(settings.trusted_keys)
+
+
+def keygen_command(args: argparse.Namespace) -> Result:
+    from .remote.keys import generate, write_secret
+
+    key = generate(args.name)
+    write_secret(key, args.output)
+    public = str(key.public)
+    return {"name": key.name, "public_key": public, "secret_key_file": args.output}, EXIT_OK, lambda _: public
+
+
+def _chosen(args: argparse.Namespace, what: str) -> None:
+    if not args.catalogs and not args.all:
+        raise HoloCloneError(f"name the catalogs to {what}, or pass --all.", f"Example: holoclone store {what} URL --all")
+
+
+def push_command(args: argparse.Namespace) -> Result:
+    from .maintenance.bundle import select_catalogs
+    from .remote.sync import push
+    from .remote.transport import open_remote
+
+    _chosen(args, "push")
+    key = _signing_key(args.signing_key)
+    store = _open(args)
+    catalogs = select_catalogs(store, args.catalogs, args.all)
+    remote = open_remote(args.url)
+    result = push(store, remote, catalogs, key, _progress(f"holoclone: pushing to {args.url}"))
+    return result.as_dict(), EXIT_OK, lambda _: (
+        f"pushed {_count(len(result.catalogs), 'catalog')}, {_count(len(result.resolutions), 'resolution')} and "
+        f"{_count(result.objects, 'object')} ({_size(result.bytes)}) to {args.url} signed by {key.name}; "
+        f"{result.present:,} objects were there already"
+    )
+
+
+def pull_command(args: argparse.Namespace) -> Result:
+    from .remote.sync import pull, remote_catalog_keys
+    from .remote.transport import open_remote
+    from .store import Store
+
+    _chosen(args, "pull")
+    settings = _settings(args)
+    trusted = _trusted(settings)
+    store = Store(settings.store, settings.lock_timeout)
+    remote = open_remote(args.url)
+    keys = remote_catalog_keys(remote) if args.all else args.catalogs
+    _, result = pull(store, remote, trusted, keys, _progress)
+    return result.as_dict(), EXIT_OK, lambda _: (
+        f"pulled {_count(len(result.catalogs), 'catalog')} and {_count(result.objects, 'object')} ({_size(result.bytes)}) "
+        f"from {args.url} into {store.root}; {len(keys) - len(result.catalogs):,} catalogs and "
+        f"{result.present:,} objects were already present"
     )

@@ -57,7 +57,7 @@ def resolve_policy(settings: Settings, plugins: Plugins | None = None) -> Policy
     tree = current().tree
     # A whole-tree clone where asked for, or where the platform's has no side effects (a macOS directory
     # clone is a tree of ordinary clones; a btrfs snapshot is a subvolume, so only by choice).
-    wanted = strategy.whole_tree or (strategy.name == "smart" and getattr(tree, "in_smart", False))
+    wanted = tree is not None and (strategy.whole_tree or (strategy.name == "smart" and tree.in_smart))
     return Policy(
         strategy=strategy,
         never_hardlink=never_hardlink,

@@ -42,7 +42,12 @@ def seed(request: SeedRequest, settings: Settings) -> Report:
     catalogs: list[Catalog] = []
     progress = _ImportProgress(len(wheels))
     for index, wheel in enumerate(wheels):
-        catalog = store.intact_catalog(wheel, request.interpreter.tag)
+        if settings.remote:  # the store's catalog, else one pulled from the fleet's remote store (remote/)
+            from .remote import find_catalog
+
+            catalog = find_catalog(settings, store, wheel, request.interpreter.tag)
+        else:
+            catalog = store.intact_catalog(wheel, request.interpreter.tag)
         if catalog is None:  # not imported yet, or damaged: the importer (and its imports) only then
             from .importer import ensure_catalog
 

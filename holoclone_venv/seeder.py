@@ -106,6 +106,21 @@ class HoloCloneSeeder(BaseEmbed):
             default=DEFAULT_LOCK_TIMEOUT,
             help="give up waiting for a store lock after this many seconds",
         )
+        group.add_argument(
+            "--holoclone-remote",
+            dest="holoclone_remote",
+            metavar="URL",
+            default=None,
+            help="on a local miss, pull signed catalogs from this remote store (s3://, https://, file://) before "
+            "importing wheels or running pip",
+        )
+        group.add_argument(
+            "--holoclone-trusted-keys",
+            dest="holoclone_trusted_keys",
+            metavar="KEYS",
+            default=None,
+            help="comma-separated NAME:BASE64 public keys; a remote's catalogs are used only when signed by one",
+        )
 
     def run(self, creator: Creator) -> None:
         """Materialize the seed packages into ``creator``'s environment.

@@ -50,6 +50,8 @@ class Settings:
     requirements: tuple[str, ...] = ()
     packages: tuple[str, ...] = ()
     strategy_typed: str = ""  # the name as the user wrote it, for messages
+    remote: str = ""  # URL of a remote store tried on a local miss (holoclone_venv.remote)
+    trusted_keys: tuple[str, ...] = ()  # NAME:BASE64 public keys whose signatures a remote's documents need
 
     @property
     def needs_plugins_for_strategy(self) -> bool:
@@ -157,7 +159,17 @@ def settings_from_options(options: object) -> Settings:
         lock_timeout=timeout,
         requirements=_values(getattr(options, "holoclone_requirements", None)),
         packages=_values(getattr(options, "holoclone_package", None)),
+        remote=str(getattr(options, "holoclone_remote", None) or env.get("VIRTUALENV_HOLOCLONE_REMOTE") or "").strip(),
+        trusted_keys=_keys(getattr(options, "holoclone_trusted_keys", None)
+                           or env.get("VIRTUALENV_HOLOCLONE_TRUSTED_KEYS")),
     )
+
+
+def _keys(value: object) -> tuple[str, ...]:
+    """Trusted keys: comma-, space- or newline-separated ``NAME:BASE64`` items (checked when a remote is used)."""
+    import re
+
+    return tuple(item for raw in _values(value) for item in re.split(r"[,\s]+", raw) if item)
 
 
 def _values(value: object) -> tuple[str, ...]:
@@ -175,7 +187,7 @@ def _values(value: object) -> tuple[str, ...]:
 def settings_for_command(env: Mapping[str, str], **flags: object) -> Settings:
     """:class:`Settings` for the ``holoclone`` command, resolved exactly as seeding resolves them.
 
-    Each of ``store``, ``strategy``, ``exclude`` and ``lock_timeout`` comes
+    Each of ``store``, ``strategy``, ``exclude``, ``lock_timeout``, ``remote`` and ``trusted_keys`` comes
     from its flag when given (not None), else ``VIRTUALENV_HOLOCLONE_<NAME>``,
     else ``holoclone_<name>`` in virtualenv.ini (read with virtualenv's own
     readers, so the same file and the same conversions), else its default;
@@ -189,7 +201,8 @@ def settings_for_command(env: Mapping[str, str], **flags: object) -> Settings:
 
     ini = IniConfig(env)
     types = {"store": TypeData(str, str), "strategy": TypeData(str, str), "exclude": ListType(list, str),
-             "lock_timeout": TypeData(float, float)}
+             "lock_timeout": TypeData(float, float), "remote": TypeData(str, str),
+             "trusted_keys": TypeData(str, str)}
     values: dict[str, object] = {}
     for name, as_type in types.items():
         value = flags.get(name)

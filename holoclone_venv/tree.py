@@ -110,6 +110,9 @@ def _template(store: Store, tree, materializer: Materializer, catalogs: list[Cat
             builder = materializer.for_template()
             for catalog in catalogs:
                 builder.run(catalog, outside)
+            from .platforms import current
+
+            current().make_durable(staging, [])  # on disk before anything names it
             tree.seal(staging)
             return store.adopt_template(staging, identity)
         except BaseException:

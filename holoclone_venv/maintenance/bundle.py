@@ -23,6 +23,7 @@ from pathlib import Path
 
 from ..catalog import EXECUTABLE, FIXED_MTIME, Catalog
 from ..errors import HoloCloneError, StoreError
+from ..remote.keys import bundle_payload  # signatures: the remote extra's cryptography is imported only to sign or check
 from ..store import Store
 from . import Progress, object_name, read_catalogs
 
@@ -119,8 +120,8 @@ class _HashingReader(io.RawIOBase):
 
 
 def export(store: Store, catalogs: list[Catalog], output: str, have: set[str] | None = None,
-           progress: Progress | None = None) -> ExportResult:
-    """Write a bundle with ``catalogs`` and their objects, except those named in ``have``.
+           progress: Progress | None = None, signer=None) -> ExportResult:
+    """Write a bundle with ``catalogs`` and their objects, except those named in ``have``; ``signer`` signs it.
 
     Objects are re-hashed while written; a changed one stops the export
     (nothing is left at ``output``).  Raises :class:`HoloCloneError`.
@@ -147,7 +148,8 @@ def export(store: Store, catalogs: list[Catalog], output: str, have: set[str] | 
         else:
             opened = tarfile.open(staged, _tar_mode(output, True), format=tarfile.PAX_FORMAT)
         with opened as bundle:
-            header = json.dumps({"format": BUNDLE_FORMAT, "catalogs": sorted(c.key for c in catalogs)}).encode()
+            header = json.dumps({"format": BUNDLE_FORMAT, "catalogs": sorted(c.key for c in catalogs),
+                                 **({"signatures": [signer.sign(bundle_payload(catalogs))]} if signer is not None else {})}).encode()
             _add_bytes(bundle, BUNDLE_HEADER, header)
             for (digest, executable), size in sending:
                 path = store.object_path(digest, executable)
@@ -206,8 +208,8 @@ class ImportResult:
         return dict(self.__dict__)
 
 
-def import_bundle(store: Store, bundle_path: str, progress: Progress | None = None) -> ImportResult:
-    """Add a bundle's objects and catalogs to ``store``: all of them, or nothing.
+def import_bundle(store: Store, bundle_path: str, progress: Progress | None = None, trusted=None) -> ImportResult:
+    """Add a bundle's objects and catalogs to ``store``: all of them, or nothing; ``trusted`` keys must have signed it.
 
     Every member name is checked before anything is read from it (only the
     bundle header, ``objects/ab/<62 hex>[.x]`` and ``catalogs/<key>.json``
@@ -241,7 +243,7 @@ def import_bundle(store: Store, bundle_path: str, progress: Progress | None = No
                     first = False
                     if name != BUNDLE_HEADER or not member.isreg():
                         raise _bad(bundle_path, name, "the bundle does not start with its header")
-                    _read_header(archive, member, bundle_path)
+                    signatures = _read_header(archive, member, bundle_path)
                     continue
                 if not member.isreg():
                     raise _bad(bundle_path, name, "not a regular file")
@@ -272,6 +274,8 @@ def import_bundle(store: Store, bundle_path: str, progress: Progress | None = No
                     raise _bad(bundle_path, name, "unexpected or unsafe path")
             if first:
                 raise _bad(bundle_path, "(none)", "the bundle is empty")
+        if trusted is not None:  # remote/keys.py: Untrusted unless a trusted key signed every catalog
+            trusted.signer("\n".join(map(str, signatures)), bundle_payload(catalogs), f"the bundle {bundle_path}")
         fresh = _check_catalogs(store, bundle_path, catalogs, staged)
         with store.lock():
             for (digest, executable), path in staged.items():
@@ -348,7 +352,7 @@ def _present(store: Store, key: tuple[str, bool], size: int | None) -> bool:
     return store.has_object(digest, size, executable)
 
 
-def _read_header(archive: tarfile.TarFile, member: tarfile.TarInfo, bundle_path: str) -> None:
+def _read_header(archive: tarfile.TarFile, member: tarfile.TarInfo, bundle_path: str) -> list:
     try:
         header = json.loads(archive.extractfile(member).read(1 << 20))
         version = int(header["format"])
@@ -359,6 +363,7 @@ def _read_header(archive: tarfile.TarFile, member: tarfile.TarInfo, bundle_path:
             f"the bundle {bundle_path} has format {version}, newer than this holoclone-venv understands ({BUNDLE_FORMAT}).",
             "Upgrade holoclone-venv.",
         )
+    return header["signatures"] if isinstance(header.get("signatures"), list) else []
 
 
 def _stream(archive: tarfile.TarFile, member: tarfile.TarInfo, target: str) -> str:

@@ -17,7 +17,7 @@ import os
 import sys
 from typing import Callable, NamedTuple, Optional, Sequence
 
-from .base import Extent, machine  # noqa: F401  (re-exported: part of this package's API)
+from .base import Extent, TreeCloner, machine  # noqa: F401  (re-exported: part of this package's API)
 
 
 class Platform(NamedTuple):
@@ -39,6 +39,9 @@ class Platform(NamedTuple):
     make_durable: Callable[[str, Sequence[str]], None]
     #: A native copy with the LinkFunction contract, or None.
     copy: Optional[Callable[[str, str, Optional[int], int, Optional[int]], None]]
+    #: Whole trees cloned in one call (templates): btrfs snapshots on Linux (its calls raise
+    #: Unsupported on other filesystems), clonefile of a directory on macOS; None elsewhere.
+    tree: Optional[TreeCloner] = None
 
 
 def _platform_name() -> str:
@@ -61,23 +64,24 @@ def current() -> Platform:
     """
     name = _platform_name()
     if name == "linux":
-        from . import linux
+        from . import btrfs, linux
 
-        return Platform(name, linux.PLUGIN, linux.extents, _posix_pid_alive(), linux.make_durable, None)
+        return Platform(name, linux.PLUGIN, linux.extents, _posix_pid_alive(), linux.make_durable, None,
+                        btrfs.TREE)
     if name == "darwin":
         from . import base, darwin
 
         base.process_umask()
-        return Platform(name, darwin.PLUGIN, None, base.posix_pid_alive, base.fsync_each, None)
+        return Platform(name, darwin.PLUGIN, None, base.posix_pid_alive, base.fsync_each, None, darwin.TREE)
     if name == "windows":
         from . import base, windows
 
         base.process_umask()
         return Platform(name, windows.PLUGIN, None, windows.pid_alive, windows.make_durable,
-                        windows.copy_function())
+                        windows.copy_function(), None)
     from . import base
 
-    return Platform(name, None, None, _posix_pid_alive(), base.fsync_each, None)
+    return Platform(name, None, None, _posix_pid_alive(), base.fsync_each, None, None)
 
 
 def _posix_pid_alive() -> Callable[[int], bool]:
@@ -86,6 +90,15 @@ def _posix_pid_alive() -> Callable[[int], bool]:
     if os.name == "posix":
         return base.posix_pid_alive
     return base.unknown_pid_alive
+
+
+def is_subvolume(path: str) -> bool:
+    """Whether ``path`` (not followed if a symlink) is a btrfs subvolume root: a btrfs template or clone."""
+    if _platform_name() != "linux":
+        return False
+    from . import btrfs
+
+    return btrfs.is_subvolume(path)
 
 
 def platform_module_name() -> str | None:

@@ -10,6 +10,7 @@ import errno
 import os
 import shutil
 import stat
+import sys
 import threading
 import functools
 from typing import Callable, NamedTuple, Optional, Sequence
@@ -89,6 +90,9 @@ class TreeCloner(NamedTuple):
     clone: Callable[[str, str], None]
     #: ``remove(path)``: remove a template (even a sealed one) or a clone, never following symlinks.
     remove: Callable[[str], None]
+    #: Whether ``smart`` uses it too: True where a tree clone is just the per-file clones made in one call
+    #: (a macOS directory clone); False where it has side effects one chooses (a btrfs subvolume).
+    in_smart: bool = False
 
 
 def _make_writable_and_retry(function: Callable, path: str, exc_info) -> None:
@@ -112,7 +116,11 @@ def remove_tree(path: str) -> None:
     """
     if stat.S_ISLNK(os.lstat(path).st_mode):
         raise OSError(errno.ENOTDIR, "refusing to remove a tree through a symlink", path)
-    shutil.rmtree(path, onerror=_make_writable_and_retry)
+    if sys.version_info >= (3, 12):  # onerror is deprecated there
+        shutil.rmtree(path, onexc=lambda function, name, error: _make_writable_and_retry(
+            function, name, (type(error), error, error.__traceback__)))
+    else:
+        shutil.rmtree(path, onerror=_make_writable_and_retry)
 
 
 def posix_pid_alive(pid: int) -> bool:

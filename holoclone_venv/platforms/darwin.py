@@ -18,7 +18,7 @@ import os
 import threading
 
 from ..errors import UNSUPPORTED_ERRNOS, Unsupported
-from .base import PlatformPlugin, process_umask
+from .base import PlatformPlugin, TreeCloner, process_umask, remove_tree
 
 LIBSYSTEM = "/usr/lib/libSystem.B.dylib"
 CLONE_NOFOLLOW = 0x1
@@ -162,6 +162,36 @@ def filesystem_name(path: str) -> str | None:
         return None
     return buf.f_fstypename.decode("utf-8", "replace") or None
 
+
+def prepare_template(path: str) -> None:
+    """An empty directory at ``path``; :class:`Unsupported` when its volume is known not to be APFS."""
+    parent = os.path.dirname(os.path.abspath(path))
+    found = filesystem_name(parent)
+    if found is not None and found != "apfs":
+        raise Unsupported(f"{parent} is on {found}, not APFS: clonefile cannot clone a tree there", errno.ENOTSUP)
+    os.mkdir(path)
+
+
+def seal(path: str) -> None:
+    """Nothing to do: the template's files are read-only already, and a clone is a new tree."""
+
+
+def clone_tree(template: str, target: str) -> None:
+    """``clonefile(template, target, CLONE_NOFOLLOW)`` of a whole directory, in one atomic call.
+
+    :class:`Unsupported` when the volume or the pair of volumes cannot
+    (ENOTSUP, EXDEV...), ``FileExistsError`` when ``target`` exists (left
+    alone), ``OSError`` otherwise; a failed clonefile creates nothing.
+    """
+    call = _function("clonefile")
+    if call(os.fsencode(template), os.fsencode(target), CLONE_NOFOLLOW) != 0:
+        code = ctypes.get_errno()
+        if code in UNSUPPORTED_ERRNOS:
+            raise Unsupported(f"clonefile of the tree {template} failed: [Errno {code}] {os.strerror(code)}", code)
+        raise OSError(code, os.strerror(code), template if code == errno.ENOENT else target)
+
+
+TREE = TreeCloner("darwin-clonefile", prepare_template, seal, clone_tree, remove_tree, in_smart=True)
 
 PLUGIN = PlatformPlugin("darwin-clonefile", clonefile, filesystem_name, prepare=process_umask)
 

@@ -37,7 +37,7 @@ def test_current_is_computed_once():
 def test_platform_shape():
     platform = current()
     assert isinstance(platform, Platform)
-    assert Platform._fields == ("name", "plugin", "extents", "pid_alive", "make_durable", "copy")
+    assert Platform._fields == ("name", "plugin", "extents", "pid_alive", "make_durable", "copy", "tree")
     assert Extent._fields == ("logical", "physical", "length", "shared", "located")
     assert platform.name in ("linux", "darwin", "windows", "other")
     assert callable(platform.pid_alive) and callable(platform.make_durable)

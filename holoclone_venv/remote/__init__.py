@@ -1,0 +1,127 @@
+"""Remote stores: a fleet of machines sharing signed catalogs and their objects (``--holoclone-remote URL``).
+
+The seeding run asks here only on a local miss, and only when a remote is
+configured, so a plain run imports nothing of this package:
+
+* :func:`find_catalog`, before a wheel would be imported;
+* :func:`find_resolution`, before pip would resolve a dependency set.
+
+Both return None when the remote cannot help, after saying why in one
+WARNING line on the ``holoclone`` logger (a plain miss is only logged at
+INFO); the run then imports from wheels as without a remote.
+
+Modules: ``keys`` (Ed25519 keys, canonical forms, trust), ``layout`` (the
+remote's file names), ``transport`` (file://, http(s)://, s3://), ``sync``
+(push and pull).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..catalog import catalog_key
+from ..errors import HoloCloneError
+
+if TYPE_CHECKING:
+    from ..catalog import Catalog
+    from ..settings import Settings
+    from ..store import Store
+
+LOG = logging.getLogger("holoclone")
+
+
+def _progress(label: str):
+    from ..progress import bar
+
+    return bar(label)
+
+
+def _open(settings: Settings):
+    from .keys import TrustedKeys
+    from .transport import open_remote
+
+    return open_remote(settings.remote), TrustedKeys.parse(settings.trusted_keys)
+
+
+def find_catalog(settings: Settings, store: Store, wheel: Path, tag: str) -> Catalog | None:
+    """The catalog of ``wheel`` for ``tag``: the store's when intact, else pulled from the remote, else None.
+
+    ``wheel`` may be absent when it comes from a resolution pulled from the
+    remote (only its catalogs were pulled); then it is named by
+    ``Store.wheel_path`` and its digest is its folder's name.
+    """
+    from .sync import RemoteMiss, local_catalog, pull
+
+    if os.path.exists(wheel):
+        catalog = store.intact_catalog(wheel, tag)
+        if catalog is not None:
+            return catalog
+        digest = store.wheel_digest(wheel)
+    else:
+        digest = wheel.parent.name
+        if store.wheel_path(wheel.name, digest) != wheel:
+            return None  # not a wheel this package named: the importer reports it
+    key = catalog_key(digest, tag)
+    catalog = local_catalog(store, key)
+    if catalog is not None:
+        return catalog
+    try:
+        with store.import_lock(digest, wheel.name):  # the loser of a race finds the winner's catalog
+            catalog = local_catalog(store, key)
+            if catalog is None:
+                remote, trusted = _open(settings)
+                catalog = pull(store, remote, trusted, [key], _progress)[0][0]
+                LOG.info("holoclone: pulled %s from %s", wheel.name, settings.remote)
+            return catalog
+    except RemoteMiss as miss:
+        LOG.info("holoclone: %s; importing %s from the wheel", miss.message, wheel.name)
+    except HoloCloneError as error:
+        LOG.warning("holoclone: the remote %s was not used for %s: %s", settings.remote, wheel.name, error)
+    if not os.path.exists(wheel):
+        raise HoloCloneError(f"the catalog of {wheel.name} (from the remote's resolution) is no longer in the store "
+                             "and the remote did not provide it.", "Run again once the remote answers.")
+    return None
+
+
+def find_resolution(settings: Settings, store: Store, key: str, tag: str) -> list[Path] | None:
+    """The wheels of the dependency set ``key`` when the remote has it signed with every catalog for ``tag``.
+
+    Returns ``Store.wheel_path`` paths that need not exist: their catalogs are
+    in the store, which is all :func:`find_catalog` needs.  None when the run
+    should resolve with pip.
+    """
+    from . import layout
+    from .sync import RemoteMiss, fetch_resolution, local_catalog, pull
+
+    def complete(document: dict | None) -> list[Path] | None:
+        try:
+            wheels = layout.resolution_wheels(document, key) if document is not None else None
+        except HoloCloneError:
+            return None
+        if not wheels or any(local_catalog(store, catalog_key(digest, tag)) is None for _, digest in wheels):
+            return None
+        return [store.wheel_path(name, digest) for name, digest in wheels]
+
+    found = complete(store.load_resolution(key))
+    if found is not None:
+        return found
+    try:
+        store.require_writable("a resolution from the remote")
+        with store.resolve_lock(key):
+            found = complete(store.load_resolution(key))
+            if found is None:
+                remote, trusted = _open(settings)
+                document, wheels = fetch_resolution(store, remote, trusted, key)
+                pull(store, remote, trusted, [catalog_key(digest, tag) for _, digest in wheels], _progress)
+                store.write_resolution(key, document)  # last: every catalog it needs is in place
+                found = complete(document)
+                LOG.info("holoclone: pulled a resolution of %d wheels from %s", len(wheels), settings.remote)
+            return found
+    except RemoteMiss as miss:
+        LOG.info("holoclone: %s; resolving with pip", miss.message)
+    except HoloCloneError as error:
+        LOG.warning("holoclone: the remote %s was not used for the dependency set: %s", settings.remote, error)
+    return None

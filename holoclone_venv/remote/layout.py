@@ -1,0 +1,121 @@
+"""The layout of a remote store: the only code that knows its file names.
+
+Static files, like a Nix binary cache, so any static web server, S3 bucket
+or shared directory can hold one::
+
+    holoclone-remote.json          {"kind": "holoclone-remote", "format": 1}
+    objects/ab/<62 hex>[.x]        store objects, named by sha256 (".x": executable)
+    catalogs/<sha256>-<tag>.json   catalogs, exactly as Catalog.to_json writes them
+    catalogs/<sha256>-<tag>.sig    signature lines NAME:BASE64 over the catalog's canonical form
+    resolutions/<key>.json         a resolved dependency set: {"format", "requirements", "specs", "wheels"}
+    resolutions/<key>.sig          signature lines over the resolution's canonical form
+
+Writers put objects first, then each signature, then its document, so a
+reader that finds a catalog finds its objects.  Every name read from a
+remote is checked here before it decides a local path.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from ..errors import HoloCloneError
+
+MARKER = "holoclone-remote.json"
+KIND = "holoclone-remote"
+FORMAT = 1
+OBJECTS = "objects/"
+CATALOGS = "catalogs/"
+RESOLUTIONS = "resolutions/"
+_DIGEST = re.compile(r"^[0-9a-f]{64}\Z")
+_CATALOG_KEY = re.compile(r"^[0-9a-f]{64}-[a-z][a-z0-9_]*-[0-9]+\Z")
+_OBJECT = re.compile(r"^objects/([0-9a-f]{2})/([0-9a-f]{62})(\.x)?\Z")
+_CATALOG = re.compile(r"^catalogs/([0-9a-f]{64}-[a-z][a-z0-9_]*-[0-9]+)\.json\Z")
+
+
+def marker() -> bytes:
+    return json.dumps({"kind": KIND, "format": FORMAT}).encode()
+
+
+def check_marker(data: bytes | None, url: str) -> None:
+    """Raise unless ``data`` is the marker of a remote this version can read."""
+    if data is None:
+        raise HoloCloneError(f"{url} is not a holoclone remote (it has no {MARKER}).",
+                             "Push to it first with 'holoclone store push', or check the URL.")
+    try:
+        document = json.loads(data)
+        ok = document.get("kind") == KIND and isinstance(document.get("format"), int)
+    except (ValueError, AttributeError):
+        ok = False
+    if not ok:
+        raise HoloCloneError(f"{url}/{MARKER} is not a holoclone remote marker.")
+    if document["format"] > FORMAT:
+        raise HoloCloneError(f"the remote {url} has format {document['format']}, newer than this holoclone-venv "
+                             f"understands ({FORMAT}).", "Upgrade holoclone-venv.")
+
+
+def object_name(digest: str, executable: bool) -> str:
+    check_digest(digest)
+    return f"{OBJECTS}{digest[:2]}/{digest[2:]}{'.x' if executable else ''}"
+
+
+def parse_object(name: str) -> tuple[str, bool] | None:
+    """``(digest, executable)`` of an object name listed by a remote; None for anything else."""
+    match = _OBJECT.match(name)
+    return (match.group(1) + match.group(2), bool(match.group(3))) if match else None
+
+
+def catalog_name(key: str) -> str:
+    check_catalog_key(key)
+    return f"{CATALOGS}{key}.json"
+
+
+def catalog_signature(key: str) -> str:
+    check_catalog_key(key)
+    return f"{CATALOGS}{key}.sig"
+
+
+def parse_catalog(name: str) -> str | None:
+    """The key of a catalog name listed by a remote; None for anything else."""
+    match = _CATALOG.match(name)
+    return match.group(1) if match else None
+
+
+def resolution_name(key: str) -> str:
+    check_digest(key)
+    return f"{RESOLUTIONS}{key}.json"
+
+
+def resolution_signature(key: str) -> str:
+    check_digest(key)
+    return f"{RESOLUTIONS}{key}.sig"
+
+
+def is_catalog_key(key: str) -> bool:
+    return bool(_CATALOG_KEY.match(key))
+
+
+def check_catalog_key(key: str) -> None:
+    if not _CATALOG_KEY.match(key):
+        raise HoloCloneError(f"{key[:80]!r} is not a catalog key (<wheel sha256>-<interpreter tag>).",
+                             "'holoclone store info --json' lists the keys.")
+
+
+def check_digest(digest: str) -> None:
+    if not _DIGEST.match(digest):
+        raise HoloCloneError(f"{digest[:80]!r} is not a sha256 digest.")
+
+
+def resolution_wheels(document: object, origin: str) -> list[tuple[str, str]]:
+    """``[(wheel file name, sha256)]`` of a resolution document, each checked; raises for anything else."""
+    try:
+        if document.get("format") != 1:  # type: ignore[union-attr]
+            raise ValueError(f"format {document.get('format')!r}")  # type: ignore[union-attr]
+        wheels = [(str(name), str(digest)) for name, digest in document["wheels"]]  # type: ignore[index]
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise HoloCloneError(f"the resolution {origin} is malformed ({error}).") from None
+    for name, digest in wheels:
+        if not _DIGEST.match(digest) or not name.endswith(".whl") or "/" in name or "\\" in name or name.startswith("."):
+            raise HoloCloneError(f"the resolution {origin} names an unsafe wheel {name[:80]!r}.")
+    return wheels

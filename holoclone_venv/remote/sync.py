@@ -1,0 +1,316 @@
+"""Push a store's catalogs, objects and resolutions to a remote; pull them back, verified.
+
+Push uploads only the objects the remote lacks (one listing), in parallel,
+then for each catalog its signature and the catalog, then resolutions: a
+reader that finds a catalog finds every object it names.  Objects are
+content-addressed and each upload is whole (a PUT, or a unique temporary
+name renamed), so machines pushing at once are safe.
+
+Pull checks every document's signature against the trusted keys before it
+reads anything the document names, streams each missing object into the
+store's staging while hashing it, checks each catalog against its wheel's
+RECORD, and only then adopts the objects and writes the catalogs (last),
+under the store lock.  Anything that fails leaves nothing but staging,
+which is removed: the next pull starts clean.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+from ..catalog import EXECUTABLE, Catalog
+from ..errors import HoloCloneError, StoreError
+from ..store import Store
+from . import layout
+from .keys import SecretKey, TrustedKeys, catalog_payload, resolution_payload
+from .transport import Transport
+
+#: Transfers at once.  Measured on thousands of small objects (docs/fleet.md): more
+#: buys little against one server, fewer leaves the link idle between requests.
+PARALLEL = 16
+Progress = Callable[[int, int], None]
+
+
+class RemoteMiss(HoloCloneError):
+    """The remote does not have a catalog or resolution: not a failure, the caller imports as usual."""
+
+
+@dataclass
+class Transfer:
+    url: str
+    catalogs: list[str] = field(default_factory=list)
+    resolutions: list[str] = field(default_factory=list)
+    objects: int = 0
+    present: int = 0
+    bytes: int = 0
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def _sizes(catalog: Catalog) -> dict[tuple[str, bool], int | None]:
+    sizes: dict[tuple[str, bool], int | None] = {(catalog.record, False): None}  # RECORD: size not in the catalog
+    sizes.update({(e.digest, bool(e.flags & EXECUTABLE)): e.size for e in catalog.entries})
+    return sizes
+
+
+def _present(store: Store, digest: str, executable: bool, size: int | None) -> bool:
+    if size is None:
+        try:
+            size = os.lstat(store.object_path(digest, executable)).st_size
+        except OSError:
+            return False
+    return store.has_object(digest, size, executable)
+
+
+def _parallel(jobs: list, work: Callable) -> None:
+    """Run ``work(job)`` for every job, PARALLEL at a time; the first failure stops the rest and is raised."""
+    if not jobs:
+        return
+    with ThreadPoolExecutor(min(PARALLEL, len(jobs))) as pool:
+        futures = [pool.submit(work, job) for job in jobs]
+        try:
+            for future in futures:
+                future.result()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+
+
+# -- push -----------------------------------------------------------------------------------------
+def push(store: Store, remote: Transport, catalogs: list[Catalog], key: SecretKey,
+         progress: Progress | None = None) -> Transfer:
+    """Upload ``catalogs`` (signed with ``key``), the objects the remote lacks, and the resolutions they complete."""
+    if not remote.writable:
+        remote.put(layout.MARKER, b"")  # raises the transport's one-sentence refusal
+    marker = remote.get(layout.MARKER)
+    if marker is None:
+        remote.put(layout.MARKER, layout.marker())
+    else:
+        layout.check_marker(marker, remote.url)
+    result = Transfer(remote.url)
+    there = {parsed for name in remote.list(layout.OBJECTS) if (parsed := layout.parse_object(name))}
+    needed: dict[tuple[str, bool], int | None] = {}
+    for catalog in catalogs:
+        needed.update(_sizes(catalog))
+    sending = []
+    for (digest, executable), size in sorted(needed.items()):
+        if (digest, executable) in there:
+            result.present += 1
+            continue
+        if not _present(store, digest, executable, size):
+            raise StoreError(f"store object {store.object_path(digest, executable)} is missing or was changed, "
+                             "so it cannot be pushed.", "Run 'holoclone store verify --repair', then seed once to re-import it.")
+        sending.append((digest, executable, os.lstat(store.object_path(digest, executable)).st_size))
+    total = sum(size for _, _, size in sending)
+    done = [0]
+
+    def upload(job: tuple[str, bool, int]) -> None:
+        digest, executable, size = job
+        remote.put_file(layout.object_name(digest, executable), store.object_path(digest, executable))
+        done[0] += size
+        if progress:
+            progress(done[0], total)
+
+    _parallel(sending, upload)
+    result.objects, result.bytes = len(sending), total
+    # Catalogs only now that every object they name is there; each signature before its document.
+    for catalog in sorted(catalogs, key=lambda c: c.key):
+        _put_signed(remote, layout.catalog_name(catalog.key), layout.catalog_signature(catalog.key), catalog.to_json(),
+                    key.sign(catalog_payload(catalog)), key.name, _same_catalog)
+        result.catalogs.append(catalog.key)
+    pushed = {c.wheel_sha256 for c in catalogs}
+    for resolution_key, _, document in store.iter_resolutions():
+        try:
+            wheels = layout.resolution_wheels(document, resolution_key)
+        except HoloCloneError:
+            continue
+        if wheels and all(digest in pushed for _, digest in wheels):
+            data = json.dumps(document, indent=1).encode()
+            _put_signed(remote, layout.resolution_name(resolution_key), layout.resolution_signature(resolution_key),
+                        data, key.sign(resolution_payload(resolution_key, document)), key.name, _same_resolution)
+            result.resolutions.append(resolution_key)
+    return result
+
+
+def _same_catalog(old: bytes, new: bytes) -> bool:
+    try:
+        return Catalog.from_json(old, "remote") == Catalog.from_json(new, "local")
+    except HoloCloneError:
+        return False
+
+
+def _same_resolution(old: bytes, new: bytes) -> bool:
+    try:
+        return json.loads(old) == json.loads(new)
+    except ValueError:
+        return False
+
+
+def _put_signed(remote: Transport, name: str, sig_name: str, data: bytes, signature: str, signer: str,
+                same: Callable[[bytes, bytes], bool]) -> None:
+    """Put a signature (keeping other signers' lines) and then its document; never replace a different document."""
+    existing = remote.get(name)
+    if existing is not None and existing != data and not same(existing, data):
+        raise HoloCloneError(f"the remote {remote.url} already has a different {name}; a push never replaces one.",
+                             "Remove it from the remote if it is wrong, then push again.")
+    old = (remote.get(sig_name) or b"").decode("ascii", "replace").splitlines()
+    lines = [line for line in old if line.strip() and not line.startswith(f"{signer}:")][:15] + [signature]
+    remote.put(sig_name, ("\n".join(lines) + "\n").encode("ascii"))
+    if existing is None:
+        remote.put(name, data)
+
+
+# -- pull -----------------------------------------------------------------------------------------
+def remote_catalog_keys(remote: Transport) -> list[str]:
+    return sorted({key for name in remote.list(layout.CATALOGS) if (key := layout.parse_catalog(name))})
+
+
+def local_catalog(store: Store, key: str) -> Catalog | None:
+    """The store's catalog ``key`` when every object it needs is in place (the wheel file need not be)."""
+    catalog = store.load_catalog(key)
+    if catalog is None or store.check_objects(catalog) or not _present(store, catalog.record, False, None):
+        return None
+    return catalog
+
+
+def pull(store: Store, remote: Transport, trusted: TrustedKeys, keys: Iterable[str],
+         progress: Callable[[str], Progress | None] | None = None) -> tuple[list[Catalog], Transfer]:
+    """Fetch the catalogs ``keys`` and the objects the store lacks; returns them (present ones too) and what moved.
+
+    Raises :class:`RemoteMiss` when the remote lacks one, :class:`~.keys.Untrusted`
+    when one is not signed by a trusted key, :class:`HoloCloneError` for anything
+    else; in every case nothing was added to the store.
+    """
+    keys = list(dict.fromkeys(keys))
+    for key in keys:
+        layout.check_catalog_key(key)
+    result = Transfer(remote.url)
+    found = {key: catalog for key in keys if (catalog := local_catalog(store, key)) is not None}
+    wanted = [key for key in keys if key not in found]
+    if not wanted:
+        return [found[key] for key in keys], result
+    layout.check_marker(remote.get(layout.MARKER), remote.url)
+    store.check(create=True)
+    store.require_writable(f"catalogs from {remote.url}")
+    fetched: dict[str, Catalog] = {}
+
+    def fetch_catalog(key: str) -> None:
+        data = remote.get(layout.catalog_name(key))
+        if data is None:
+            raise RemoteMiss(f"the remote {remote.url} has no catalog {key}.")
+        catalog = Catalog.from_json(data, f"{remote.url}/{layout.catalog_name(key)}")
+        what = f"catalog {key} ({catalog.name} {catalog.version}) from {remote.url}"
+        if catalog.key != key:
+            raise HoloCloneError(f"{what} describes {catalog.key}; it was not used.")
+        trusted.signer(remote.get(layout.catalog_signature(key)), catalog_payload(catalog), what)
+        existing = store.load_catalog(key)
+        if existing is not None and existing != catalog:
+            raise HoloCloneError(f"the store already has a different catalog {key} ({existing.name} {existing.version}); "
+                                 "a pull never replaces one.", "Run 'holoclone store verify --repair' if it is damaged.")
+        fetched[key] = catalog
+
+    _parallel(wanted, fetch_catalog)
+    needed: dict[tuple[str, bool], int | None] = {}
+    for catalog in fetched.values():
+        needed.update(_sizes(catalog))
+    missing = sorted((k, s) for k, s in needed.items() if not _present(store, *k, s))
+    result.present = len(needed) - len(missing)
+    total = sum(s or 0 for _, s in missing)
+    bar = progress(f"holoclone: pulling {len(missing):,} objects ({total / 1e6:,.1f} MB) from {remote.url}") \
+        if progress and missing else None
+    stage = store.staging_dir("pull")
+    try:
+        staged = _download(store, remote, missing, stage, bar, total)
+        _check_records(store, remote, fetched.values(), staged)
+        result.objects, result.bytes = len(staged), sum(os.path.getsize(path) for path in staged.values())
+        with store.lock():
+            for (digest, executable), path in staged.items():
+                if not _present(store, digest, executable, os.path.getsize(path)):
+                    store.adopt_object(path, digest, executable)
+            for key in wanted:
+                if store.load_catalog(key) is None:
+                    store.write_catalog(fetched[key])  # last: its objects are all in place
+    except OSError as error:
+        from ..errors import os_error
+
+        raise os_error(error, f"pulling from {remote.url}; nothing partial was kept", disk=f"the store {store.root}") from None
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    result.catalogs = wanted
+    found.update(fetched)
+    return [found[key] for key in keys], result
+
+
+def _download(store: Store, remote: Transport, missing: list, stage: Path, bar: Progress | None,
+              total: int) -> dict[tuple[str, bool], str]:
+    """Stream each object into ``stage`` while hashing it; raise on the first that is absent or wrong."""
+    staged: dict[tuple[str, bool], str] = {}
+    done = [0]
+
+    def fetch(job: tuple[tuple[str, bool], int | None]) -> None:
+        (digest, executable), size = job
+        name = layout.object_name(digest, executable)
+        target = str(stage / f"{digest}{'.x' if executable else ''}")
+        sha = hashlib.sha256()
+        with open(target, "xb") as handle:
+            def write(block: bytes) -> None:
+                sha.update(block)
+                handle.write(block)
+                done[0] += len(block)
+                if bar:
+                    bar(min(done[0], total), total)
+
+            if not remote.fetch(name, write):
+                raise HoloCloneError(f"the remote {remote.url} lacks object {name} that a signed catalog names; "
+                                     "nothing was pulled.", "Push the catalog again from a complete store.")
+            written = handle.tell()
+        if sha.hexdigest() != digest or (size is not None and written != size):
+            raise HoloCloneError(f"object {name} from {remote.url} does not match its digest (it hashes to "
+                                 f"{sha.hexdigest()[:16]}..., {written:,} bytes); nothing was pulled.",
+                                 "The remote copy is damaged or was altered: remove it there and push again.")
+        staged[(digest, executable)] = target
+
+    _parallel(missing, fetch)
+    if bar:
+        bar(total, total)
+    return staged
+
+
+def _check_records(store: Store, remote: Transport, catalogs: Iterable[Catalog], staged: dict) -> None:
+    """Refuse a catalog whose entries its own wheel's RECORD does not vouch for (as a bundle import does)."""
+    from ..record import disagreements
+
+    def read_object(digest: str, executable: bool) -> bytes:
+        with open(staged.get((digest, executable)) or store.object_path(digest, executable), "rb") as handle:
+            return handle.read()
+
+    for catalog in catalogs:
+        problems = disagreements(catalog, read_object(catalog.record, False), read_object)
+        if problems:
+            raise HoloCloneError(f"catalog {catalog.key} ({catalog.name} {catalog.version}) from {remote.url} disagrees "
+                                 f"with its wheel's RECORD: {problems[0]}; nothing was pulled.",
+                                 "Do not use this remote's copy: it was altered, or not made by holoclone.")
+
+
+def fetch_resolution(store: Store, remote: Transport, trusted: TrustedKeys, key: str) -> tuple[dict, list[tuple[str, str]]]:
+    """A signed resolution document from the remote and its ``[(wheel name, sha256)]``; raises RemoteMiss when absent."""
+    data = remote.get(layout.resolution_name(key))
+    if data is None:
+        raise RemoteMiss(f"the remote {remote.url} has no resolution {key[:16]}.")
+    origin = f"resolution {key[:16]}... from {remote.url}"
+    try:
+        document = json.loads(data)
+    except ValueError as error:
+        raise HoloCloneError(f"the {origin} is not JSON ({error}).") from None
+    wheels = layout.resolution_wheels(document, origin)
+    trusted.signer(remote.get(layout.resolution_signature(key)), resolution_payload(key, document), f"the {origin}")
+    return document, wheels

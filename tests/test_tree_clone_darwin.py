@@ -1,0 +1,239 @@
+"""Whole-tree clones on macOS (clonefile of a directory), run here against a recording stand-in for libSystem.
+
+As in ``test_backend_darwin.py``, the stand-in checks every call against the
+declared prototypes as ctypes would, records it, and either fails with a
+scripted errno or does what APFS would: clone the whole directory at once,
+symlinks verbatim, or fail with EEXIST when the target exists.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import shutil
+import stat
+import sys
+
+import pytest
+
+from holoclone_venv.errors import Unsupported
+from holoclone_venv.platforms import TreeCloner, current, darwin
+
+UNSET = object()
+
+
+class FakeFunction:
+    def __init__(self, lib: "FakeLibSystem", name: str) -> None:
+        self.lib, self.name = lib, name
+        self.argtypes = None
+        self.restype = UNSET
+
+    def __call__(self, *args):
+        assert self.argtypes is not None and self.restype is not UNSET, f"{self.name} called undeclared"
+        assert len(args) == len(self.argtypes), f"{self.name}: {len(args)} arguments"
+        for value, argtype in zip(args, self.argtypes):
+            argtype.from_param(value)  # raises TypeError where ctypes would
+        self.lib.calls.append((self.name, args))
+        if self.lib.fail is not None:
+            ctypes.set_errno(self.lib.fail)
+            return -1
+        return getattr(self.lib, "_" + self.name.replace("$", "_"))(*args)
+
+
+class FakeLibSystem:
+    """clonefile (of whole directories too) and statfs, doing on Linux what macOS would."""
+
+    def __init__(self, missing=(), fail: int | None = None, fstypename: bytes | None = b"apfs") -> None:
+        self.calls: list[tuple[str, tuple]] = []
+        self.fail = fail
+        self.fstypename = fstypename
+        self._functions = {
+            name: FakeFunction(self, name)
+            for name in ("clonefile", "fclonefileat", "statfs", "statfs$INODE64")
+            if name not in missing
+        }
+
+    def __getattr__(self, name):
+        try:
+            return self.__dict__["_functions"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def _clonefile(self, source: bytes, target: bytes, flags: int) -> int:
+        if os.path.lexists(target):
+            ctypes.set_errno(errno.EEXIST)
+            return -1
+        try:
+            info = os.lstat(source)
+            if stat.S_ISLNK(info.st_mode):
+                assert flags & darwin.CLONE_NOFOLLOW, "clonefile would have followed the symlink"
+                os.symlink(os.readlink(source), target)
+            elif stat.S_ISDIR(info.st_mode):
+                # Atomic, as APFS makes it: build aside, then appear at once.
+                aside = target + b".fake-partial"
+                shutil.copytree(source, aside, symlinks=True)
+                os.rename(aside, target)
+            else:
+                shutil.copy2(source, target)
+        except OSError as error:
+            ctypes.set_errno(error.errno)
+            return -1
+        return 0
+
+    def _statfs(self, path: bytes, buf) -> int:
+        if self.fstypename is None:
+            ctypes.set_errno(errno.ENOENT)
+            return -1
+        buf._obj.f_fstypename = self.fstypename
+        return 0
+
+    _statfs_INODE64 = _statfs
+
+
+@pytest.fixture
+def libsystem(monkeypatch):
+    """Install a stand-in libSystem; ``libsystem(**options)`` replaces it with another."""
+
+    def install(**options) -> FakeLibSystem:
+        lib = FakeLibSystem(**options)
+        monkeypatch.setattr(darwin, "_open_library", lambda: lib)
+        monkeypatch.setattr(darwin, "_library", None)
+        return lib
+
+    install.default = install()
+    return install
+
+
+@pytest.fixture
+def template(tmp_path):
+    """A filled template: read-only files, an executable, a symlink, a nested directory."""
+    root = tmp_path / "templates" / "t1"
+    (root / "pkg" / "sub").mkdir(parents=True)
+    for name, data in (("pkg/__init__.py", b""), ("pkg/mod.py", b"VALUE = 1\n"), ("pkg/sub/d.bin", b"\0" * 99)):
+        (root / name).write_bytes(data)
+        os.chmod(root / name, 0o444)
+    (root / "link.py").symlink_to("pkg/mod.py")
+    return root
+
+
+def _tree(root) -> dict:
+    found = {}
+    for directory, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = os.path.join(directory, name)
+            info = os.lstat(path)
+            key = os.path.relpath(path, root)
+            if stat.S_ISLNK(info.st_mode):
+                found[key] = ("link", os.readlink(path))
+            elif stat.S_ISDIR(info.st_mode):
+                found[key] = ("dir",)
+            else:
+                found[key] = ("file", stat.S_IMODE(info.st_mode), open(path, "rb").read())
+    return found
+
+
+def test_the_darwin_platform_offers_the_clonefile_tree_cloner(monkeypatch, libsystem):
+    current.cache_clear()
+    try:
+        monkeypatch.setattr(sys, "platform", "darwin")
+        assert current().tree is darwin.TREE
+    finally:
+        current.cache_clear()
+    assert isinstance(darwin.TREE, TreeCloner) and darwin.TREE.name == "darwin-clonefile"
+
+
+def test_a_tree_is_cloned_in_one_clonefile_call_without_following_symlinks(libsystem, template, tmp_path):
+    lib = libsystem.default
+    target = tmp_path / "env" / "lib" / "site-packages"
+    target.parent.mkdir(parents=True)
+    darwin.TREE.clone(str(template), str(target))
+    assert lib.calls == [("clonefile", (os.fsencode(template), os.fsencode(target), darwin.CLONE_NOFOLLOW))]
+    assert darwin.CLONE_NOFOLLOW == 0x1
+    assert _tree(target) == _tree(template)
+    assert os.readlink(target / "link.py") == "pkg/mod.py"
+
+
+@pytest.mark.parametrize("code", [errno.ENOTSUP, errno.EXDEV, errno.EPERM, errno.EINVAL, errno.ENOTTY])
+def test_cannot_clone_here_is_unsupported_and_leaves_nothing(libsystem, template, tmp_path, code):
+    lib = libsystem(fail=code)
+    target = tmp_path / "env"
+    with pytest.raises(Unsupported) as caught:
+        darwin.TREE.clone(str(template), str(target))
+    assert caught.value.errno == code and "clonefile" in caught.value.reason
+    assert len(lib.calls) == 1 and not os.path.lexists(target)
+
+
+def test_an_existing_target_raises_file_exists_and_is_left_alone(libsystem, template, tmp_path):
+    target = tmp_path / "env"
+    target.mkdir()
+    (target / "mine.txt").write_bytes(b"keep")
+    with pytest.raises(FileExistsError) as caught:
+        darwin.TREE.clone(str(template), str(target))
+    assert not isinstance(caught.value, Unsupported) and caught.value.filename == str(target)
+    assert os.listdir(target) == ["mine.txt"] and (target / "mine.txt").read_bytes() == b"keep"
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS, errno.EIO])
+def test_real_failures_stay_os_errors(libsystem, template, tmp_path, code):
+    libsystem(fail=code)
+    with pytest.raises(OSError) as caught:
+        darwin.TREE.clone(str(template), str(tmp_path / "env"))
+    assert caught.value.errno == code and not isinstance(caught.value, Unsupported)
+    assert not os.path.lexists(tmp_path / "env")
+
+
+def test_a_missing_template_names_the_template(libsystem, tmp_path):
+    with pytest.raises(FileNotFoundError) as caught:
+        darwin.TREE.clone(str(tmp_path / "nothing"), str(tmp_path / "env"))
+    assert caught.value.filename == str(tmp_path / "nothing")
+
+
+def test_a_macos_without_clonefile_is_unsupported(libsystem, template, tmp_path):
+    libsystem(missing=("clonefile", "fclonefileat"))
+    with pytest.raises(Unsupported) as caught:
+        darwin.TREE.clone(str(template), str(tmp_path / "env"))
+    assert caught.value.errno == errno.ENOSYS
+
+
+def test_prepare_template_makes_a_directory_on_apfs(libsystem, tmp_path):
+    darwin.TREE.prepare_template(str(tmp_path / "t"))
+    assert (tmp_path / "t").is_dir() and os.listdir(tmp_path / "t") == []
+    assert [name for name, _ in libsystem.default.calls] in (["statfs$INODE64"], ["statfs"])
+    with pytest.raises(FileExistsError):
+        darwin.TREE.prepare_template(str(tmp_path / "t"))
+
+
+def test_prepare_template_elsewhere_is_unsupported_and_makes_nothing(libsystem, tmp_path):
+    libsystem(fstypename=b"hfs")
+    with pytest.raises(Unsupported) as caught:
+        darwin.TREE.prepare_template(str(tmp_path / "t"))
+    assert caught.value.errno == errno.ENOTSUP and "hfs" in caught.value.reason
+    assert not os.path.lexists(tmp_path / "t")
+
+
+def test_prepare_template_when_the_volume_cannot_be_named_goes_ahead(libsystem, tmp_path):
+    libsystem(fstypename=None)
+    darwin.TREE.prepare_template(str(tmp_path / "t"))
+    assert (tmp_path / "t").is_dir()
+
+
+def test_seal_calls_nothing_and_changes_nothing(libsystem, template):
+    before = _tree(template)
+    darwin.TREE.seal(str(template))
+    assert libsystem.default.calls == [] and _tree(template) == before
+
+
+def test_remove_takes_a_read_only_tree_and_never_follows_a_symlink(libsystem, template, tmp_path):
+    target = tmp_path / "env"
+    darwin.TREE.clone(str(template), str(target))
+    os.chmod(target / "pkg" / "sub", 0o555)
+    link = tmp_path / "link"
+    link.symlink_to(target)
+    with pytest.raises(OSError):
+        darwin.TREE.remove(str(link))
+    assert _tree(target) == _tree(template)
+    darwin.TREE.remove(str(target))
+    assert not os.path.lexists(target)
+    assert len(_tree(template)) == 6
+    assert [name for name, _ in libsystem.default.calls] == ["clonefile"]
