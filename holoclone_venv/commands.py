@@ -62,6 +62,7 @@ def doctor_command(args: argparse.Namespace) -> Result:
             f"reflink         {probe(d.reflink)}",
             f"hardlink        {probe(d.hardlink)}",
             f"clone in dir    {probe(d.reflink_within_directory)}",
+            f"snapshot        {probe(d.snapshot)}",
             f"smart uses      {d.smart}: {d.why}",
             f"strategy        {d.strategy['name']} ({d.strategy['source']})",
             f"default seeder  {d.default_seeder['seeder']} ({d.default_seeder['source']})",

@@ -18,6 +18,7 @@ from pathlib import Path
 from . import __version__
 from .errors import StoreError, Unsupported
 from .plugins import Plugins
+from .platforms import current
 from .store import Store
 
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ class Diagnosis:
     reflink: Probe
     reflink_within_directory: Probe
     hardlink: Probe
+    snapshot: Probe = field(default_factory=lambda: Probe(False, "this platform clones no whole trees"))
     smart: str = ""
     why: str = ""
     advice: list[str] = field(default_factory=list)
@@ -61,7 +63,7 @@ class Diagnosis:
 
     def as_dict(self) -> dict:
         data = dict(self.__dict__)
-        for name in ("reflink", "reflink_within_directory", "hardlink"):
+        for name in ("reflink", "reflink_within_directory", "hardlink", "snapshot"):
             data[name] = getattr(self, name).as_dict()
         return data
 
@@ -97,6 +99,31 @@ def _try_clone(backend, source: Path, target: Path) -> Probe:
         return Probe(False, f"{error.strerror or error}")
     _unlink(target)
     return Probe(True)
+
+
+def _try_tree(tree, probe_dir: Path, target_dir: Path) -> Probe:
+    """Make, seal and clone a tiny template from where the store is into ``target_dir``, then remove both."""
+    template = probe_dir / f".holoclone-doctor-template.{os.getpid()}"
+    clone = target_dir / f".holoclone-doctor-tree.{os.getpid()}"
+    made = []
+    try:
+        tree.prepare_template(str(template))
+        made.append(template)
+        (template / "probe").write_bytes(b"holoclone")
+        tree.seal(str(template))
+        tree.clone(str(template), str(clone))
+        made.append(clone)
+        return Probe(True)
+    except Unsupported as error:
+        return Probe(False, error.reason)
+    except OSError as error:
+        return Probe(False, f"{error.strerror or error}")
+    finally:
+        for path in reversed(made):
+            try:
+                tree.remove(str(path))
+            except OSError:
+                pass
 
 
 def _try_hardlink(source: Path, target: Path) -> Probe:
@@ -177,8 +204,11 @@ def diagnose(directory: str, settings: Settings, plugins: Plugins | None = None)
         hardlink=hardlink,
         problems=problems,
     )
+    if current().tree is not None:
+        diagnosis.snapshot = _try_tree(current().tree, probe_dir, target_dir)
     _explain(diagnosis)
     _environment(diagnosis, plugins, settings)
+    _snapshot_advice(diagnosis)
     _sharing(diagnosis, store)
     return diagnosis
 
@@ -212,6 +242,15 @@ def _explain(d: Diagnosis) -> None:
         )
         if not d.hardlink.ok:
             d.advice.append(f"to hardlink at least, {move}")
+
+
+def _snapshot_advice(d: Diagnosis) -> None:
+    if d.snapshot.ok and d.strategy.get("name") != "snapshot":
+        d.advice.append(
+            f"{d.directory_fs} can snapshot whole trees here: --holoclone-strategy snapshot makes each new environment's "
+            "site-packages one snapshot of a template, in one call whatever its size. Side effect: site-packages "
+            "becomes a subvolume, with its own st_dev, a boundary for du -x, find -xdev and backup tools"
+        )
 
 
 def _sharing(d: Diagnosis, store: Store) -> None:

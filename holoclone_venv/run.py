@@ -105,6 +105,10 @@ def _cloned_whole(store: Store, policy, materializer: Materializer, catalogs: li
     try:
         clone_install_root(store, policy.tree, materializer, catalogs, request.layout)
     except Unsupported as error:
+        if not policy.strategy.whole_tree:
+            # smart's opportunistic whole-tree clone: the per-file path is what smart promises.
+            LOG.info("holoclone: no whole-tree clone here (%s); cloning file by file", error.reason)
+            return False
         if materializer.linker.strict:
             raise StrictModeError(
                 f"a whole-tree clone of site-packages failed ({error.reason}) and --holoclone-strict forbids "

@@ -279,8 +279,11 @@ class S3Transport:
             except ImportError:
                 raise HoloCloneError("AWS_PROFILE needs boto3 to read profiles, and it is not installed.",
                                      "pip install boto3, or set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY.") from None
-        options["retry_config"] = {"max_retries": 2, "backoff": {"init_backoff": 0.1, "max_backoff": 2.0, "base": 2},
-                                   "retry_timeout": 20.0}
+        from datetime import timedelta
+
+        options["retry_config"] = {"max_retries": 2, "retry_timeout": timedelta(seconds=20),
+                                   "backoff": {"init_backoff": timedelta(milliseconds=100),
+                                               "max_backoff": timedelta(seconds=2), "base": 2}}
         try:
             self.store = S3Store(parts.netloc, **options)
         except Exception as error:
