@@ -176,6 +176,9 @@ class Linker:
     strict: bool = False
     methods: tuple[LinkMethod, ...] = ()  # every method the run may use
     fallbacks: list[Fallback] = field(default_factory=list)
+    #: ``reseed(source)``: replace a source that can be shared no more (EMLINK: an inode at its link
+    #: limit, a ReFS region at 8,175 references) by a fresh copy; True when it did, so the method is retried.
+    reseed: Optional[Callable[[str], bool]] = None
     _disabled: dict = field(default_factory=dict)
     _worked: set = field(default_factory=set)
 
@@ -209,7 +212,12 @@ class Linker:
             if disabled and method.name in disabled:
                 continue
             try:
-                method.link(source, target, dir_fd, mode, mtime)
+                try:
+                    method.link(source, target, dir_fd, mode, mtime)
+                except Unsupported as error:
+                    if error.errno != errno.EMLINK or self.reseed is None or not self.reseed(source):
+                        raise
+                    method.link(source, target, dir_fd, mode, mtime)  # once more, from the fresh object
             except Unsupported as error:
                 last = error
                 self._give_up(chain, index, pair, method, error, os.path.join(where, os.path.basename(target)))

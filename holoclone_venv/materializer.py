@@ -50,7 +50,7 @@ class Materializer:
         self.store = store
         self.policy = policy
         self.report = report
-        self.linker = Linker(strict=strict, methods=(*policy.strategy.methods, policy.copy_method))
+        self.linker = Linker(strict=strict, methods=(*policy.strategy.methods, policy.copy_method), reseed=self._reseed)
         methods = policy.strategy.methods
         self._full = methods
         self._private = tuple(m for m in methods if not m.shares_inode) or (policy.copy_method,)
@@ -96,6 +96,18 @@ class Materializer:
             _discard(catalog, roots)
             raise
         self.report.fallbacks = self.linker.fallbacks
+
+    def _reseed(self, source: str) -> bool:
+        """Replace a saturated store object by a fresh copy of itself (see ``platforms/reseed.py``)."""
+        if not source.startswith(f"{self.store.objects}/") or not self.store.writable:
+            return False
+        from .platforms.reseed import reseed
+
+        try:
+            reseed(source)
+        except OSError:
+            return False
+        return True
 
     def for_template(self) -> Materializer:
         """A materializer of the same store and policy for building a template (its own report)."""

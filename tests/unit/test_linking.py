@@ -252,3 +252,35 @@ def test_linker_existing_target_is_an_error_not_a_fallback(pair):
         linker.link((HARDLINK, COPY), (str(objects), str(env)), str(source), str(env / "a"), None, 0o444, None)
     assert (env / "a").read_bytes() == b"keep"
     assert linker.fallbacks == []
+
+
+def test_saturated_source_is_reseeded_once_and_the_same_method_retried(pair):
+    rec = Recorder()
+    saturated = {"yes": True}
+    reseeded = []
+
+    def clone(source, target, dir_fd, mode, mtime):
+        rec.calls.append(("clone", os.path.basename(target)))
+        if saturated["yes"]:
+            raise Unsupported("the source region is already shared too many times", errno.EMLINK)
+        rec.writer("clone-write")(source, target, dir_fd, mode, mtime)
+
+    def reseed(source):
+        reseeded.append(source)
+        saturated["yes"] = False
+        return True
+
+    chain = (LinkMethod("reflink", clone, counts_as="reflinked"), LinkMethod("copy", rec.writer("copy")))
+    linker = Linker(methods=chain, reseed=reseed)
+    assert _link(linker, chain, pair, "a").name == "reflink"
+    assert reseeded == [str(pair[2])] and rec.count("clone") == 2 and rec.count("copy") == 0
+    assert linker.fallbacks == []
+
+
+def test_saturated_source_that_cannot_be_reseeded_falls_back_for_that_file(pair):
+    rec = Recorder()
+    chain = (LinkMethod("reflink", rec.unsupported("reflink", "saturated", errno.EMLINK), counts_as="reflinked"),
+             LinkMethod("copy", rec.writer("copy")))
+    linker = Linker(methods=chain, reseed=lambda source: False)
+    assert _link(linker, chain, pair, "a").name == "copy"
+    assert rec.count("reflink") == 1 and (pair[1] / "a").read_bytes() == b"content"
