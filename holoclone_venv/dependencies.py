@@ -63,15 +63,15 @@ def resolve_wheels(settings: Settings, store: Store, request: SeedRequest) -> li
     """
     wanted = read_requirements(settings.requirements, settings.packages)
     key = _resolution_key(wanted, store, request)
-    wheels = _cached(store, key)
-    if wheels is None and settings.remote:  # a signed resolution and its catalogs from the remote: no pip
+    wheels = None if settings.refresh else _cached(store, key)
+    if wheels is None and settings.remote and not settings.refresh:  # a signed resolution and its catalogs from the remote: no pip
         from .remote import find_resolution
 
         wheels = find_resolution(settings, store, key, request.interpreter.tag)
     if wheels is None:
         store.require_writable("the resolved wheels")
         with store.resolve_lock(key):
-            wheels = _cached(store, key)
+            wheels = None if settings.refresh else _cached(store, key)
             if wheels is None:
                 wheels = _resolve(settings, store, request, key)
     return _without_seeded(wheels, request.seed_distributions)

@@ -99,6 +99,14 @@ class HoloCloneSeeder(BaseEmbed):
             help="also materialize this package and its dependencies (repeatable)",
         )
         group.add_argument(
+            "--holoclone-refresh",
+            dest="holoclone_refresh",
+            action="store_true",
+            default=False,
+            help="resolve --holoclone-requirements/--holoclone-package again with pip instead of reusing the "
+            "resolution cached in the store (new releases of unpinned requirements are then picked up)",
+        )
+        group.add_argument(
             "--holoclone-lock-timeout",
             dest="holoclone_lock_timeout",
             metavar="SECONDS",

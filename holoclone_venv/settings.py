@@ -49,6 +49,7 @@ class Settings:
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT
     requirements: tuple[str, ...] = ()
     packages: tuple[str, ...] = ()
+    refresh: bool = False  # resolve requirement sets again instead of reusing the cached resolution
     strategy_typed: str = ""  # the name as the user wrote it, for messages
     remote: str = ""  # URL of a remote store tried on a local miss (holoclone_venv.remote)
     trusted_keys: tuple[str, ...] = ()  # NAME:BASE64 public keys whose signatures a remote's documents need
@@ -159,6 +160,7 @@ def settings_from_options(options: object) -> Settings:
         lock_timeout=timeout,
         requirements=_values(getattr(options, "holoclone_requirements", None)),
         packages=_values(getattr(options, "holoclone_package", None)),
+        refresh=bool(getattr(options, "holoclone_refresh", False)),
         remote=str(getattr(options, "holoclone_remote", None) or env.get("VIRTUALENV_HOLOCLONE_REMOTE") or "").strip(),
         trusted_keys=_keys(getattr(options, "holoclone_trusted_keys", None)
                            or env.get("VIRTUALENV_HOLOCLONE_TRUSTED_KEYS")),

