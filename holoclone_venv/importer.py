@@ -276,20 +276,28 @@ def _extract(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, reco
 
 def _scripts(source, interpreter: Interpreter, wheel: Path) -> tuple[Script, ...]:
     """Launcher templates for the wheel's entry points, rendered for a placeholder interpreter."""
-    from installer.scripts import Script as Launcher
-    from installer.utils import get_launcher_kind, parse_entrypoints
-
     try:
         text = source.read_dist_info("entry_points.txt")
     except KeyError:
         return ()
+    return launchers(text, source.distribution, interpreter.version, wheel.name)
+
+
+def launchers(entry_points: str, distribution: str, version: tuple[int, int], wheel_name: str) -> tuple[Script, ...]:
+    """The launcher templates of ``entry_points.txt`` text, as the import makes them (also to check a catalog).
+
+    Raises :class:`WheelError` for an entry point whose name is not a plain file name.
+    """
+    from installer.scripts import Script as Launcher
+    from installer.utils import get_launcher_kind, parse_entrypoints
+
     kind = get_launcher_kind()
     placeholder = PLACEHOLDER.decode()
     scripts = []
-    for name, module, attr, section in parse_entrypoints(text):
-        for variant in _variants(source.distribution, name, interpreter):
+    for name, module, attr, section in parse_entrypoints(entry_points):
+        for variant in _variants(distribution, name, version):
             if not safe_relpath(variant) or "/" in variant:
-                raise WheelError(f"{wheel.name} declares an entry point script {variant!r} that is not a plain file name.",
+                raise WheelError(f"{wheel_name} declares an entry point script {variant!r} that is not a plain file name.",
                                  "Do not install this wheel; it may be malicious.")
             file_name, data = Launcher(variant, module, attr, section).generate(placeholder, kind)
             scripts.append(Script(file_name, section, data))
@@ -297,11 +305,11 @@ def _scripts(source, interpreter: Interpreter, wheel: Path) -> tuple[Script, ...
     return tuple(unique[n] for n in sorted(unique))
 
 
-def _variants(distribution: str, name: str, interpreter: Interpreter) -> list[str]:
+def _variants(distribution: str, name: str, version: tuple[int, int]) -> list[str]:
     """pip's scripts for the target interpreter, as virtualenv writes them: pip, pipX, pip-X.Y, pipX.Y."""
     from .catalog import canonical_name
 
     if canonical_name(distribution) == "pip" and name.startswith("pip"):
-        major, minor = interpreter.version
+        major, minor = version
         return ["pip", f"pip{major}", f"pip-{major}.{minor}", f"pip{major}.{minor}"]
     return [name]

@@ -276,7 +276,7 @@ def import_bundle(store: Store, bundle_path: str, progress: Progress | None = No
                 raise _bad(bundle_path, "(none)", "the bundle is empty")
         if trusted is not None:  # remote/keys.py: Untrusted unless a trusted key signed every catalog
             trusted.signer("\n".join(map(str, signatures)), bundle_payload(catalogs), f"the bundle {bundle_path}")
-        fresh = _check_catalogs(store, bundle_path, catalogs, staged)
+        fresh = _check_catalogs(store, bundle_path, catalogs, staged, signed=trusted is not None)
         with store.lock():
             for (digest, executable), path in staged.items():
                 size = os.path.getsize(path)
@@ -295,18 +295,17 @@ def import_bundle(store: Store, bundle_path: str, progress: Progress | None = No
     return ImportResult(bundle_path, [c.key for c in catalogs], len(staged), present, done)
 
 
-def _check_catalogs(
-    store: Store, bundle_path: str, catalogs: list[Catalog], staged: dict[tuple[str, bool], str]
-) -> list[Catalog]:
+def _check_catalogs(store: Store, bundle_path: str, catalogs: list[Catalog], staged: dict[tuple[str, bool], str],
+                    signed: bool) -> list[Catalog]:
     """The bundle's catalogs the store lacks, after refusing any that could not be applied safely.
 
-    A catalog is refused when an object it needs is neither in the bundle
-    nor in the store, when it disagrees with the wheel RECORD it names, or
-    when the store already has a different catalog under its key (an import
-    never replaces a catalog: that would change what every new environment
-    runs).  Identical catalogs are skipped.
+    Refused: a catalog whose objects are neither in the bundle nor the store; one that
+    disagrees with its wheel's RECORD (unsigned: or whose bytecode and launchers are not
+    what its sources give, ``regenerate.py``); one whose key the store has with another
+    catalog (an import never replaces one: every new environment would run it).
     """
     from ..record import disagreements
+    from ..regenerate import generated_disagreements
 
     def read_object(digest: str, executable: bool) -> bytes:
         with open(staged.get((digest, executable)) or store.object_path(digest, executable), "rb") as handle:
@@ -323,11 +322,12 @@ def _check_catalogs(
                     "Export again without --have, or with a manifest of this store.",
                 )
         problems = disagreements(catalog, read_object(catalog.record, False), read_object)
+        problems += [] if signed or problems else generated_disagreements(catalog, read_object)
         if problems:
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
             raise HoloCloneError(
                 f"bundle {bundle_path}: catalog {catalog.key} ({catalog.name} {catalog.version}) disagrees with "
-                f"its wheel's RECORD: {problems[0]}{more}; nothing was imported.",
+                f"its wheel's RECORD or sources: {problems[0]}{more}; nothing was imported.",
                 "Do not use this bundle: it was altered, or not made by 'holoclone store export'.",
             )
         existing = store.load_catalog(catalog.key)

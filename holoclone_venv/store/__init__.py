@@ -243,15 +243,24 @@ class Store(Staging, Caches, Templates):
         return self.catalogs / f"{key}.json"
 
     def load_catalog(self, key: str) -> Catalog | None:
-        """The catalog stored under ``key``, or None when there is none (or only one of an older format).
+        """The catalog stored under ``key``, or None when there is none, or only one of an older format
+        or one another account wrote (a regular file of the store's owner or root is trusted; anything
+        else is imported again and replaced).
 
         Raises :class:`StoreError` for a malformed catalog.
         """
         path = self.catalog_path(key)
         try:
-            data = path.read_bytes()
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0))
         except FileNotFoundError:
             return None
+        except OSError:  # a symlink (ELOOP) or unreadable: not the owner's catalog
+            return None
+        with os.fdopen(fd, "rb") as handle:
+            st = os.fstat(handle.fileno())
+            if not stat.S_ISREG(st.st_mode) or not self.trusted(st):
+                return None
+            data = handle.read()
         try:
             return Catalog.from_json(data, str(path))
         except OutdatedCatalogError:
