@@ -1,0 +1,83 @@
+"""The ``holoclone`` command on a store made in place: pipes, stdout outputs, confirmations, settings."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from holoclone_venv.store import Store
+
+OBJECTS = 1500
+
+
+def _run(*args: str, env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUALENV_", "RCC_HOLOTREE"))}
+    environ.update(env or {})
+    return subprocess.run([sys.executable, "-m", "holoclone_venv", *args], capture_output=True, env=environ, **kwargs)
+
+
+@pytest.fixture
+def store(tmp_path) -> Path:
+    made = Store(tmp_path / "store")
+    made.check(create=True)
+    for n in range(OBJECTS):  # more manifest than a pipe buffers (64 KiB)
+        made.put_bytes(f"object {n}\n".encode())
+    return made.root
+
+
+def test_a_closed_pipe_ends_quietly(store):
+    # 'holoclone store manifest -o - | head -1': the reader leaves after one line.
+    process = subprocess.Popen([sys.executable, "-m", "holoclone_venv", "--store", str(store), "store", "manifest",
+                                "-o", "-"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = process.stdout.readline()
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    process.wait(timeout=60)
+    assert first.strip() == b"{"
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr
+
+
+def test_manifest_to_stdout_is_the_manifest_not_a_file_named_dash(store, tmp_path):
+    result = _run("--store", str(store), "store", "manifest", "-o", "-", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["kind"] == "holoclone-manifest" and len(document["objects"]) == OBJECTS
+    assert not (tmp_path / "-").exists()
+
+
+def test_store_path_follows_virtualenv_ini(tmp_path):
+    ini = tmp_path / "virtualenv.ini"
+    ini.write_text(f"[virtualenv]\nholoclone_store = {tmp_path / 'from-ini'}\n")
+    result = _run("store", "path", env={"VIRTUALENV_CONFIG_FILE": str(ini)})
+    assert result.stdout.decode().strip() == str(tmp_path / "from-ini")
+    flagged = _run("--store", str(tmp_path / "flag"), "store", "path", env={"VIRTUALENV_CONFIG_FILE": str(ini)})
+    assert flagged.stdout.decode().strip() == str(tmp_path / "flag")
+
+
+def test_info_acts_on_the_store_virtualenv_ini_names(store, tmp_path):
+    ini = tmp_path / "virtualenv.ini"
+    ini.write_text(f"[virtualenv]\nholoclone_store = {store}\n")
+    result = _run("store", "info", "--json", env={"VIRTUALENV_CONFIG_FILE": str(ini)})
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["store"] == str(store) and json.loads(result.stdout)["objects"] == OBJECTS
+
+
+def test_clean_needs_a_confirmation_then_empties_the_store(store):
+    refused = _run("--store", str(store), "store", "clean")
+    assert refused.returncode == 2 and b"--yes" in refused.stderr
+    assert any(Store(store).iter_objects())
+    done = _run("--store", str(store), "store", "clean", "--yes")
+    assert done.returncode == 0, done.stderr
+    assert not any(Store(store).iter_objects()) and (store / "LAYOUT").exists()
+
+
+def test_gc_refuses_a_negative_age_and_says_what_it_kept(store):
+    bad = _run("--store", str(store), "store", "gc", "--older-than", "-1")
+    assert bad.returncode == 2 and b"--older-than" in bad.stderr and b"Traceback" not in bad.stderr
+    dry = _run("--store", str(store), "store", "gc", "--dry-run", "--older-than", "0")
+    assert dry.returncode == 0 and f"would remove 0 catalogs, {OBJECTS:,} objects".encode() in dry.stdout, dry.stdout
