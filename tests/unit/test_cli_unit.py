@@ -30,16 +30,16 @@ def store(tmp_path) -> Path:
     return made.root
 
 
-def test_a_closed_pipe_ends_quietly(store):
-    # 'holoclone store manifest -o - | head -1': the reader leaves after one line.
-    process = subprocess.Popen([sys.executable, "-m", "holoclone_venv", "--store", str(store), "store", "manifest",
-                                "-o", "-"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    first = process.stdout.readline()
+@pytest.mark.parametrize("command", [["store", "info"], ["store", "manifest", "-o", "-"], ["doctor"]])
+def test_a_closed_pipe_ends_quietly(store, tmp_path, command):
+    # 'holoclone store info | head -1': the reader is gone before the command writes.
+    process = subprocess.Popen([sys.executable, "-m", "holoclone_venv", "--store", str(store), *command],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
     process.stdout.close()
     stderr = process.stderr.read().decode()
     process.wait(timeout=60)
-    assert first.strip() == b"{"
     assert stderr == "", stderr  # quietly: no traceback, no message
+    assert process.returncode in (0, 1)  # doctor says 1 when it finds problems (here: not the default seeder)
 
 
 def test_manifest_to_stdout_is_the_manifest_not_a_file_named_dash(store, tmp_path):
