@@ -39,9 +39,9 @@ def seed(request: SeedRequest, settings: Settings) -> Report:
         from .dependencies import resolve_wheels
 
         wheels.extend(resolve_wheels(settings, store, request))
-    catalogs: list[Catalog] = []
+    catalogs = _catalogs_of_a_template(store, policy, wheels, request) or []
     progress = _ImportProgress(len(wheels))
-    for index, wheel in enumerate(wheels):
+    for index, wheel in enumerate([] if catalogs else wheels):
         if settings.remote:  # the store's catalog, else one pulled from the fleet's remote store (remote/)
             from .remote import find_catalog
 
@@ -61,7 +61,7 @@ def seed(request: SeedRequest, settings: Settings) -> Report:
     if policy.tree is not None:
         from .tree import template_id
 
-        template = template_id(catalogs, request.layout)
+        template = template_id([c.key for c in catalogs], request.layout)
     if store.writable:
         # Registered before materializing, under the lock gc holds, so gc never
         # removes what this environment is about to use.
@@ -93,6 +93,27 @@ def seed(request: SeedRequest, settings: Settings) -> Report:
         LOG.log(logging.WARNING if actionable else logging.INFO, "%s", line)
     policy.report(report)
     return report
+
+
+def _catalogs_of_a_template(store: Store, policy, wheels: list[Path], request: SeedRequest) -> list[Catalog] | None:
+    """The catalogs, without the per-object check, when a whole-tree clone will use a template that has them.
+
+    The template holds every file of the install root, so checking the 28,000
+    objects of a big set on every snapshot seeding would cost more than the
+    snapshot; the few files written outside it still come from objects, and a
+    missing one is reported when it is linked.  None when there is no template.
+    """
+    if policy.tree is None:
+        return None
+    from .catalog import catalog_key
+    from .tree import template_id
+
+    store.reclaim_tmp_once()
+    keys = [catalog_key(store.wheel_digest(wheel), request.interpreter.tag) for wheel in wheels]
+    if not store.has_template(template_id(keys, request.layout)):
+        return None
+    catalogs = [store.load_catalog(key) for key in keys]
+    return catalogs if all(catalogs) else None  # type: ignore[return-value]
 
 
 def _cloned_whole(store: Store, policy, materializer: Materializer, catalogs: list[Catalog], request: SeedRequest,

@@ -38,12 +38,12 @@ _NEW = ".site-packages.holoclone-new"
 _OLD = ".site-packages.holoclone-old"
 
 
-def template_id(catalogs: list[Catalog], layout: Layout) -> str:
+def template_id(catalog_keys: list[str], layout: Layout) -> str:
     """Names the template for these catalogs in this scheme layout (paths relative to the install root)."""
     root = layout.purelib
     relative = {name: os.path.relpath(path, root) for name, path in
                 (("scripts", layout.scripts), ("data", layout.data), ("include", layout.include))}
-    document = {"format": 1, "catalogs": sorted(c.key for c in catalogs), "layout": relative}
+    document = {"format": 1, "catalogs": sorted(catalog_keys), "layout": relative}
     return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()[:32]
 
 
@@ -63,7 +63,7 @@ def clone_install_root(store: Store, tree, materializer: Materializer, catalogs:
     extra = sorted(set(os.listdir(root)) - set(_VIRTUALENV_FILES))
     if extra:
         raise Unsupported(f"{root} already holds {extra[0]} (a whole-tree clone only fills a new environment)")
-    identity = template_id(catalogs, layout)
+    identity = template_id([c.key for c in catalogs], layout)
     template = _template(store, tree, materializer, catalogs, layout, identity)
     parent = os.path.dirname(root)
     new, old = os.path.join(parent, _NEW), os.path.join(parent, _OLD)
