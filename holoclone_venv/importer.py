@@ -107,6 +107,9 @@ def _import(
         except Exception as error:  # installer raises ValueError subclasses and KeyError for missing files
             raise WheelError(f"{wheel.name} is not a valid wheel: {_first_issue(error)}.",
                              "Rebuild or re-download it.") from None
+        if not (wheel_meta.get("Wheel-Version") or "").strip().startswith("1."):
+            raise WheelError(f"{wheel.name} is not a valid wheel: its WHEEL file has no Wheel-Version 1.x "
+                             f"({(wheel_meta.get('Wheel-Version') or 'none').strip()}).", "Rebuild or re-download it.")
         root = "purelib" if (wheel_meta.get("Root-Is-Purelib") or "").strip().lower() == "true" else "platlib"
         data_prefix = f"{dist_info[: -len('.dist-info')]}.data/"
         infos = _checked_members(wheel, archive)

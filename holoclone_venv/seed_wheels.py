@@ -72,23 +72,19 @@ def _seed_wheels(seeder: BaseEmbed, creator: Creator, distributions: dict[str, s
     for distribution, version in distributions.items():
         wheel = None
         error: Exception | None = None
-        for download in [True] if seeder.download else [False, True]:
-            try:
-                wheel = get_wheel(
-                    distribution=distribution,
-                    version=version,
-                    for_py_version=creator.interpreter.version_release_str,
-                    search_dirs=seeder.extra_search_dir,
-                    download=download,
-                    app_data=seeder.app_data,
-                    do_periodic_update=seeder.periodic_update,
-                    env=seeder.env,
-                )
-            except Exception as caught:  # virtualenv raises several kinds for failed downloads
-                error = caught
-                continue
-            if wheel is not None:
-                break
+        try:  # with --no-download, only what is bundled or in the search dirs: never a download
+            wheel = get_wheel(
+                distribution=distribution,
+                version=version,
+                for_py_version=creator.interpreter.version_release_str,
+                search_dirs=seeder.extra_search_dir,
+                download=bool(seeder.download),
+                app_data=seeder.app_data,
+                do_periodic_update=seeder.periodic_update,
+                env=seeder.env,
+            )
+        except Exception as caught:  # virtualenv raises several kinds for failed downloads
+            error = caught
         if wheel is None:
             import zipfile
 

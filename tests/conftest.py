@@ -1,9 +1,35 @@
-"""Shared fixtures: real loop-mounted filesystems and real virtualenv runs.
+"""Fixtures and hooks: real loop-mounted filesystems, one warm-store factory, and test selection.
 
-Filesystem fixtures need root, loop devices and the mkfs tools.  Where those
-are missing the tests that use them skip with the reason, unless
-``HOLOCLONE_REQUIRE_FS=1`` (set by ``.ci/run``), where a missing filesystem is
-an error: CI has them, so those tests must really run there.
+Filesystem fixtures (``xfs``, ``btrfs``, ``ext4``, ``tmpfs``, ``make_fs``, and
+``fs``, which mounts the kind it is indirectly parametrized with) need root,
+loop devices and the mkfs tools.  Where those are missing the tests that use
+them skip with the reason, unless ``HOLOCLONE_REQUIRE_FS=1`` (set by
+``.ci/run``), where a missing filesystem is a failure: CI has them, so those
+tests must really run there.
+
+Markers, set by :func:`pytest_collection_modifyitems`:
+
+``root``
+    Added to every test that uses a mount fixture or ``needs_root`` (directly or through
+    another fixture, as seen in ``item.fixturenames``), or that is
+    parametrized with a filesystem kind it mounts through
+    ``request.getfixturevalue`` (a parameter value among ``xfs``, ``btrfs``,
+    ``ext4``, ``tmpfs``), and to every test marked ``slow``.  Tests that need
+    root without mounting, and fixtures that mount on their own, request the
+    ``needs_root`` fixture (session-scoped, so any fixture may).  A test
+    that mounts at run time without being marked fails, so the selection
+    below cannot silently go wrong.
+``slow``
+    Tests that run the real ``virtualenv``, pip or another tool without a
+    mount (more than a second each), set per test or per module, and every
+    test using the ``warm_store`` factory.  They are marked ``root`` too.
+
+So ``pytest -m "not root"`` runs exactly the tests that need neither root nor
+mounts nor a real virtualenv run, in seconds; ``pytest -m "not slow"`` keeps
+the filesystem tests but leaves out the unmounted slow ones.
+
+Plain functions shared by tests (running virtualenv and holoclone, looking
+into environments) are in ``helpers.py``; wheels are built by ``wheels.py``.
 """
 
 from __future__ import annotations
@@ -11,11 +37,11 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
+from helpers import virtualenv
 
 REQUIRE_FS = os.environ.get("HOLOCLONE_REQUIRE_FS") == "1"
 
@@ -101,57 +127,84 @@ def make_fs(fs_base):
         _umount(path)
 
 
+@pytest.fixture(scope="session")
+def needs_root() -> None:
+    """For tests that need root without mounting anything (skips without it, fails under HOLOCLONE_REQUIRE_FS=1)."""
+    if os.geteuid() != 0:
+        _unavailable("this test needs root")
+
+
 @pytest.fixture
 def unique(request) -> str:
     """A short name unique to this test, for directories on shared session filesystems."""
     return f"{request.node.name[:40].replace('[', '-').replace(']', '')}-{uuid.uuid4().hex[:6]}"
 
 
-def virtualenv(env: Path, *args: str, store: Path | None = None, check: bool = True,
-               extra_env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run the real ``virtualenv`` command with the holoclone seeder."""
-    cmd = [sys.executable, "-m", "virtualenv", "--seeder", "holoclone"]
-    if store is not None:
-        cmd += ["--holoclone-store", str(store)]
-    cmd += [*args, str(env)]
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUALENV_", "RCC_HOLOTREE"))}
-    environ.update(extra_env or {})
-    result = subprocess.run(cmd, capture_output=True, text=True, env=environ, timeout=timeout)
-    if check and result.returncode:
-        raise AssertionError(f"virtualenv failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    return result
+@pytest.fixture
+def fs(request) -> Path:
+    """The session filesystem named by the indirect parameter: ``@pytest.mark.parametrize("fs", ["xfs"], indirect=True)``."""
+    return request.getfixturevalue(request.param)
 
 
-def env_python(env: Path) -> Path:
-    return env / "bin" / "python"
+@pytest.fixture(scope="session")
+def warm_store(tmp_path_factory):
+    """``warm_store(fs=None, *args, fresh=False) -> Path``: a store already filled by one real virtualenv run.
+
+    The run is ``virtualenv --seeder holoclone --holoclone-store STORE *args ENV`` in a new directory on
+    ``fs`` (a mounted filesystem; None: the session's temporary directory).  Stores are cached per
+    filesystem and arguments for the session, for tests that only read them or add environments
+    (put environments beside the store: ``store.parent / unique``).  A test that damages or
+    locks the store asks for ``fresh=True``: a store of its own, made the same way.
+    """
+    made: dict[tuple, Path] = {}
+
+    def get(fs: Path | None = None, *args: str, fresh: bool = False) -> Path:
+        key = (str(fs), args)
+        if fresh or key not in made:
+            parent = fs if fs is not None else tmp_path_factory.mktemp("warm")
+            base = parent / f"warm-{uuid.uuid4().hex[:8]}"
+            base.mkdir()
+            virtualenv(base / "first", *args, store=base / "store")
+            if fresh:
+                return base / "store"
+            made[key] = base / "store"
+        return made[key]
+
+    return get
 
 
-def run_in(env: Path, *args: str, check: bool = True, extra_env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run a program from the environment's bin directory."""
-    environ = dict(os.environ)
-    environ.update(extra_env or {})
-    result = subprocess.run([str(env / "bin" / args[0]), *args[1:]], capture_output=True, text=True, env=environ)
-    if check and result.returncode:
-        raise AssertionError(f"{args} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    return result
+#: Fixtures that mount a filesystem or need root.
+MOUNT_FIXTURES = {"xfs", "btrfs", "ext4", "tmpfs", "make_fs", "fs", "fs_base", "needs_root"}
+#: Parameter values that name a filesystem a test mounts with ``request.getfixturevalue``.
+MOUNT_KINDS = {"xfs", "btrfs", "ext4", "tmpfs"}
+#: Fixtures that run the real virtualenv.
+SLOW_FIXTURES = {"warm_store"}
 
 
-def site_packages(env: Path) -> Path:
-    """The environment's site-packages directory."""
-    return next((env / "lib").glob("python*/site-packages"))
+def _mounts(item) -> bool:
+    if MOUNT_FIXTURES & set(getattr(item, "fixturenames", ())):
+        return True
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    return any(isinstance(value, str) and value in MOUNT_KINDS for value in params.values())
 
 
-def catalogs(store: Path):
-    """Every catalog in a store."""
-    from holoclone_venv.store import Store
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) and not item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.slow)
+        if not item.get_closest_marker("root") and (_mounts(item) or item.get_closest_marker("slow")):
+            item.add_marker(pytest.mark.root)
 
-    opened = Store(store)
-    return [opened.load_catalog(key) for key, _ in opened.iter_catalogs()]
 
-
-def regular_files(root: Path):
-    for dirpath, _, names in os.walk(root):
-        for name in names:
-            path = Path(dirpath) / name
-            if path.is_file() and not path.is_symlink():
-                yield path
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Fail a test that mounted a filesystem at run time without carrying the ``root`` marker."""
+    outcome = yield
+    report = outcome.get_result()
+    if call.when != "call" or item.get_closest_marker("root"):
+        return
+    used = set(getattr(getattr(item, "_request", None), "_fixture_defs", {}) or {})
+    if used & MOUNT_FIXTURES:
+        report.outcome = "failed"
+        report.longrepr = (f"{item.nodeid} used {sorted(used & MOUNT_FIXTURES)} at run time but is not marked "
+                           "'root': teach conftest.pytest_collection_modifyitems about it")

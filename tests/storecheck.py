@@ -23,7 +23,7 @@ def store_problems(store: Path) -> list[str]:
 
     An empty list means the store is consistent.
     """
-    return independent_problems(store) + (project_verify(store) or [])
+    return independent_problems(store) + project_verify(store)
 
 
 def independent_problems(store: Path) -> list[str]:
@@ -63,12 +63,9 @@ def independent_problems(store: Path) -> list[str]:
     return problems
 
 
-def project_verify(store: Path) -> list[str] | None:
-    """Problems ``holoclone store verify`` reports (None when this version has no verify)."""
-    try:
-        from holoclone_venv.maintenance import verify
-    except ImportError:
-        return None
+def project_verify(store: Path) -> list[str]:
+    """Problems ``holoclone store verify`` reports."""
+    from holoclone_venv.maintenance.verify import verify
     from holoclone_venv.store import Store
 
     return [f"{p.kind} {p.path}: {p.detail}" for p in verify(Store(store)).problems]

@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from holoclone_venv.catalog import EXECUTABLE, SHEBANG, SOURCE, Catalog, Entry, Script, safe_relpath
+from holoclone_venv.catalog import EXECUTABLE, FORMAT, HAS_BYTECODE, SHEBANG, Catalog, Entry, Script, safe_relpath
 from holoclone_venv.errors import StoreError
 from holoclone_venv.store import Store
 
@@ -28,8 +28,9 @@ def _catalog(**changes) -> Catalog:
         tag="cpython-311",
         dist_info="demo-1.0.dist-info",
         root="purelib",
+        record="67" * 32,
         entries=(
-            Entry("purelib", "demo/__init__.py", DIGEST, 12, SOURCE),
+            Entry("purelib", "demo/__init__.py", DIGEST, 12, HAS_BYTECODE),
             Entry("purelib", "demo/__pycache__/__init__.cpython-311.pyc", "ef" * 32, 140),
             Entry("purelib", "demo/data file, with comma.txt", "01" * 32, 0),
             Entry("scripts", "demo-tool", "23" * 32, 40, SHEBANG | EXECUTABLE),
@@ -40,7 +41,6 @@ def _catalog(**changes) -> Catalog:
             # a launcher is binary: every byte value must survive
             Script("demo.exe", "gui", bytes(range(256)) + b"#!/holoclone/placeholder/python\n"),
         ),
-        meta={"requires": "other>=1"},
     )
     fields.update(changes)
     return Catalog(**fields)
@@ -137,7 +137,7 @@ def test_store_names_the_damaged_catalog_file(tmp_path):
     store.check(create=True)
     store.catalogs.mkdir(parents=True, exist_ok=True)
     path = store.catalog_path("feed-cpython-311")
-    path.write_bytes(b'{"format": 1, "entries": [["purelib", "../../x", "' + DIGEST.encode() + b'", 1, 0]]}')
+    path.write_text(json.dumps({"format": FORMAT, "entries": [["purelib", "../../x", DIGEST, 1, 0]]}))
     with pytest.raises(StoreError) as caught:
         store.load_catalog("feed-cpython-311")
     assert str(path) in str(caught.value)

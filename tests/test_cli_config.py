@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
-REPO = str(Path(__file__).resolve().parent.parent)
+import pytest
+from helpers import REPO, holoclone, summary_line, virtualenv
 
 ORIGINAL = """\
 # my settings; keep this comment
@@ -27,11 +26,15 @@ key = value
 
 
 def run(*cmd: str, config: Path, extra_env: dict | None = None) -> subprocess.CompletedProcess:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUALENV_", "RCC_HOLOTREE"))}
-    environ.update({"PYTHONPATH": REPO, "VIRTUALENV_CONFIG_FILE": str(config)}, **(extra_env or {}))
-    return subprocess.run([sys.executable, "-m", *cmd], capture_output=True, text=True, env=environ, timeout=600)
+    """``holoclone_venv ARGS`` (the holoclone command) or ``virtualenv ENV`` (its default seeder) with ``config``."""
+    environ = {"PYTHONPATH": str(REPO), "VIRTUALENV_CONFIG_FILE": str(config), **(extra_env or {})}
+    if cmd[0] == "holoclone_venv":
+        return holoclone(*cmd[1:], extra_env=environ)
+    assert cmd[0] == "virtualenv", cmd
+    return virtualenv(Path(cmd[-1]), *cmd[1:-1], seeder=None, check=False, extra_env=environ)
 
 
+@pytest.mark.slow
 def test_enable_makes_plain_virtualenv_use_holoclone_and_disable_restores_the_file(tmp_path):
     config = tmp_path / "virtualenv.ini"
     config.write_text(ORIGINAL)
@@ -47,7 +50,7 @@ def test_enable_makes_plain_virtualenv_use_holoclone_and_disable_restores_the_fi
     env = tmp_path / "env"
     made = run("virtualenv", str(env), config=config, extra_env={"VIRTUALENV_HOLOCLONE_STORE": str(store)})
     assert made.returncode == 0, made.stderr
-    assert "holoclone: seeded pip" in made.stdout + made.stderr
+    assert "seeded pip" in summary_line(made)
     cfg = (env / "pyvenv.cfg").read_text()
     assert "holoclone = " in cfg and f"holoclone_store = {store}" in cfg
 

@@ -3,27 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
+
+from helpers import holoclone
 
 from holoclone_venv.store import Store
 
-REPO = str(Path(__file__).resolve().parent.parent)
-
-
-def holoclone(*args: str, extra_env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run the real command from this source tree."""
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUALENV_", "RCC_HOLOTREE"))}
-    environ["PYTHONPATH"] = REPO
-    environ.update(extra_env or {})
-    return subprocess.run([sys.executable, "-m", "holoclone_venv", *args], capture_output=True, text=True,
-                          env=environ, timeout=300)
-
 
 def doctor(directory: Path, store: Path, *args: str) -> tuple[int, dict]:
-    result = holoclone("--store", str(store), "doctor", "--json", *args, str(directory))
+    result = holoclone("doctor", "--json", *args, str(directory), store=store)
     assert result.returncode in (0, 1), result.stderr
     return result.returncode, json.loads(result.stdout)
 
@@ -82,7 +70,7 @@ def test_store_on_other_filesystem_advises_moving_it(xfs, ext4, unique):
     assert not report["same_device"]
     assert report["reflink_within_directory"]["ok"]
     assert any(f"--holoclone-store {directory}/.holoclone-store" in a for a in report["advice"])
-    text = holoclone("--store", str(store), "doctor", str(directory))
+    text = holoclone("doctor", str(directory), store=store)
     assert "smart uses      copy" in text.stdout and "move the store" in text.stdout
 
 

@@ -6,31 +6,20 @@ import io
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import run_in, virtualenv
+from helpers import REPO, TAG, catalog_by_name, holoclone, run_in, summary_line, virtualenv
 
 from holoclone_venv.catalog import EXECUTABLE
 from holoclone_venv.store import Store
 
-REPO = str(Path(__file__).resolve().parent.parent)
-SOURCE_TREE = {"PYTHONPATH": REPO}
-
-
-def holoclone(store: Path, *args: str) -> subprocess.CompletedProcess:
-    """Run the real command from this source tree against ``store``."""
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUALENV_", "RCC_HOLOTREE"))}
-    environ.update(SOURCE_TREE)
-    return subprocess.run([sys.executable, "-m", "holoclone_venv", "--store", str(store), *args],
-                          capture_output=True, text=True, env=environ, timeout=600)
+SOURCE_TREE = {"PYTHONPATH": str(REPO)}
 
 
 def as_json(store: Path, *args: str, status: int = 0) -> dict:
-    result = holoclone(store, *args, "--json")
+    result = holoclone(*args, "--json", store=store)
     assert result.returncode == status, result.stdout + result.stderr
     return json.loads(result.stdout)
 
@@ -38,15 +27,6 @@ def as_json(store: Path, *args: str, status: int = 0) -> dict:
 def seed(env: Path, store: Path, *args: str) -> str:
     result = virtualenv(env, *args, store=store, extra_env=SOURCE_TREE)
     return result.stdout + result.stderr
-
-
-def catalog_by_name(store: Path, name: str):
-    opened = Store(store)
-    for key, _ in opened.iter_catalogs():
-        catalog = opened.load_catalog(key)
-        if catalog.name == name:
-            return catalog
-    raise AssertionError(f"no {name} catalog")
 
 
 def object_of(store: Path, name: str, path: str) -> Path:
@@ -80,7 +60,7 @@ def test_verify_finds_damage_the_cheap_check_cannot_see_and_repair_heals(xfs, un
     incomplete = {Path(p).name for kind, p in kinds if kind == "incomplete"}
     assert incomplete == {f"{catalog_by_name(store, n).key}.json" for n in ("pip", "setuptools")}
     assert all(not p["repaired"] for p in report["problems"])
-    text = holoclone(store, "store", "verify")
+    text = holoclone("store", "verify", store=store)
     assert text.returncode == 1 and "verify --repair" in text.stdout
 
     repaired = as_json(store, "store", "verify", "--repair")
@@ -108,7 +88,7 @@ def test_gc_keeps_what_live_environments_need_and_frees_what_deleted_ones_held(x
     info = as_json(store, "store", "info")
     assert {e["env"] for e in info["environments"]} == {str(keep), str(drop)}
     assert info["size"]["method"] == "extents" and 0 < info["size"]["physical"]
-    assert {(c["name"], c["tag"]) for c in info["catalogs"]} == {("pip", "cpython-311"), ("setuptools", "cpython-311")}
+    assert {(c["name"], c["tag"]) for c in info["catalogs"]} == {("pip", TAG), ("setuptools", TAG)}
 
     nothing = as_json(store, "store", "gc")
     assert nothing["catalogs_removed"] == [] and nothing["objects_removed"] == 0
@@ -160,8 +140,7 @@ def test_gc_drops_a_ref_whose_environment_was_recreated_by_another_seeder(xfs, u
     store = xfs / f"store-{unique}"
     env = xfs / f"env-{unique}"
     seed(env, store, "--no-setuptools")
-    recreated = subprocess.run([sys.executable, "-m", "virtualenv", "--clear", "--no-setuptools", str(env)],
-                               capture_output=True, text=True, env={**os.environ, **SOURCE_TREE})
+    recreated = virtualenv(env, "--clear", "--no-setuptools", seeder=None, extra_env=SOURCE_TREE, check=False)
     assert recreated.returncode == 0, recreated.stderr
     # Age the ref past the grace period given to environments being created.
     ref = next(Store(store).refs.glob("*.json"))
@@ -181,24 +160,24 @@ def test_export_import_then_seed_offline_from_the_second_store(xfs, unique, tmp_
     exported = as_json(first, "store", "export", "--all", "-o", str(bundle))
     assert len(exported["catalogs"]) == 2 and exported["objects"] > 500
 
-    imported = as_json(second, "store", "import", str(bundle))
+    imported = as_json(second, "store", "import", "--trust-unsigned", str(bundle))
     assert sorted(imported["catalogs"]) == sorted(exported["catalogs"])
     assert as_json(second, "store", "verify")["ok"]
 
     env = xfs / f"env2-{unique}"
     result = virtualenv(env, "--no-download", store=second,
                         extra_env={**SOURCE_TREE, "PIP_NO_INDEX": "1", "VIRTUALENV_NO_PERIODIC_UPDATE": "1"})
-    line = next(l for l in (result.stdout + result.stderr).splitlines() if "holoclone: seeded" in l)
+    line = summary_line(result)
     assert "imported" not in line and str(second) in line
     assert "pip" in run_in(env, "pip", "--version").stdout
 
     # A receiver's manifest leaves out what it has; importing such a bundle adds nothing.
     manifest = tmp_path / "second.manifest"
-    assert holoclone(second, "store", "manifest", "-o", str(manifest)).returncode == 0
+    assert holoclone("store", "manifest", "-o", str(manifest), store=second).returncode == 0
     delta = tmp_path / "delta.tar"
     small = as_json(first, "store", "export", "pip", "-o", str(delta), "--have", str(manifest))
     assert small["objects"] == 0 and small["omitted"] > 0
-    again = as_json(second, "store", "import", str(delta))
+    again = as_json(second, "store", "import", "--trust-unsigned", str(delta))
     assert again["objects"] == 0 and again["catalogs"] == [catalog_by_name(first, "pip").key]
 
 
@@ -246,7 +225,7 @@ def test_import_refuses_bad_bundles_and_writes_nothing(xfs, unique, tmp_path):
 
     for bad, says in ((corrupt, tamper.done), (unsafe, "../../evil.json"), (hollow, "lacks object")):
         target = xfs / f"target-{bad.stem}-{unique}"
-        result = holoclone(target, "store", "import", str(bad))
+        result = holoclone("store", "import", "--trust-unsigned", str(bad), store=target)
         assert result.returncode == 2, result.stderr
         assert says in result.stderr and "nothing was imported" in result.stderr
         assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1
@@ -258,19 +237,19 @@ def test_import_refuses_bad_bundles_and_writes_nothing(xfs, unique, tmp_path):
                                      ["store", "info"], ["store", "verify"], ["store", "gc"], ["store", "export"],
                                      ["store", "import"], ["store", "manifest"]])
 def test_every_command_has_help_with_an_example_and_the_exit_codes(command, tmp_path):
-    result = holoclone(tmp_path, *command, "--help")
+    result = holoclone(*command, "--help", store=tmp_path)
     assert result.returncode == 0
     assert "example" in result.stdout and "exit status" in result.stdout
 
 
 def test_missing_newer_or_locked_store_is_one_sentence_and_exit_2(tmp_path):
-    missing = holoclone(tmp_path / "nope", "store", "info")
+    missing = holoclone("store", "info", store=tmp_path / "nope")
     assert missing.returncode == 2 and missing.stderr.startswith("holoclone: no holoclone store at")
 
     newer = tmp_path / "newer"
     newer.mkdir()
     (newer / "LAYOUT").write_text("holoclone-store 99\n")
-    result = holoclone(newer, "store", "verify")
+    result = holoclone("store", "verify", store=newer)
     assert result.returncode == 2 and "newer than this holoclone-venv understands" in result.stderr
 
     from filelock import FileLock
@@ -280,12 +259,12 @@ def test_missing_newer_or_locked_store_is_one_sentence_and_exit_2(tmp_path):
     opened.check(create=True)
     opened.locks.mkdir()
     with FileLock(str(opened.locks / "store.lock")):
-        locked = holoclone(store, "store", "gc", "--lock-timeout", "0.2")
+        locked = holoclone("store", "gc", "--lock-timeout", "0.2", store=store)
     assert locked.returncode == 2 and "gave up after 0.2 s" in locked.stderr
     for result in (missing, result, locked):
         assert "Traceback" not in result.stderr
 
-    export = holoclone(store, "store", "export", "-o", str(tmp_path / "x.tar"))
+    export = holoclone("store", "export", "-o", str(tmp_path / "x.tar"), store=store)
     assert export.returncode == 2 and "--all" in export.stderr
 
 
@@ -294,7 +273,7 @@ def test_without_extents_info_counts_blocks_and_says_so_and_verify_fixes_a_writa
     seed(tmpfs / f"env-{unique}", store, "--no-setuptools")
     info = as_json(store, "store", "info")
     assert info["size"]["method"] == "blocks" and info["size"]["physical"] >= info["size"]["apparent"] > 0
-    assert "counted from allocated blocks" in holoclone(store, "store", "info").stdout
+    assert "counted from allocated blocks" in holoclone("store", "info", store=store).stdout
 
     loosened = object_of(store, "pip", "pip/__init__.py")
     loosened.chmod(0o644)  # content intact, but writable: the next hardlink could leak edits into the store

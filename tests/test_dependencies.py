@@ -1,6 +1,6 @@
 """Whole dependency sets from the store: --holoclone-requirements and --holoclone-package.
 
-The wheels are small but real (see ``wheels_for_tests.py``): a pure package
+The wheels are small but real (see ``build_wheelhouse`` in ``wheels.py``): a pure package
 with a dependency, one with ``.data`` scripts, data and headers plus entry
 points, and one with a compiled extension module.
 """
@@ -14,8 +14,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import regular_files, run_in, virtualenv
-from wheels_for_tests import build_wheelhouse
+from helpers import PY, regular_files, run_in, site_packages, virtualenv
+from wheels import build_wheelhouse
 
 from holoclone_venv.platforms.linux import extents, shares_extents
 
@@ -23,12 +23,11 @@ from holoclone_venv.platforms.linux import extents, shares_extents
 OFFLINE = {"PIP_INDEX_URL": "http://127.0.0.1:9/", "PIP_EXTRA_INDEX_URL": "", "PIP_FIND_LINKS": "",
            "PIP_CONFIG_FILE": os.devnull, "PIP_RETRIES": "0", "PIP_TIMEOUT": "2"}
 PER_ENV = {"RECORD", "INSTALLER", "direct_url.json", "REQUESTED"}
-#: btrfs keeps small files inside its metadata ("inline"); a clone copies those bytes, no extent to share.
-FIEMAP_EXTENT_DATA_INLINE = 0x200
 
 
 def _inline(path: Path) -> bool:
-    return any(flags & FIEMAP_EXTENT_DATA_INLINE for *_, flags in extents(str(path)))
+    """btrfs keeps small files inside its metadata ("inline"): a clone copies those bytes, no extent to share."""
+    return any(not extent.located for extent in extents(str(path)))
 
 
 @pytest.fixture(scope="session")
@@ -68,7 +67,7 @@ def test_dependency_set_works_and_shares_extents(fs, request, unique, wheelhouse
     assert "No broken requirements" in run_in(env, "pip", "check").stdout
 
     # The first import in the new env finds valid bytecode: it writes no .pyc.
-    site = next((env / "lib").glob("python*/site-packages"))
+    site = site_packages(env)
     before = _pycache_snapshot(site)
     assert any("hcpure" in p for p in before), "the store ships bytecode with the package"
     environ = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
@@ -80,6 +79,10 @@ def test_dependency_set_works_and_shares_extents(fs, request, unique, wheelhouse
 
     # Entry point and the rewritten '#!python' script run with the env's interpreter.
     python = str(env / "bin" / "python")
+    # Console, GUI and '.data/scripts' scripts all exist before the uninstall below must remove them.
+    for script in ("hcdata-cli", "hcdata-gui", "hcdata-raw"):
+        assert os.access(env / "bin" / script, os.X_OK), script
+    assert run_in(env, "hcdata-gui").stdout.split() == ["hcdata-cli", python]  # the GUI entry point runs cli.main
     assert run_in(env, "hcdata-cli").stdout.split() == ["hcdata-cli", python]
     assert run_in(env, "hcdata-raw").stdout.split() == ["hcdata-raw", python]
     assert (env / "bin" / "hcdata-raw").read_bytes().startswith(f"#!{python}\n".encode())
@@ -178,10 +181,10 @@ def test_seed_distribution_in_the_set_is_installed_once(xfs, unique, wheelhouse,
 
     house = tmp_path / "house"
     shutil.copytree(wheelhouse, house)
-    shutil.copy(get_embed_wheel("setuptools", "3.11").path, house)
+    shutil.copy(get_embed_wheel("setuptools", PY).path, house)
     env = xfs / f"env-{unique}"
     virtualenv(env, "--extra-search-dir", str(house), "--holoclone-package", "hcpure", "--holoclone-package",
                "setuptools", store=xfs / f"store-{unique}", extra_env=OFFLINE)
-    site = next((env / "lib").glob("python*/site-packages"))
+    site = site_packages(env)
     assert len(list(site.glob("setuptools-*.dist-info"))) == 1
     assert "No broken requirements" in run_in(env, "pip", "check").stdout

@@ -15,11 +15,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import virtualenv
+from helpers import PY, virtualenv
 from storecheck import contents, store_problems, tmp_leftovers
-from wheelmaker import Member, WheelSpec, corrupt_member_data, fake_pip, record_hash, simple_spec, truncate
+from wheels import WheelSpec, corrupt_member_data, fake_pip, record_hash, simple_spec, truncate
 
-from holoclone_venv.bytecode import Interpreter
+from holoclone_venv.environment import Interpreter
 from holoclone_venv.errors import HoloCloneError, StoreError
 from holoclone_venv.importer import ensure_catalog
 from holoclone_venv.store import Store
@@ -27,18 +27,21 @@ from holoclone_venv.store import Store
 VERSION = "99.0"
 INTERPRETER = Interpreter(sys.executable, sys.implementation.name, sys.version_info[:2])
 
+pytestmark = pytest.mark.slow  # every test here runs the real virtualenv (or needs the warm store it makes)
+
+#: The member name each path-escaping case writes: where it would land is checked, relative to every base.
+ESCAPING = {
+    "parent-path": "../../escaped.py",
+    "nested-parent-path": "pip/../../escaped.py",
+    "absolute-path": "/tmp/holoclone-escaped.py",
+    "backslash-path": "pip\\..\\..\\escaped.py",
+}
+
 
 def _hostile(kind: str) -> WheelSpec:
     spec = simple_spec("pip", VERSION)
-    info = spec.dist_info
-    if kind == "parent-path":
-        spec.add("../../escaped.py", "print('escaped')\n")
-    elif kind == "nested-parent-path":
-        spec.add("pip/../../escaped.py", "print('escaped')\n")
-    elif kind == "absolute-path":
-        spec.add("/tmp/holoclone-escaped.py", "print('escaped')\n")
-    elif kind == "backslash-path":
-        spec.add("pip\\..\\..\\escaped.py", "print('escaped')\n")
+    if kind in ESCAPING:
+        spec.add(ESCAPING[kind], "print('escaped')\n")
     elif kind == "symlink":
         spec.add("pip/passwd", "/etc/passwd", mode=0o777, file_type=stat.S_IFLNK)
     elif kind == "duplicate":
@@ -56,7 +59,8 @@ def _hostile(kind: str) -> WheelSpec:
     elif kind == "no-record":
         spec.record = False
     elif kind == "no-wheel-file":
-        spec.members.append(Member(f"{info}/WHEEL", b"", record=False))
+        spec.wheel_file = False
+    elif kind == "empty-wheel-file":
         spec.wheel_file = ""
     elif kind == "unknown-data-scheme":
         spec.add(f"pip-{VERSION}.data/elsewhere/x.txt", "x\n")
@@ -70,7 +74,7 @@ def _hostile(kind: str) -> WheelSpec:
 HOSTILE = [
     "parent-path", "nested-parent-path", "absolute-path", "backslash-path", "symlink", "duplicate",
     "case-duplicate", "record-wrong-hash", "record-wrong-size", "record-missing-file", "record-no-hash",
-    "no-record", "unknown-data-scheme", "bad-entry-point-name",
+    "no-record", "no-wheel-file", "empty-wheel-file", "unknown-data-scheme", "bad-entry-point-name",
 ]
 BROKEN_FILES = ["truncated", "corrupt-member", "not-a-zip", "empty-file"]
 #: virtualenv itself opens these while picking the wheel, before holoclone sees them.
@@ -91,14 +95,22 @@ def _broken_file(directory: Path, kind: str) -> Path:
 
 
 @pytest.fixture(scope="module")
-def warm_store(tmp_path_factory) -> Path:
+def good_store(warm_store, tmp_path_factory) -> Path:
     """A store that already holds a good wheel, so 'nothing new' is a real comparison."""
-    root = tmp_path_factory.mktemp("hostile")
-    wheel = fake_pip(root / "good", "98.0")
-    store = root / "store"
-    virtualenv(root / "good-env", "--no-setuptools", "--extra-search-dir", str(wheel.parent), "--pip", "98.0",
-               store=store)
-    return store
+    wheel = fake_pip(tmp_path_factory.mktemp("hostile") / "good", "98.0")
+    return warm_store(None, "--no-setuptools", "--extra-search-dir", str(wheel.parent), "--pip", "98.0")
+
+
+def _escape_targets(member: str, env: Path, store: Path) -> list[Path]:
+    """Where ``member`` would resolve if it were extracted or materialized naively.
+
+    Relative to the environment, its site-packages and package directory, the store, and
+    staging directories one and two levels below the store's ``tmp/``.
+    """
+    site = env / "lib" / f"python{PY}" / "site-packages"
+    bases = [env, site, site / "pip", store, store / "tmp" / "stage", store / "tmp" / "stage" / "wheel"]
+    names = {member, member.replace("\\", "/")}
+    return sorted({Path(os.path.normpath(base / name)) for base in bases for name in names})
 
 
 def _assert_refused(result, wheel: Path, store: Path, before: set[str]) -> None:
@@ -114,7 +126,8 @@ def _assert_refused(result, wheel: Path, store: Path, before: set[str]) -> None:
 
 
 @pytest.mark.parametrize("kind", HOSTILE + BROKEN_FILES)
-def test_hostile_wheel_is_refused_through_virtualenv(kind, warm_store, tmp_path):
+def test_hostile_wheel_is_refused_through_virtualenv(kind, good_store, tmp_path):
+    warm_store = good_store
     if kind in BROKEN_FILES:
         wheel = _broken_file(tmp_path / "wheels", kind)
     else:
@@ -129,13 +142,19 @@ def test_hostile_wheel_is_refused_through_virtualenv(kind, warm_store, tmp_path)
         assert contents(warm_store) == before
     else:
         _assert_refused(result, wheel, warm_store, before)
-    assert not Path("/tmp/holoclone-escaped.py").exists()
-    assert not list(tmp_path.rglob("escaped.py"))
+    if kind in ESCAPING:
+        targets = _escape_targets(ESCAPING[kind], env, warm_store)
+        assert Path("/tmp/holoclone-escaped.py") in targets or kind != "absolute-path"
+        assert [t for t in targets if t.exists()] == []
+    for root in (tmp_path, warm_store.parent):
+        assert not list(root.rglob("*escaped.py"))
+        assert not [p for p in root.rglob("passwd") if p.is_symlink()]
     assert not (env / "lib").exists() or not list((env / "lib").glob("python*/site-packages/pip*"))
 
 
 @pytest.mark.parametrize("kind", ["parent-path", "symlink", "record-wrong-hash", *sorted(REJECTED_BY_VIRTUALENV)])
-def test_hostile_wheel_is_refused_by_the_importer(kind, warm_store, tmp_path):
+def test_hostile_wheel_is_refused_by_the_importer(kind, good_store, tmp_path):
+    warm_store = good_store
     wheel = (_broken_file(tmp_path / "w", kind) if kind in BROKEN_FILES
              else fake_pip(tmp_path / "w", VERSION, _hostile(kind)))
     before = contents(warm_store)
@@ -144,6 +163,8 @@ def test_hostile_wheel_is_refused_by_the_importer(kind, warm_store, tmp_path):
     assert wheel.name in str(caught.value) and caught.value.hint
     assert contents(warm_store) == before
     assert tmp_leftovers(warm_store) == []
+    if kind in ESCAPING:
+        assert [t for t in _escape_targets(ESCAPING[kind], tmp_path / "env", warm_store) if t.exists()] == []
 
 
 def _good_catalog(store: Path) -> Path:
@@ -151,11 +172,10 @@ def _good_catalog(store: Path) -> Path:
 
 
 @pytest.mark.parametrize("damage", ["not-json", "unsafe-path", "wrong-format", "truncated-json"])
-def test_malformed_catalog_is_reported_and_left_alone(damage, tmp_path):
+def test_malformed_catalog_is_reported_and_left_alone(damage, warm_store, tmp_path):
     wheel = fake_pip(tmp_path / "wheels", "97.0")
-    store = tmp_path / "store"
     args = ("--no-setuptools", "--extra-search-dir", str(wheel.parent), "--pip", "97.0")
-    virtualenv(tmp_path / "first", *args, store=store)
+    store = warm_store(None, *args, fresh=True)  # this test damages it
     catalog = _good_catalog(store)
     document = json.loads(catalog.read_bytes())
     if damage == "not-json":
@@ -169,17 +189,21 @@ def test_malformed_catalog_is_reported_and_left_alone(damage, tmp_path):
     elif damage == "truncated-json":
         catalog.write_bytes(catalog.read_bytes()[:100])
     before = contents(store)
-    result = virtualenv(tmp_path / "second", *args, store=store, check=False)
+    second = tmp_path / "second"
+    result = virtualenv(second, *args, store=store, check=False)
     output = result.stdout + result.stderr
     assert result.returncode != 0 and "Traceback" not in output
     assert catalog.name in output and "verify" in output
     assert contents(store) == before
-    assert not Path("/etc/evil").exists()
+    # where the unsafe entry would land if it were materialized into the second env's site-packages
+    escaped = Path(os.path.normpath(second / "lib" / f"python{PY}" / "site-packages" / "../../../../etc/evil"))
+    assert escaped == tmp_path / "etc" / "evil"
+    assert not escaped.exists() and not Path("/etc/evil").exists()
+    assert not list(tmp_path.rglob("evil"))
 
 
-def test_store_symlink_planted_by_another_user_is_refused(tmp_path):
-    if os.geteuid() != 0:
-        pytest.skip("planting a link owned by another user needs root")
+def test_store_symlink_planted_by_another_user_is_refused(needs_root, tmp_path):
+    # planting a link owned by another user needs root
     real = tmp_path / "their-store"
     real.mkdir()
     planted = tmp_path / "store"
@@ -194,9 +218,8 @@ def test_store_symlink_planted_by_another_user_is_refused(tmp_path):
         Store(planted).check(create=True)
 
 
-def test_store_directory_of_another_user_is_refused(tmp_path):
-    if os.geteuid() != 0:
-        pytest.skip("making a directory owned by another user needs root")
+def test_store_directory_of_another_user_is_refused(needs_root, tmp_path):
+    # making a directory owned by another user needs root
     store = tmp_path / "store"
     store.mkdir()
     os.chown(store, 65534, 65534)

@@ -3,15 +3,20 @@
 The example plugins under ``plugins/`` are pip-installed into a virtual
 environment made for this test session (other test processes share the
 interpreter, so nothing is installed into it); that environment's
-``python -m virtualenv`` then creates the environments under test.  The
-package under test is put on that environment's path with a ``.pth`` file,
-so the run uses this source tree whatever copy the interpreter has installed.
+``python -m virtualenv`` then creates the environments under test.
+
+That environment sees what the interpreter running the tests sees: a ``.pth``
+file adds the running interpreter's site directories (``site.addsitedir``, so
+their own ``.pth`` files, editable installs included, work too) and this
+source tree.  ``--system-site-packages`` alone would not do: when the tests run
+inside a virtual environment (``pip install -e ".[test]"`` in a fresh venv),
+the "system" packages are the base interpreter's, which lack virtualenv,
+pluggy and pytest.
 """
 
 from __future__ import annotations
 
-import os
-import re
+import site
 import shutil
 import subprocess
 import sys
@@ -19,11 +24,22 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import regular_files, run_in, site_packages, virtualenv
+from helpers import fallback_lines, fell_back, isolated_environ, regular_files, run_in, site_packages, summary_line, virtualenv, virtualenv_command
+from helpers import method_counts as counts
 
 REPO = Path(__file__).resolve().parents[1]
 PLUGINS = REPO / "plugins"
 EXAMPLES = ("holoclone-copy-file-range", "holoclone-rules-file")
+
+pytestmark = pytest.mark.slow  # session environments are pip-installed; every test runs virtualenv or pytest there
+
+
+def _running_site_dirs() -> list[str]:
+    """The site directories of the interpreter running the tests (a venv's own, when it is one)."""
+    dirs = list(site.getsitepackages())
+    if site.ENABLE_USER_SITE and Path(site.getusersitepackages()).is_dir():
+        dirs.append(site.getusersitepackages())
+    return dirs
 
 
 class Venv:
@@ -33,11 +49,12 @@ class Venv:
         subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(root)], check=True)
         self.root = root
         self.python = root / "bin" / "python"
-        site = subprocess.run(
+        purelib = subprocess.run(
             [str(self.python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
             check=True, capture_output=True, text=True,
         ).stdout.strip()
-        Path(site, "holoclone-under-test.pth").write_text(f"{REPO}\n")
+        Path(purelib, "holoclone-under-test.pth").write_text("".join(
+            [f"{REPO}\n"] + [f"import site; site.addsitedir({d!r})\n" for d in _running_site_dirs()]))
 
     def install(self, *sources: Path) -> None:
         """pip-install local source trees; built from copies so the source tree gets no build/ litter."""
@@ -58,11 +75,8 @@ class Venv:
     def virtualenv(self, env: Path, *args: str, store: Path, cwd: Path | None = None,
                    extra_env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
         """``python -m virtualenv --seeder holoclone`` of this environment; output is stdout + stderr."""
-        cmd = [str(self.python), "-m", "virtualenv", "--seeder", "holoclone", "--holoclone-store", str(store),
-               *args, str(env)]
-        environ = {k: v for k, v in os.environ.items()
-                   if not k.startswith(("VIRTUALENV_", "RCC_HOLOTREE", "HOLOCLONE_"))}
-        environ.update(extra_env or {})
+        cmd = virtualenv_command(env, *args, store=store, python=str(self.python))
+        environ = isolated_environ(extra_env, strip=("HOLOCLONE_",))
         result = subprocess.run(cmd, capture_output=True, text=True, env=environ, cwd=cwd, timeout=600)
         if check and result.returncode:
             raise AssertionError(f"virtualenv failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
@@ -81,15 +95,6 @@ def output(result: subprocess.CompletedProcess) -> str:
     return result.stdout + result.stderr
 
 
-def summary(result: subprocess.CompletedProcess) -> str:
-    [line] = [line for line in output(result).splitlines() if line.startswith("holoclone: seeded")]
-    return line
-
-
-def counts(result: subprocess.CompletedProcess) -> dict[str, int]:
-    """The summary's files per method: ``{"reflinked": 0, "hardlinked": 0, "copied": 1529}``."""
-    found = re.findall(r"([\d,]+) (reflinked|hardlinked|copied)", summary(result))
-    return {kind: int(number.replace(",", "")) for number, kind in found}
 
 
 def store_inodes(store: Path) -> set[tuple[int, int]]:
@@ -121,7 +126,7 @@ def test_copy_file_range_strategy_counts_files_as_copied_and_envs_work(plugin_ve
     found = counts(result)
     assert found["reflinked"] == found["hardlinked"] == 0
     assert found["copied"] > 500
-    assert "fell back" not in output(result)  # XFS implements copy_file_range: no fallback to copy
+    assert fallback_lines(result) == []  # XFS implements copy_file_range: no fallback to copy
     assert "strategy=copy-file-range" in result.stdout  # virtualenv's own echo of the seeder
     assert str(env) in run_in(env, "pip", "--version").stdout
     inodes = store_inodes(store)
@@ -133,8 +138,8 @@ def test_copy_file_range_falls_back_to_copy_across_filesystems_and_says_why(plug
     result = plugin_venv.virtualenv(env, "--holoclone-strategy", "copy-file-range", store=store)
     found = counts(result)
     assert found["reflinked"] == found["hardlinked"] == 0 and found["copied"] > 500
-    [fallback] = [line for line in output(result).splitlines() if "fell back" in line]
-    assert "from copy-file-range to copy" in fallback
+    [fallback] = fallback_lines(result)
+    assert fell_back(fallback, "copy-file-range", "copy"), fallback
     assert "cross-device" in fallback  # the kernel's own reason (EXDEV), not a guess
     assert str(env) in run_in(env, "pip", "--version").stdout
 
@@ -202,7 +207,7 @@ def test_unknown_strategy_lists_the_plugins_strategies_too(plugin_venv, tmp_path
     result = plugin_venv.virtualenv(env, "--holoclone-strategy", "nope", store=tmp_path / "store", check=False)
     assert result.returncode == 2
     assert "unknown holoclone strategy 'nope'" in result.stderr
-    assert "Valid strategies: smart, reflink, hardlink, copy, copy-file-range." in result.stderr
+    assert "Valid strategies: smart, reflink, hardlink, copy, snapshot, copy-file-range." in result.stderr
     assert not env.exists()
 
 
@@ -215,8 +220,8 @@ BROKEN = {
         def holoclone_exclusion_rules(settings):
             raise RuntimeError("boom in hook")
     """)),
-    # Takes the name of holoclone's built-in rules plugin.
-    "holoclone-name-clash": ("rules", "from holoclone_venv.hookspecs import hookimpl\n"),
+    # Takes the name of holoclone's built-in plugin (strategies and exclusion rules).
+    "holoclone-name-clash": ("builtins", "from holoclone_venv.hookspecs import hookimpl\n"),
 }
 
 
@@ -257,8 +262,8 @@ def test_broken_plugins_give_one_warning_each_and_the_run_continues(broken_venv,
         [warning] = [line for line in lines if f"'{name}'" in line]
         assert dist in warning and boom in warning and "continuing without it" in warning
     [clash] = [line for line in lines if "holoclone-name-clash" in line]
-    assert "'rules'" in clash and "already uses that name" in clash
-    assert "holoclone: seeded pip" in output(result)
+    assert "'builtins'" in clash and "already uses that name" in clash
+    assert "seeded pip" in summary_line(result)
     assert str(env) in run_in(env, "pip", "--version").stdout
 
 

@@ -21,10 +21,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import run_in, virtualenv
+import pytest
+from helpers import holoclone, run_in, site_packages, virtualenv
 from storecheck import independent_problems, store_problems
 
-SOURCE_MTIME = 1_000_000_000  # the documented mtime of every store object
+FIXED_MTIME = 1_000_000_000  # the documented mtime of every store object
 ARGS = ("--no-setuptools",)
 TARGET = "pip/__init__.py"
 
@@ -51,21 +52,16 @@ def _tamper(path: Path) -> None:
 
 
 def _installed(env: Path, rel: str = TARGET) -> bytes:
-    return (next((env / "lib").glob("python*/site-packages")) / rel).read_bytes()
+    return (site_packages(env) / rel).read_bytes()
 
 
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _holoclone(store: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "holoclone_venv", "--store", str(store), *args],
-                          capture_output=True, text=True)
-
-
-def test_changed_object_with_new_mtime_is_re_imported_on_next_seeding(tmp_path):
-    store = tmp_path / "store"
-    virtualenv(tmp_path / "first", *ARGS, store=store)
+@pytest.mark.slow
+def test_changed_object_with_new_mtime_is_re_imported_on_next_seeding(warm_store, tmp_path):
+    store = warm_store(None, *ARGS, fresh=True)  # damaged below
     obj, digest, _ = _entry(store)
     _tamper(obj)  # mtime is now, mode writable: the cheap check fails
     result = virtualenv(tmp_path / "second", *ARGS, store=store)
@@ -75,17 +71,17 @@ def test_changed_object_with_new_mtime_is_re_imported_on_next_seeding(tmp_path):
     run_in(tmp_path / "second", "pip", "--version")
 
 
-def test_changed_object_with_mtime_restored_is_found_by_verify_and_repaired(tmp_path):
-    store = tmp_path / "store"
-    virtualenv(tmp_path / "first", *ARGS, store=store)
+@pytest.mark.slow
+def test_changed_object_with_mtime_restored_is_found_by_verify_and_repaired(warm_store, tmp_path):
+    store = warm_store(None, *ARGS, fresh=True)  # damaged below
     obj, digest, _ = _entry(store)
     _tamper(obj)
     os.chmod(obj, 0o444)
-    os.utime(obj, (SOURCE_MTIME, SOURCE_MTIME))
+    os.utime(obj, (FIXED_MTIME, FIXED_MTIME))
     assert [p for p in independent_problems(store) if "does not match its digest" in p]
-    verify = _holoclone(store, "store", "verify")
+    verify = holoclone("store", "verify", store=store)
     assert verify.returncode == 1 and str(obj) in verify.stdout + verify.stderr
-    repair = _holoclone(store, "store", "verify", "--repair")
+    repair = holoclone("store", "verify", "--repair", store=store)
     assert repair.returncode == 0, repair.stdout + repair.stderr
     assert not obj.exists()
     virtualenv(tmp_path / "healed", *ARGS, store=store)
@@ -95,7 +91,7 @@ def test_changed_object_with_mtime_restored_is_found_by_verify_and_repaired(tmp_
 
 def _hardlinked_file(env: Path, store: Path) -> tuple[Path, Path]:
     """An env file that shares its inode with a store object, and that object."""
-    site = next((env / "lib").glob("python*/site-packages"))
+    site = site_packages(env)
     for catalog in (store / "catalogs").glob("*.json"):
         for scheme, rel, digest, _size, flags in json.loads(catalog.read_bytes())["entries"]:
             if scheme != "purelib" or not rel.endswith(".py"):
@@ -120,30 +116,29 @@ else:
 """
 
 
-def test_hardlinked_file_cannot_be_written_by_its_user_and_root_writes_are_healed(ext4, unique):
+def test_hardlinked_file_cannot_be_written_by_its_user_and_root_writes_are_healed(ext4, needs_root, unique):
     root = ext4 / unique
     store = root / "store"
     env = root / "env"
     virtualenv(env, *ARGS, "--holoclone-strategy", "hardlink", store=store)
     target, obj = _hardlinked_file(env, store)
     assert target.stat().st_mode & 0o222 == 0
-    if os.geteuid() == 0:
-        # Model a user who owns both store and env: the shared inode becomes theirs for the attempt.
-        os.chown(target, 65534, 65534)
-        directory = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            attempt = subprocess.run([sys.executable, "-c", _WRITE_AS_NOBODY, target.name, str(directory)],
-                                     capture_output=True, text=True, pass_fds=(directory,))
-        finally:
-            os.close(directory)
-            os.chown(target, 0, 0)
-        assert attempt.stdout.strip() == "refused", attempt.stdout + attempt.stderr
-        # Root can write anyway, and through the hardlink that changes the store object.
-        with open(target, "r+b") as handle:
-            handle.seek(20)
-            handle.write(b"\0\0\0\0")
-        assert [p for p in independent_problems(store) if "does not match its digest" in p]
-        result = virtualenv(root / "next", *ARGS, "--holoclone-strategy", "hardlink", store=store)
-        assert "re-importing" in result.stdout + result.stderr
-        assert store_problems(store) == []
-        run_in(root / "next", "pip", "--version")
+    # Model a user who owns both store and env: the shared inode becomes theirs for the attempt.
+    os.chown(target, 65534, 65534)
+    directory = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        attempt = subprocess.run([sys.executable, "-c", _WRITE_AS_NOBODY, target.name, str(directory)],
+                                 capture_output=True, text=True, pass_fds=(directory,))
+    finally:
+        os.close(directory)
+        os.chown(target, 0, 0)
+    assert attempt.stdout.strip() == "refused", attempt.stdout + attempt.stderr
+    # Root can write anyway, and through the hardlink that changes the store object.
+    with open(target, "r+b") as handle:
+        handle.seek(20)
+        handle.write(b"\0\0\0\0")
+    assert [p for p in independent_problems(store) if "does not match its digest" in p]
+    result = virtualenv(root / "next", *ARGS, "--holoclone-strategy", "hardlink", store=store)
+    assert "re-importing" in result.stdout + result.stderr
+    assert store_problems(store) == []
+    run_in(root / "next", "pip", "--version")

@@ -10,17 +10,15 @@ materialization; a few trials kill before the import starts at all.
 
 from __future__ import annotations
 
-import os
 import random
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from conftest import run_in, virtualenv
+from helpers import isolated_environ, run_in, site_packages, virtualenv, virtualenv_command
 from storecheck import assert_not_half_done, store_problems, tmp_leftovers
 
 TRIALS = 30
@@ -30,9 +28,8 @@ ARGS = ("--no-setuptools",)  # one wheel keeps each trial short; pip alone has ~
 
 
 def _start(env: Path, store: Path) -> subprocess.Popen:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUALENV_", "RCC_HOLOTREE"))}
-    cmd = [sys.executable, "-m", "virtualenv", "--seeder", "holoclone", "--holoclone-store", str(store), *ARGS, str(env)]
-    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=environ)
+    return subprocess.Popen(virtualenv_command(env, *ARGS, store=store), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=isolated_environ())
 
 
 def _wait_for_import(process: subprocess.Popen, store: Path) -> bool:
@@ -45,10 +42,12 @@ def _wait_for_import(process: subprocess.Popen, store: Path) -> bool:
     return False
 
 
-def _trial(env: Path, store: Path, delay: float, early: bool) -> tuple[bool, bool]:
+def _trial(env: Path, store: Path, delay: float, early: bool) -> dict:
     """Run one seeding and kill it ``delay`` seconds after the import began (after start when ``early``).
 
-    Returns ``(finished, killed_during_import)``.
+    Then check what the kill left: a consistent store, and an environment with either a whole pip
+    (pip runs) or no pip distribution at all, in which case the same command run again completes
+    it, reclaims the dead run's staging and leaves the store consistent.
     """
     process = _start(env, store)
     began = True
@@ -57,14 +56,27 @@ def _trial(env: Path, store: Path, delay: float, early: bool) -> tuple[bool, boo
     else:
         began = _wait_for_import(process, store)
         time.sleep(delay)
-    finished = process.poll() is not None
-    if not finished:
+    if process.poll() is None:
         process.send_signal(signal.SIGKILL)
     code = process.wait()
     assert code in (0, -signal.SIGKILL), f"{env.name}: the run failed by itself ({code})"
-    assert began or finished
-    in_import = not finished and not list((store / "catalogs").glob("*.json"))
-    return finished, in_import
+    # It may have finished between the poll and the signal; otherwise the kill really landed.
+    killed = code == -signal.SIGKILL
+    assert began or not killed
+    outcome = {"killed": killed, "in_import": killed and not list((store / "catalogs").glob("*.json")),
+               "staging_left": False, "state": None}
+    problems = store_problems(store) if store.exists() else []
+    assert problems == [], f"{env.name}: {problems[:5]}"
+    if not killed:
+        return outcome
+    assert_not_half_done(env)
+    outcome["state"] = state = _materialization_state(env)
+    if state == "distribution":
+        assert str(env) in run_in(env, "python", "-m", "pip", "--version").stdout
+        return outcome
+    outcome["staging_left"] = store.exists() and bool(tmp_leftovers(store))
+    _assert_next_run_heals(env, store)  # the same command again
+    return outcome
 
 
 def test_killed_runs_keep_the_store_consistent_and_the_next_run_succeeds(xfs, unique):
@@ -88,51 +100,88 @@ def test_killed_runs_keep_the_store_consistent_and_the_next_run_succeeds(xfs, un
             slot = trial - EARLY
             plans.append((trial, window * 1.05 * (slot + rng.random()) / (TRIALS - EARLY), False))
     rng.shuffle(plans)  # mix short and long delays in each batch
-    killed_in_import = 0
-    kept: list[Path] = []
+    outcomes = []
     with ThreadPoolExecutor(PARALLEL) as pool:
         for batch in range(0, TRIALS, PARALLEL):
             chunk = plans[batch : batch + PARALLEL]
             futures = {t: pool.submit(_trial, root / f"env-{t}", root / f"store-{t}", d, e) for t, d, e in chunk}
             for trial, future in futures.items():
-                finished, in_import = future.result()
-                store = root / f"store-{trial}"
-                problems = store_problems(store) if store.exists() else []
-                assert problems == [], f"trial {trial}: {problems[:5]}"
-                if not finished:
-                    assert_not_half_done(root / f"env-{trial}")
-                killed_in_import += in_import
-                # Keep two stores with a dead run's staging in them for the next-run check; the
-                # rest go, so thirty stores do not fill the filesystem.
-                if len(kept) < 2 and store.exists() and tmp_leftovers(store):
-                    kept.append(store)
-                else:
-                    shutil.rmtree(store, ignore_errors=True)
+                outcomes.append(future.result())
+                # thirty stores and environments would fill the filesystem
+                shutil.rmtree(root / f"store-{trial}", ignore_errors=True)
                 shutil.rmtree(root / f"env-{trial}", ignore_errors=True)
+    killed = sum(o["killed"] for o in outcomes)
+    assert killed >= TRIALS * 2 // 3, f"only {killed} of {TRIALS} runs were really killed"
     # Most kills must have hit the import itself, or this test proves little.
-    assert killed_in_import >= TRIALS // 2
-    # The next run in a killed store reclaims the dead run's staging and succeeds.
-    assert kept, "no kill left staging behind: the kills missed the import"
-    for store in kept:
-        _assert_next_run_heals(root / f"next-{store.name}", store)
+    assert sum(o["in_import"] for o in outcomes) >= TRIALS // 2
+    # Some dead runs left staging behind, which the next run reclaimed (checked in each trial).
+    assert any(o["staging_left"] for o in outcomes), "no kill left staging behind: the kills missed the import"
 
 
 def _assert_next_run_heals(env: Path, store: Path) -> None:
     virtualenv(env, *ARGS, store=store)
     assert str(env) in run_in(env, "pip", "--version").stdout
+    assert_not_half_done(env)
     assert store_problems(store) == []
     assert tmp_leftovers(store) == [], "staging of killed runs was not reclaimed"
 
 
-def test_run_killed_while_writing_dist_info_leaves_no_listed_distribution(tmp_path):
-    store = tmp_path / "store"
-    virtualenv(tmp_path / "warm", *ARGS, store=store)
-    for attempt in range(3):
+def _materialization_state(env: Path) -> str:
+    """What a killed run left of pip in ``env``: nothing, package files only, or a distribution."""
+    site = next(env.glob("lib/python*/site-packages"), None)
+    if site is None:
+        return "nothing"
+    if list(site.glob("pip-*.dist-info")):
+        return "distribution"
+    return "files" if (site / "pip").exists() or list(site.glob(".pip-*")) else "nothing"
+
+
+def _wait_for_files(process: subprocess.Popen, env: Path) -> float | None:
+    """Wait until pip's package directory appears in ``env``; its time, or None when the run ended first."""
+    while process.poll() is None:
+        if list(env.glob("lib/python*/site-packages/pip")):
+            return time.monotonic()
+        time.sleep(0)
+    return None
+
+
+KILLS = 12
+
+
+def test_runs_killed_while_materializing_leave_a_whole_distribution_or_none(warm_store, tmp_path):
+    store = warm_store(None, *ARGS, fresh=True)
+    # Calibrate: how long from the first package file to the end of a complete run.
+    calibration = _start(tmp_path / "calibrate", store)
+    began = _wait_for_files(calibration, tmp_path / "calibrate")
+    assert began is not None and calibration.wait() == 0
+    window = time.monotonic() - began
+    rng = random.Random(20261126)
+    states = []
+    for attempt in range(KILLS):
         env = tmp_path / f"env-{attempt}"
         process = _start(env, store)
-        # Kill the moment pip's metadata appears: the .dist-info is being written.
-        while process.poll() is None and not list(env.glob("lib/python*/site-packages/pip-*.dist-info/METADATA")):
+        assert _wait_for_files(process, env) is not None, "the run ended before writing pip's files"
+        # kills spread from the first package file to past the .dist-info rename
+        deadline = time.monotonic() + window * 0.8 * (attempt + rng.random()) / KILLS
+        while time.monotonic() < deadline and process.poll() is None:
             time.sleep(0)
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-        assert_not_half_done(env)
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+        code = process.wait()
+        assert code in (0, -signal.SIGKILL), f"attempt {attempt}: the run failed by itself ({code})"
+        if code == 0:  # the last slots may end before the kill on a fast run: not a kill, not counted
+            continue
+        state = _materialization_state(env)
+        states.append(state)
+        assert_not_half_done(env)  # whatever pip lists is complete
+        if state == "distribution":
+            site = site_packages(env)
+            assert str(site) in run_in(env, "python", "-m", "pip", "--version").stdout
+        else:
+            # no distribution claimed: the same command run again completes the environment
+            _assert_next_run_heals(env, store)
+    # The kills really landed (SIGKILL, not a finished run), and some while the package files
+    # were being written, not only before or after.
+    assert len(states) >= KILLS * 2 // 3, f"only {len(states)} of {KILLS} runs were really killed"
+    assert states.count("files") >= 2, states
+    assert store_problems(store) == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from conftest import run_in, virtualenv
+from helpers import run_in, virtualenv
 from storecheck import assert_not_half_done, store_problems, tmp_leftovers
 
 ARGS = ("--no-setuptools",)
@@ -51,9 +51,8 @@ def test_store_disk_full_during_import(make_fs, tmp_path):
     assert store_problems(store) == [] and tmp_leftovers(store) == []
 
 
-def test_environment_disk_full_during_materialization(make_fs, tmp_path):
-    store = tmp_path / "store"
-    virtualenv(tmp_path / "warm", *ARGS, store=store)
+def test_environment_disk_full_during_materialization(make_fs, warm_store, tmp_path):
+    store = warm_store(None, *ARGS, fresh=True)
     fs = make_fs("ext4", 40)
     _fill(fs, 4)
     env = fs / "env"

@@ -8,11 +8,13 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import run_in, virtualenv
+from helpers import fallback_lines, fell_back, isolated_environ, run_in, virtualenv, virtualenv_command
 from storecheck import contents, store_problems
-from wheelmaker import fake_pip
+from wheels import fake_pip
 
 ARGS = ("--no-setuptools",)
+
+pytestmark = pytest.mark.slow  # every test runs the real virtualenv
 
 
 def _output(result) -> str:
@@ -23,7 +25,7 @@ def test_store_on_another_filesystem_falls_back_with_one_line_naming_both(xfs, e
     store = xfs / f"store-{unique}"
     env = ext4 / f"env-{unique}"
     result = virtualenv(env, *ARGS, store=store)
-    lines = [line for line in _output(result).splitlines() if "fell back" in line]
+    lines = fallback_lines(result)
     assert lines and all("store on xfs, env on ext4" in line for line in lines), _output(result)
     assert "copied" in _output(result)
     run_in(env, "pip", "--version")
@@ -31,14 +33,13 @@ def test_store_on_another_filesystem_falls_back_with_one_line_naming_both(xfs, e
 
 def test_store_on_another_filesystem_gives_exactly_one_fallback_line(xfs, ext4, unique):
     result = virtualenv(ext4 / f"env-{unique}", *ARGS, store=xfs / f"store-{unique}")
-    [line] = [line for line in _output(result).splitlines() if "fell back" in line]
-    assert "from reflink to copy" in line and "Errno 18" in line
+    [line] = fallback_lines(result)
+    assert fell_back(line, "reflink", "copy") and "Errno 18" in line, line
 
 
-def test_read_only_store_still_seeds_and_says_what_to_do_for_new_wheels(make_fs, tmp_path):
+def test_read_only_store_still_seeds_and_says_what_to_do_for_new_wheels(make_fs, warm_store, tmp_path):
     fs = make_fs("ext4", 64)
-    store = fs / "store"
-    virtualenv(tmp_path / "warm", *ARGS, store=store)
+    store = warm_store(fs, *ARGS, fresh=True)  # this test remounts it read-only
     subprocess.run(["mount", "-o", "remount,ro", str(fs)], check=True)
     try:
         before = contents(store)
@@ -89,13 +90,13 @@ def _hold(lock_path: Path) -> subprocess.Popen:
 
 
 @pytest.fixture
-def warm_store(tmp_path) -> Path:
-    store = tmp_path / "store"
-    virtualenv(tmp_path / "warm", *ARGS, store=store)
-    return store
+def store(warm_store) -> Path:
+    """A store that already holds pip: a run needs the store lock only to register its environment."""
+    return warm_store(None, *ARGS)
 
 
-def test_held_lock_times_out_with_a_message(warm_store, tmp_path):
+def test_held_lock_times_out_with_a_message(store, tmp_path):
+    warm_store = store
     holder = _hold(warm_store / "locks" / "store.lock")
     try:
         result = virtualenv(tmp_path / "env", *ARGS, "--holoclone-lock-timeout", "1", store=warm_store, check=False)
@@ -103,24 +104,24 @@ def test_held_lock_times_out_with_a_message(warm_store, tmp_path):
         holder.communicate("")
     out = _output(result)
     assert result.returncode != 0 and "Traceback" not in out
-    assert "gave up after 1 s waiting for store maintenance" in out
+    assert "gave up after 1 s waiting for another holoclone process changing the store" in out
     assert "--holoclone-lock-timeout" in out
 
 
-def test_waiting_run_says_what_it_waits_for_then_proceeds(warm_store, tmp_path):
+def test_waiting_run_says_what_it_waits_for_then_proceeds(store, tmp_path):
+    warm_store = store
     holder = _hold(warm_store / "locks" / "store.lock")
     log = tmp_path / "log"
     env = tmp_path / "env"
-    cmd = [sys.executable, "-m", "virtualenv", "--seeder", "holoclone", "--holoclone-store", str(warm_store), *ARGS,
-           str(env)]
+    cmd = virtualenv_command(env, *ARGS, store=warm_store)
     with open(log, "w") as handle:
-        waiting = subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT)
+        waiting = subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT, env=isolated_environ())
     try:
         deadline = time.monotonic() + 120  # a safety net against hanging, not a timing assertion
         while waiting.poll() is None and "waiting for" not in log.read_text() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert waiting.poll() is None, log.read_text()
-        assert "waiting for store maintenance" in log.read_text()
+        assert "waiting for another holoclone process changing the store" in log.read_text()
     finally:
         holder.communicate("")
     assert waiting.wait(timeout=300) == 0, log.read_text()

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from holoclone_venv.config import Settings
+from holoclone_venv.settings import Settings
 from holoclone_venv.rules import (
-    ALWAYS_COPY, NEVER_HARDLINK, Matcher, Rule, compile_rules, holoclone_exclusion_rules,
+    ALWAYS_COPY, NEVER_HARDLINK, Matcher, Rule, compile_rules, builtin_rules,
 )
 
 EXT = "numpy/core/_multiarray_umath.cpython-311-x86_64-linux-gnu.so"
@@ -18,7 +18,7 @@ EXT = "numpy/core/_multiarray_umath.cpython-311-x86_64-linux-gnu.so"
 
 def builtin_never_hardlink(excludes=()) -> Matcher:
     settings = Settings(store="/s", strategy="smart", strategy_source="default", excludes=tuple(excludes))
-    never, _ = compile_rules(holoclone_exclusion_rules(settings))
+    never, _ = compile_rules(builtin_rules(settings.excludes))
     return never
 
 

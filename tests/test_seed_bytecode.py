@@ -11,18 +11,12 @@ import importlib.util
 import os
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
-from conftest import catalogs, site_packages, virtualenv
+from helpers import catalogs, site_packages, virtualenv
 
-from holoclone_venv.catalog import SOURCE, SOURCE_MTIME
-
-PY = f"{sys.version_info[0]}.{sys.version_info[1]}"
-
-
-
+from holoclone_venv.catalog import HAS_BYTECODE, FIXED_MTIME
 
 def run(env: Path, *args: str) -> subprocess.CompletedProcess:
     """Run a program of the environment with bytecode writing allowed."""
@@ -47,11 +41,9 @@ def snapshot(root: Path) -> dict[str, tuple[int, int, int]]:
 
 
 @pytest.fixture(scope="module", params=["xfs", "ext4"])
-def warm(request) -> Path:
-    """A directory with a warm store, on a cloning (xfs) and a hardlinking (ext4) filesystem."""
-    base = request.getfixturevalue(request.param) / f"bytecode-{uuid.uuid4().hex[:8]}"
-    virtualenv(base / "first", store=base / "store")
-    return base
+def warm(request, warm_store) -> Path:
+    """A directory with a warm store (``warm / "store"``), on a cloning (xfs) and a hardlinking (ext4) filesystem."""
+    return warm_store(request.getfixturevalue(request.param)).parent
 
 
 @pytest.fixture
@@ -63,7 +55,7 @@ def env(warm, unique) -> Path:
 
 def sources(warm: Path, env: Path) -> list[Path]:
     """The ``.py`` files the catalogs ship with bytecode, as paths in ``env``."""
-    return [site_packages(env) / e.path for c in catalogs(warm / "store") for e in c.entries if e.flags & SOURCE]
+    return [site_packages(env) / e.path for c in catalogs(warm / "store") for e in c.entries if e.flags & HAS_BYTECODE]
 
 
 def test_env_ships_bytecode_for_its_interpreter(warm, env):
@@ -75,7 +67,7 @@ def test_env_ships_bytecode_for_its_interpreter(warm, env):
 
 
 def test_sources_carry_the_fixed_mtime_their_bytecode_records(warm, env):
-    wrong = [p for p in sources(warm, env) if os.stat(p).st_mtime != SOURCE_MTIME]
+    wrong = [p for p in sources(warm, env) if os.stat(p).st_mtime != FIXED_MTIME]
     assert wrong == []
 
 

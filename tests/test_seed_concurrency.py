@@ -5,18 +5,16 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
-import uuid
 from pathlib import Path
 
 import pytest
-from conftest import catalogs, run_in, site_packages, virtualenv
+from helpers import catalogs, isolated_environ, run_in, site_packages, virtualenv, virtualenv_command
+from helpers import bundled_version as bundled
 
 from holoclone_venv.platforms.linux import shares_extents
 from holoclone_venv.store import Store
 
-PY = f"{sys.version_info[0]}.{sys.version_info[1]}"
-OFFLINE = {"PIP_NO_INDEX": "1", "PIP_CONFIG_FILE": os.devnull}
+OFFLINE = {"PIP_NO_INDEX": "1", "PIP_CONFIG_FILE": os.devnull, "PIP_FIND_LINKS": ""}
 
 
 
@@ -29,21 +27,12 @@ def dist_infos(env: Path) -> list[str]:
     return sorted(p.name for p in site_packages(env).glob("*.dist-info"))
 
 
-def bundled(distribution: str) -> str:
-    from virtualenv.seed.wheels.embed import BUNDLE_SUPPORT
-
-    return BUNDLE_SUPPORT[PY][distribution].split("-")[1]
-
-
 def test_two_envs_created_in_parallel_from_a_cold_store_both_work(xfs, unique):
     store = xfs / f"{unique}-store"
     envs = [xfs / f"{unique}-{n}" for n in range(2)]
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUALENV_", "RCC_HOLOTREE"))}
     procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "virtualenv", "--seeder", "holoclone", "--holoclone-store", str(store), str(env)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environ,
-        )
+        subprocess.Popen(virtualenv_command(env, store=store), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         text=True, env=isolated_environ())
         for env in envs
     ]
     outputs = [proc.communicate(timeout=600)[0] for proc in procs]
@@ -61,10 +50,9 @@ def test_two_envs_created_in_parallel_from_a_cold_store_both_work(xfs, unique):
 
 
 @pytest.fixture(scope="module")
-def store(xfs) -> Path:
-    base = xfs / f"again-{uuid.uuid4().hex[:8]}"
-    virtualenv(base / "first", store=base / "store")
-    return base / "store"
+def store(xfs, warm_store) -> Path:
+    """A warm store on XFS of this module's own: a test imports an older pip into it."""
+    return warm_store(xfs, fresh=True)
 
 
 def test_seeding_the_same_env_twice_gives_one_clean_install(store, unique):

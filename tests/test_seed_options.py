@@ -9,26 +9,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
-import uuid
 from pathlib import Path
 
 import pytest
-from conftest import run_in, site_packages, virtualenv
+from helpers import PY, pyvenv_cfg, run_in, site_packages, virtualenv
+from helpers import bundled_version as bundled
 
 from holoclone_venv.store import Store
 
-PY = f"{sys.version_info[0]}.{sys.version_info[1]}"
 SETUPTOOLS_FILES = ("setuptools", "_distutils_hack", "distutils-precedence.pth")
 # no index, no machine-wide pip configuration: a download attempt fails instead of reaching a server
-OFFLINE = {"PIP_NO_INDEX": "1", "PIP_CONFIG_FILE": os.devnull}
-
-
-def bundled(distribution: str) -> str:
-    from virtualenv.seed.wheels.embed import BUNDLE_SUPPORT
-
-    return BUNDLE_SUPPORT[PY][distribution].split("-")[1]
-
+OFFLINE = {"PIP_NO_INDEX": "1", "PIP_CONFIG_FILE": os.devnull, "PIP_FIND_LINKS": ""}
 
 
 def installed(env: Path) -> dict[str, str]:
@@ -40,21 +31,14 @@ def installed(env: Path) -> dict[str, str]:
     return found
 
 
-def pyvenv_cfg(env: Path) -> dict[str, str]:
-    pairs = (line.split("=", 1) for line in (env / "pyvenv.cfg").read_text().splitlines() if "=" in line)
-    return {k.strip(): v.strip() for k, v in pairs}
-
-
 def pip_scripts(env: Path) -> list[str]:
     return sorted(p.name for p in (env / "bin").iterdir() if p.name.startswith("pip"))
 
 
 @pytest.fixture(scope="module")
-def store(xfs) -> Path:
-    """A warm store on XFS."""
-    base = xfs / f"options-{uuid.uuid4().hex[:8]}"
-    virtualenv(base / "first", store=base / "store")
-    return base / "store"
+def store(xfs, warm_store) -> Path:
+    """A warm store on XFS of this module's own: some tests import other pip versions into it."""
+    return warm_store(xfs, fresh=True)
 
 
 @pytest.fixture
@@ -147,15 +131,49 @@ def test_no_download_seeds_the_bundled_wheels_without_downloading(env, store, tm
     assert list(app_data.rglob("download-*")) == []
 
 
+def test_no_download_refuses_a_version_only_a_download_would_find(env, store, tmp_path):
+    from virtualenv.seed.wheels.embed import BUNDLE_FOLDER
+
+    other = next(p for p in sorted(BUNDLE_FOLDER.glob("pip-*.whl")) if p.name.split("-")[1] != bundled("pip"))
+    version = other.name.split("-")[1]
+    links = tmp_path / "links"  # reachable only by 'pip download', through pip's own find-links setting
+    links.mkdir()
+    shutil.copy(other, links)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    reachable = {**OFFLINE, "PIP_FIND_LINKS": str(links)}
+    args = (f"--extra-search-dir={empty}", "--pip", version, "--no-setuptools")
+
+    refused = tmp_path / "refused"
+    failed = virtualenv(refused, "--app-data", str(tmp_path / "app-data-1"), "--no-download", *args, store=store,
+                        extra_env=reachable, check=False)
+    out = failed.stdout + failed.stderr
+    assert failed.returncode != 0, out
+    assert f"no wheel found for pip {version}" in out and "allow --download" in out
+    assert "pip download" not in out  # it did not even try
+    assert "pip" not in installed(refused)
+
+    # the same command allowed to download finds the wheel: only --no-download made the difference
+    virtualenv(env, "--app-data", str(tmp_path / "app-data-2"), "--download", *args, store=store, extra_env=reachable)
+    assert_working_pip(env, version)
+
+
+def _update_logs(app_data: Path) -> list[Path]:
+    """virtualenv's periodic-update logs: ``wheel/<python>/embed/<n>/<distribution>.json``."""
+    return sorted(app_data.glob("wheel/*/embed/*/*.json"))
+
+
 def test_no_periodic_update_records_no_update_check(env, store, tmp_path):
     app_data = tmp_path / "app-data"
     virtualenv(env, "--app-data", str(app_data), "--no-periodic-update", store=store, extra_env=OFFLINE)
     assert installed(env) == {"pip": bundled("pip"), "setuptools": bundled("setuptools")}
     assert_working_pip(env, bundled("pip"))
     # the periodic update keeps a per-distribution log in app data; none may be written
-    assert list(app_data.rglob("*.json")) == []
+    # (other caches there, such as virtualenv's interpreter information, are not update checks)
+    assert _update_logs(app_data) == []
+    assert [p for p in app_data.rglob("*.json") if p.stem in ("pip", "setuptools", "wheel")] == []
 
     # the counterpart: without the option virtualenv does record one, so the check above can fail
     with_update = tmp_path / "app-data-update"
     virtualenv(store.parent / f"{env.name}-update", "--app-data", str(with_update), store=store, extra_env=OFFLINE)
-    assert list(with_update.rglob("pip.json")) != []
+    assert "pip" in [p.stem for p in _update_logs(with_update)]

@@ -12,40 +12,24 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 import uuid
-import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import catalogs, regular_files, run_in, site_packages, virtualenv
+from helpers import PY, bundled_version, catalog_by_name, regular_files, run_in, site_packages, virtualenv
+from wheels import build_wheel, console_spec
 
 from holoclone_venv.catalog import Catalog
 
-PY = f"{sys.version_info[0]}.{sys.version_info[1]}"
-
-
-
 def catalog_of(store: Path, name: str) -> Catalog:
     """The catalog the environments of this store were seeded from, for distribution ``name``."""
-    found = [c for c in catalogs(store) if c.name == name]
-    assert len(found) == 1, f"expected one catalog of {name}, found {len(found)}"
-    return found[0]
-
-
-def bundled_version(distribution: str) -> str:
-    from virtualenv.seed.wheels.embed import BUNDLE_SUPPORT
-
-    return BUNDLE_SUPPORT[PY][distribution].split("-")[1]
+    return catalog_by_name(store, name)
 
 
 @pytest.fixture(scope="module")
-def warm(xfs) -> Path:
-    """A directory on XFS with a store already holding pip and setuptools."""
-    base = xfs / f"pip-{uuid.uuid4().hex[:8]}"
-    base.mkdir()
-    virtualenv(base / "first", store=base / "store")
-    return base
+def warm(xfs, warm_store) -> Path:
+    """A directory on XFS with a store (``warm / "store"``) already holding pip and setuptools."""
+    return warm_store(xfs).parent
 
 
 @pytest.fixture
@@ -54,28 +38,6 @@ def env(warm, unique) -> Path:
     path = warm / unique
     virtualenv(path, store=warm / "store")
     return path
-
-
-def build_wheel(directory: Path, name: str = "hcdemo", version: str = "1.0") -> Path:
-    """A tiny pure-Python wheel with a console script, RECORD included."""
-    info = f"{name}-{version}.dist-info"
-    files = {
-        f"{name}/__init__.py": f"def main():\n    print('{name} {version} works')\n".encode(),
-        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
-        f"{info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-        f"{info}/entry_points.txt": f"[console_scripts]\n{name} = {name}:main\n".encode(),
-    }
-    record = []
-    for path, data in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-        record.append(f"{path},sha256={digest},{len(data)}\n")
-    record.append(f"{info}/RECORD,,\n")
-    wheel = directory / f"{name}-{version}-py3-none-any.whl"
-    with zipfile.ZipFile(wheel, "w") as archive:
-        for path, data in files.items():
-            archive.writestr(path, data)
-        archive.writestr(f"{info}/RECORD", "".join(record))
-    return wheel
 
 
 def test_pip_version_names_the_environment(env):
@@ -94,7 +56,7 @@ def test_pip_check_finds_nothing_broken(env):
 
 
 def test_pip_installs_runs_and_uninstalls_a_local_wheel(env, tmp_path):
-    wheel = build_wheel(tmp_path)
+    wheel = build_wheel(tmp_path, console_spec("hcdemo", "1.0"))
     run_in(env, "pip", "install", "--no-index", "--no-deps", str(wheel))
     script = env / "bin" / "hcdemo"
     assert os.access(script, os.X_OK)
@@ -134,7 +96,12 @@ def test_pip_uninstall_pip_removes_its_scripts(env, warm):
 
 def test_site_packages_holds_what_the_default_seeder_installs(env, tmp_path):
     reference = tmp_path / "reference"
-    subprocess.run([sys.executable, "-m", "virtualenv", str(reference)], check=True, capture_output=True)
+    # virtualenv's default seeder, whatever the user's own configuration says (it may choose holoclone)
+    empty = tmp_path / "virtualenv.ini"
+    empty.write_text("")
+    made = virtualenv(reference, seeder=None, extra_env={"VIRTUALENV_CONFIG_FILE": str(empty)})
+    assert "seeder FromAppData" in made.stdout, made.stdout
+    assert "holoclone" not in (reference / "pyvenv.cfg").read_text()
     # the default seeder ships no bytecode and leaves a "<dist>.virtualenv" marker; RECORD and INSTALLER are per env
     def contents(site: Path) -> dict[str, bytes]:
         return {
@@ -148,14 +115,42 @@ def test_site_packages_holds_what_the_default_seeder_installs(env, tmp_path):
     assert [name for name in ours if ours[name] != theirs[name]] == []
 
 
+def _hash(data: bytes) -> str:
+    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+
 def test_record_lists_every_installed_file(env):
     site = site_packages(env)
-    for dist_info in site.glob("*.dist-info"):
+    dist_infos = sorted(site.glob("*.dist-info"))
+    assert [d.name.split("-")[0] for d in dist_infos] == ["pip", "setuptools"]
+    every_listed: set[str] = set()
+    for dist_info in dist_infos:
         with open(dist_info / "RECORD", newline="") as handle:
-            listed = {os.path.normpath(site / row[0]) for row in csv.reader(handle) if row}
-        on_disk = {os.path.normpath(p) for p in regular_files(site) if str(p).startswith(str(site / dist_info.name.split("-")[0]))}
-        assert str(dist_info / "RECORD") in listed
-        assert on_disk <= listed, sorted(on_disk - listed)[:5]
+            rows = [row for row in csv.reader(handle) if row]
+        assert len(rows) > 100, dist_info.name
+        listed = {}
+        for path, digest, size in rows:
+            listed[os.path.normpath(site / path)] = (digest, size)
+        every_listed |= set(listed)
+        record = str(dist_info / "RECORD")
+        assert listed.pop(record) == ("", "")
+        # every other row names a file that exists with exactly that hash and size
+        wrong = []
+        for path, (digest, size) in listed.items():
+            data = Path(path).read_bytes()
+            if (digest, size) != (_hash(data), str(len(data))):
+                wrong.append((path, digest, size))
+        assert wrong == []
+        # and every file of the distribution on disk is listed: everything under its top-level names
+        tops = {Path(path).relative_to(site).parts[0] for path in listed if path.startswith(f"{site}/")}
+        assert dist_info.name in tops and len(tops) > 1
+        on_disk = {os.path.normpath(p) for top in tops for p in
+                   ([site / top] if (site / top).is_file() else regular_files(site / top))}
+        assert on_disk - set(listed) - {record} == set()
+    # no file in site-packages or among pip's scripts belongs to no distribution
+    unlisted = {os.path.normpath(p) for p in regular_files(site)} - every_listed
+    assert unlisted == set()
+    assert {str(env / "bin" / name) for name in ("pip", "pip3", f"pip{PY}", f"pip-{PY}")} <= every_listed
 
 
 @pytest.mark.parametrize("awkward", ["with space", "it's", 'say "hi"', "back\\slash"])

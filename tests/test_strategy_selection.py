@@ -18,16 +18,20 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import run_in, virtualenv
+from helpers import method_counts as counts
+from helpers import run_in, virtualenv
 
 FLAG, ENV, INI, RCC = "flag", "VIRTUALENV_HOLOCLONE_STRATEGY", "virtualenv.ini", "RCC_HOLOTREE_STRATEGY"
-BUILTIN_LIST = "Valid strategies: smart, reflink, hardlink, copy"
+BUILTIN_LIST = "Valid strategies: smart, reflink, hardlink, copy, snapshot"
+
+
+pytestmark = pytest.mark.slow  # every test runs the real virtualenv
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory) -> Path:
-    """One store for the module: the first run imports pip and setuptools, later runs reuse them."""
-    return tmp_path_factory.mktemp("selection") / "store"
+def store(warm_store) -> Path:
+    """A warm store on the temporary directory's filesystem, which cannot reflink (so smart hardlinks)."""
+    return warm_store(None)
 
 
 def seed(tmp_path: Path, store: Path, sources: dict[str, str], *args: str) -> tuple[subprocess.CompletedProcess, Path]:
@@ -50,9 +54,6 @@ def chosen(result: subprocess.CompletedProcess) -> str:
     return found.group(1)
 
 
-def counts(result: subprocess.CompletedProcess) -> dict[str, int]:
-    [line] = [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("holoclone: seeded")]
-    return {kind: int(n.replace(",", "")) for n, kind in re.findall(r"([\d,]+) (reflinked|hardlinked|copied)", line)}
 
 
 @pytest.mark.parametrize(

@@ -383,7 +383,7 @@ def _python_for(uid: int, gid: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def user_btrfs():
+def user_btrfs(needs_root):  # conftest marks tests using needs_root "root"
     """``(work, user)``: a directory owned by ``nobody`` on a fresh btrfs mounted under a reachable /tmp directory.
 
     The session filesystems live under pytest's 0700 base directory, which
