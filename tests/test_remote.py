@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import TAG, holoclone, output, virtualenv
+from helpers import holoclone, output, virtualenv
 from remote_server import SeaweedFS, StaticServer, weed_binary
 from wheels import write_wheel
 
