@@ -6,6 +6,7 @@ import os
 import re
 import stat
 from dataclasses import dataclass, field
+from typing import Callable
 
 from ..catalog import EXECUTABLE, FIXED_MTIME, Catalog
 from ..fsutil import hash_file
@@ -35,6 +36,14 @@ class VerifyResult:
     catalogs: int = 0
     problems: list[Problem] = field(default_factory=list)
     tmp_reclaimed: int = 0
+
+    def found(self, kind: str, path: object, detail: str, repair: Callable[[], None] | bool = False) -> None:
+        """Record a problem; run ``repair`` (when given) and say it was repaired."""
+        problem = Problem(kind, str(path), detail)
+        if callable(repair):
+            repair()
+            problem.repaired = True
+        self.problems.append(problem)
 
     @property
     def unrepaired(self) -> list[Problem]:
@@ -78,19 +87,12 @@ def verify(store: Store, repair: bool = False, progress: Progress | None = None)
             match = _OBJECT_NAME.match(path.name)
             st = path.lstat()
             if not (re.fullmatch("[0-9a-f]{2}", prefix) and match and stat.S_ISREG(st.st_mode) and path.parent != store.objects):
-                problem = Problem("stray", str(path), "not a store object")
-                if repair:
-                    store.remove(path)
-                    problem.repaired = True
-                result.problems.append(problem)
+                result.found("stray", path, "not a store object", repair and (lambda: store.remove(path)))
                 continue
             if not store.trusted(st):
                 # Another account could have put any content here; only the owner's objects are used.
-                problem = Problem("foreign", str(path), f"owned by uid {st.st_uid}, not by the store's owner or root")
-                if repair:
-                    store.remove(path)
-                    problem.repaired = True
-                result.problems.append(problem)
+                result.found("foreign", path, f"owned by uid {st.st_uid}, not by the store's owner or root",
+                             repair and (lambda: store.remove(path)))
                 continue
             digest, executable = prefix + match.group(1), bool(match.group(2))
             try:
@@ -102,24 +104,18 @@ def verify(store: Store, repair: bool = False, progress: Progress | None = None)
             if progress:
                 progress(result.bytes, total)
             if actual != digest:
-                problem = Problem("corrupt", str(path), f"content hashes to {actual[:16]}..., not its name")
-                if repair:
-                    store.remove(path)
-                    problem.repaired = True
-                result.problems.append(problem)
+                result.found("corrupt", path, f"content hashes to {actual[:16]}..., not its name",
+                             repair and (lambda: store.remove(path)))
                 continue
             intact[(digest, executable)] = st.st_size
             wanted = 0o555 if executable else 0o444
             if stat.S_IMODE(st.st_mode) != wanted or int(st.st_mtime) != FIXED_MTIME:
-                problem = Problem(
-                    "mode", str(path),
-                    f"mode {stat.S_IMODE(st.st_mode):o} mtime {int(st.st_mtime)}, expected {wanted:o} and {FIXED_MTIME}",
-                )
-                if repair:
+                def restore(path=path, wanted=wanted) -> None:
                     os.chmod(path, wanted)
                     os.utime(path, (FIXED_MTIME, FIXED_MTIME))
-                    problem.repaired = True
-                result.problems.append(problem)
+
+                result.found("mode", path, f"mode {stat.S_IMODE(st.st_mode):o} mtime {int(st.st_mtime)}, expected "
+                             f"{wanted:o} and {FIXED_MTIME}", repair and restore)
         for key, catalog, error in read_catalogs(store):
             result.catalogs += 1
             path = str(store.catalog_path(key))
