@@ -40,6 +40,7 @@ def seed(request: SeedRequest, settings: Settings) -> Report:
 
         wheels.extend(resolve_wheels(settings, store, request))
     catalogs = _catalogs_of_a_template(store, policy, wheels, request) or []
+    unchecked = bool(catalogs)  # their objects were not checked: the template holds the files
     progress = _ImportProgress(len(wheels))
     for index, wheel in enumerate([] if catalogs else wheels):
         if settings.remote:  # the store's catalog, else one pulled from the fleet's remote store (remote/)
@@ -74,6 +75,8 @@ def seed(request: SeedRequest, settings: Settings) -> Report:
     materializer = Materializer(store, policy, report, strict=settings.strict)
     try:
         if not (policy.tree is not None and _cloned_whole(store, policy, materializer, catalogs, request, report)):
+            if unchecked:  # file by file after all: the objects must pass the cheap check first
+                catalogs = [_checked(store, wheel, catalog, request, report) for wheel, catalog in zip(wheels, catalogs)]
             for catalog in catalogs:
                 materializer.run(catalog, request.layout)
         for catalog in catalogs:
@@ -114,6 +117,18 @@ def _catalogs_of_a_template(store: Store, policy, wheels: list[Path], request: S
         return None
     catalogs = [store.load_catalog(key) for key in keys]
     return catalogs if all(catalogs) else None  # type: ignore[return-value]
+
+
+def _checked(store: Store, wheel: Path, catalog: Catalog, request: SeedRequest, report: Report) -> Catalog:
+    """``catalog`` when its objects pass the cheap check, else the wheel imported again."""
+    if not store.check_objects(catalog):
+        return catalog
+    from .importer import ensure_catalog
+
+    catalog, imported = ensure_catalog(store, wheel, request.interpreter)
+    if imported:
+        report.imported.append(wheel.name)
+    return catalog
 
 
 def _cloned_whole(store: Store, policy, materializer: Materializer, catalogs: list[Catalog], request: SeedRequest,
