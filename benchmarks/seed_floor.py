@@ -39,7 +39,6 @@ import fcntl
 import json
 import os
 import re
-import shutil
 import statistics
 import subprocess
 import sys

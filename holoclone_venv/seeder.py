@@ -44,10 +44,9 @@ class HoloCloneSeeder(BaseEmbed):
         super().add_parser_arguments(parser, interpreter, app_data)  # type: ignore[arg-type]
         from .settings import BUILTIN_STRATEGIES, DEFAULT_LOCK_TIMEOUT
 
-        # Straight into virtualenv's seeder group: argparse never prints a group nested
-        # in a group (and deprecates nesting), so the help would lose these options.
-        group = parser
-        group.add_argument(
+        # Straight into virtualenv's seeder group (``parser``): argparse never prints a group
+        # nested in a group (and deprecates nesting), so the help would lose these options.
+        parser.add_argument(
             "--holoclone-strategy",
             dest="holoclone_strategy",
             metavar="NAME",
@@ -55,7 +54,7 @@ class HoloCloneSeeder(BaseEmbed):
             help=f"how files get into the env: {', '.join(BUILTIN_STRATEGIES)} or a plugin's strategy; "
             "None means $RCC_HOLOTREE_STRATEGY, else smart",
         )
-        group.add_argument(
+        parser.add_argument(
             "--holoclone-store",
             dest="holoclone_store",
             metavar="DIR",
@@ -63,14 +62,14 @@ class HoloCloneSeeder(BaseEmbed):
             help="store directory, on the same filesystem as your environments for reflinks; "
             "None means the user cache directory",
         )
-        group.add_argument(
+        parser.add_argument(
             "--holoclone-strict",
             dest="holoclone_strict",
             action="store_true",
             default=False,
             help="fail instead of falling back to a slower link method",
         )
-        group.add_argument(
+        parser.add_argument(
             "--holoclone-exclude",
             dest="holoclone_exclude",
             metavar="PATTERN",
@@ -80,7 +79,7 @@ class HoloCloneSeeder(BaseEmbed):
             help="never hardlink files matching this glob (repeatable); matched against the path inside the "
             "install directory (pip/__init__.py), a pattern without '/' also against the file name, e.g. '*.so'",
         )
-        group.add_argument(
+        parser.add_argument(
             "--holoclone-requirements",
             dest="holoclone_requirements",
             metavar="FILE",
@@ -89,7 +88,7 @@ class HoloCloneSeeder(BaseEmbed):
             default=[],
             help="also materialize the packages of this requirements file (repeatable)",
         )
-        group.add_argument(
+        parser.add_argument(
             "--holoclone-package",
             dest="holoclone_package",
             metavar="SPEC",
@@ -98,7 +97,7 @@ class HoloCloneSeeder(BaseEmbed):
             default=[],
             help="also materialize this package and its dependencies (repeatable)",
         )
-        group.add_argument(
+        parser.add_argument(
             "--holoclone-refresh",
             dest="holoclone_refresh",
             action="store_true",
@@ -106,7 +105,7 @@ class HoloCloneSeeder(BaseEmbed):
             help="resolve --holoclone-requirements/--holoclone-package again with pip instead of reusing the "
             "resolution cached in the store (new releases of unpinned requirements are then picked up)",
         )
-        group.add_argument(
+        parser.add_argument(
             "--holoclone-lock-timeout",
             dest="holoclone_lock_timeout",
             metavar="SECONDS",
@@ -114,7 +113,7 @@ class HoloCloneSeeder(BaseEmbed):
             default=DEFAULT_LOCK_TIMEOUT,
             help="give up waiting for a store lock after this many seconds",
         )
-        group.add_argument(
+        parser.add_argument(
             "--holoclone-remote",
             dest="holoclone_remote",
             metavar="URL",
@@ -122,7 +121,7 @@ class HoloCloneSeeder(BaseEmbed):
             help="on a local miss, pull signed catalogs from this remote store (s3://, https://, file://) before "
             "importing wheels or running pip",
         )
-        group.add_argument(
+        parser.add_argument(
             "--holoclone-trusted-keys",
             dest="holoclone_trusted_keys",
             metavar="KEYS",
