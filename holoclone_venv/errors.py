@@ -51,6 +51,16 @@ class StoreLockTimeout(StoreError):
     """Waiting for a store lock took longer than the configured timeout."""
 
 
+class DamagedObject(StoreError):
+    """A store object a catalog names is missing or changed; found while linking it, so nothing was linked
+    from it.  ``catalog_key`` is the catalog being materialized: its wheel is imported again."""
+
+    def __init__(self, path: str, catalog_key: str = "") -> None:
+        super().__init__(f"store object {path} is missing or was changed.", "It is imported again from its wheel.")
+        self.path = path
+        self.catalog_key = catalog_key
+
+
 class StrictModeError(HoloCloneError):
     """``--holoclone-strict`` is on and a link method had to fall back."""
 

@@ -36,6 +36,9 @@ class CloneBackend(NamedTuple):
 
     name: str
     clone: Callable[[str, str, Optional[int], int, Optional[int]], None]
+    #: Optional: ``clone_open(source_fd, size, target, dir_fd, mode, mtime)``, the same from a
+    #: source the caller has opened and checked (:data:`holoclone_venv.linking.OpenLinkFunction`).
+    clone_open: Optional[Callable[[int, int, str, Optional[int], int, Optional[int]], None]] = None
 
 
 @hookspec(firstresult=True)

@@ -26,6 +26,11 @@ from .errors import UNSUPPORTED_ERRNOS, MaterializeError, StrictModeError, Unsup
 #: permission for a new inode, ``mtime`` (seconds) is set when not None.  Raise
 #: :class:`Unsupported` to let the next method try; the target must not exist then.
 LinkFunction = Callable[[str, str, Optional[int], int, Optional[int]], None]
+#: ``link_open(source_fd, size, target, dir_fd, mode, mtime)``: the same from an object the
+#: caller has already opened (read-only, not through a link) and checked to be ``size`` bytes.
+#: It spares the hot loop a second look at the object: the materializer's integrity check
+#: is the ``fstat`` of that descriptor.  The caller closes ``source_fd``.
+OpenLinkFunction = Callable[[int, int, str, Optional[int], int, Optional[int]], None]
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,7 @@ class LinkMethod:
     counts_as: str = "copied"
     shares_inode: bool = False
     same_filesystem: bool = False  # True when it cannot work across filesystems (EXDEV skips it)
+    link_open: Optional[OpenLinkFunction] = None  # the same from an opened object, where the method has it
 
 
 @dataclass(frozen=True)
@@ -117,12 +123,14 @@ HARDLINK = LinkMethod("hardlink", hardlink, counts_as="hardlinked", shares_inode
 COPY = LinkMethod("copy", copy, counts_as="copied")
 
 
-def builtin_methods(clone: LinkFunction | None, native_copy: LinkFunction | None = None) -> dict[str, LinkMethod]:
+def builtin_methods(clone: LinkFunction | None, native_copy: LinkFunction | None = None,
+                    clone_open: OpenLinkFunction | None = None) -> dict[str, LinkMethod]:
     """The built-in methods: ``reflink`` through the clone backend (failing as unsupported
     without one), ``hardlink``, and ``copy`` (the platform's native copy where it has one)."""
     methods = {"hardlink": HARDLINK, "copy": COPY if native_copy is None else LinkMethod("copy", native_copy)}
     if clone is not None:
-        methods["reflink"] = LinkMethod("reflink", clone, counts_as="reflinked", same_filesystem=True)
+        methods["reflink"] = LinkMethod("reflink", clone, counts_as="reflinked", same_filesystem=True,
+                                        link_open=clone_open)
     else:
         methods["reflink"] = LinkMethod("reflink", _no_clone, counts_as="reflinked", same_filesystem=True)
     return methods

@@ -9,26 +9,31 @@ file it wrote for the distribution.
 
 The hot loop does a few system calls per file: one directory file descriptor
 per directory (targets are created relative to it), then the link method;
-directories are shared out to one thread per core.
+directories are shared out to one thread per core.  Objects are checked as
+they are linked, not in a pass of their own: a reflink opens the object
+anyway, so its check is the ``fstat`` of that descriptor (other methods
+``lstat`` it).  A missing or changed object raises :class:`DamagedObject`
+before anything is linked from it; the caller imports its wheel again.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import posixpath
 import shutil
-import stat
 from itertools import groupby
 from typing import TYPE_CHECKING
 
 from . import record
 from .catalog import EXECUTABLE, FIXED_MTIME, HAS_BYTECODE, SHEBANG, Catalog, Entry
 from .fsutil import write_atomic
-from .errors import Unsupported
-from .linking import LinkMethod, Linker
+from .errors import DamagedObject, Unsupported
+from .linking import Linker
 from .report import Report
 from .scripts import render, rewrite_python_shebang
 from .store import Store
+from .uninstall import clear_the_way, discard, remove_distribution
 
 if TYPE_CHECKING:
     from .environment import Layout
@@ -36,6 +41,11 @@ if TYPE_CHECKING:
 
 _USE_DIR_FD = os.open in os.supports_dir_fd and os.link in os.supports_dir_fd
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+#: An object is opened never through a symlink, and never waiting on a FIFO planted in its place.
+_OBJECT_FLAGS = (os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+                 | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
+#: Opening an object fails this way when it is gone or is a symlink: a damaged store, not a broken env.
+_GONE = frozenset((errno.ENOENT, errno.ELOOP, errno.ENOTDIR))
 INSTALLER = b"holoclone\n"
 #: Linking threads: one per core (more measured slower), and none below _PARALLEL_FROM files,
 #: where starting a pool costs more than it saves.
@@ -73,9 +83,9 @@ class Materializer:
         staging = os.path.join(root, staging_name)
         shutil.rmtree(staging, ignore_errors=True)  # left by a killed run
         self._remove_previous(catalog, root, layout.data)
-        if _clear_the_way(catalog, root):
+        if clear_the_way(catalog, root):
             # Files of this distribution without its .dist-info: a run killed half way.
-            _discard(catalog, roots)
+            discard(catalog, roots)
         prefix = catalog.dist_info + "/"
         body = [e for e in catalog.entries if not (e.scheme == catalog.root and e.path.startswith(prefix))]
         meta = [
@@ -84,8 +94,8 @@ class Materializer:
             if e.scheme == catalog.root and e.path.startswith(prefix)
         ]
         try:
-            self._link_all(body, roots, layout.executable)
-            self._link_all(meta, roots, layout.executable)
+            self._link_all(body, roots, layout.executable, catalog.key)
+            self._link_all(meta, roots, layout.executable, catalog.key)
             record_rows = self._write_scripts(catalog, roots, layout.executable)
             self._write_metadata(catalog, roots, record_rows, os.path.join(staging, catalog.dist_info))
             os.rename(os.path.join(staging, catalog.dist_info), dist_info_dir)
@@ -93,7 +103,7 @@ class Materializer:
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             shutil.rmtree(dist_info_dir, ignore_errors=True)
-            _discard(catalog, roots)
+            discard(catalog, roots)
             raise
         self.report.fallbacks = self.linker.fallbacks
 
@@ -128,14 +138,14 @@ class Materializer:
         counted = len(catalog.entries) - len(outside)
         self.report.counts["snapshotted"] = self.report.counts.get("snapshotted", 0) + counted
         self.report.bytes += sum(e.size for e in catalog.entries if roots[e.scheme] in inside)
-        self._link_all(outside, roots, layout.executable)
+        self._link_all(outside, roots, layout.executable, catalog.key)
         record_rows = self._write_scripts(catalog, roots, layout.executable)
         info_dir = os.path.join(roots[catalog.root], catalog.dist_info)
         os.unlink(os.path.join(info_dir, "RECORD"))  # the template's: this environment's is written next
         self._write_metadata(catalog, roots, record_rows, info_dir)
         self.report.fallbacks = self.linker.fallbacks
 
-    def _link_all(self, entries: list[Entry], roots: dict[str, str], executable: str) -> None:
+    def _link_all(self, entries: list[Entry], roots: dict[str, str], executable: str, key: str) -> None:
         groups = [(key, list(group)) for key, group in groupby(entries, key=_directory_of)]
         for (scheme, directory), _ in groups:
             self._mkdir(roots[scheme])
@@ -143,7 +153,7 @@ class Materializer:
                 self._mkdir_below(roots[scheme], directory)
         workers = min(_WORKERS, len(groups)) if len(entries) >= _PARALLEL_FROM else 1
         if workers == 1:
-            results = [self._link_groups(groups, roots, executable)]
+            results = [self._link_groups(groups, roots, executable, key)]
         else:
             # Creating and cloning files is kernel work that releases the GIL: two threads
             # materialize torch+numpy+pandas+scipy 1.25x faster than one on two cores (more
@@ -153,7 +163,7 @@ class Materializer:
 
             with ThreadPoolExecutor(workers) as pool:
                 shares = [groups[i::workers] for i in range(workers)]
-                results = list(pool.map(lambda share: self._link_groups(share, roots, executable), shares))
+                results = list(pool.map(lambda share: self._link_groups(share, roots, executable, key), shares))
         counts = self.report.counts
         for found, size, generated in results:
             for bucket, n in found.items():
@@ -161,18 +171,20 @@ class Materializer:
             self.report.bytes += size
             self.report.generated += generated
 
-    def _link_groups(self, groups, roots: dict[str, str], executable: str) -> tuple[dict[str, int], int, int]:
+    def _link_groups(self, groups, roots: dict[str, str], executable: str,
+                     key: str) -> tuple[dict[str, int], int, int]:
         """Link the entries of some directories; returns (count per bucket, bytes, files written per env).
 
-        The loop is the hot path (one pass per file of every environment), so it
-        does per file only what must be: choose the chain, call the method that
-        works for this pair directly, and go through the Linker's bookkeeping
-        only when that method fails.
+        The hot path (every file of every environment): per file, choose the chain, check the
+        object (by the descriptor the link uses, where the method takes one), call the method
+        that works for this pair, and use the Linker's bookkeeping only when it fails.
+        Raises :class:`DamagedObject` (with catalog ``key``) for an object that fails the check.
         """
-        tally: dict[LinkMethod, int] = {}
+        tally: dict[str, int] = {}
         objects = str(self.store.objects)
         never_hardlink, always_copy = self.policy.never_hardlink, self.policy.always_copy
-        link, settled = self.linker.link, self.linker.settled
+        link, settled, intact = self.linker.link, self.linker.settled, self.store.intact
+        full, private, copy = self._full, self._private, self._copy
         total = generated = 0
         for (scheme, directory), group in groups:
             root = roots[scheme]
@@ -187,29 +199,49 @@ class Materializer:
                         generated += 1
                         continue
                     path, digest = entry.path, entry.digest
-                    chain = self._copy if always_copy(path) else self._private if never_hardlink(path) else self._full
                     source = f"{objects}/{digest[:2]}/{digest[2:]}{'.x' if flags & EXECUTABLE else ''}"
                     name = path.rpartition("/")[2]
                     target = name if dir_fd is not None else os.path.join(target_dir, name)
                     mode = 0o755 if flags & EXECUTABLE else 0o644
                     mtime = FIXED_MTIME if flags & HAS_BYTECODE else None
+                    # The rules are asked only where they change something: a hardlink, a copy rule.
+                    chain = copy if always_copy and always_copy(path) else full
                     method = settled(chain, pair)
+                    if method is not None and method.shares_inode and never_hardlink(path):
+                        chain = private
+                        method = settled(chain, pair)
+                    link_open = method.link_open if method is not None else None
                     try:
-                        if method is None:
-                            raise Unsupported("not settled yet")
-                        method.link(source, target, dir_fd, mode, mtime)
-                    except (Unsupported, OSError):
-                        # The Linker tries the chain, records why a method gave up, or raises one clear error.
-                        method = link(chain, pair, source, target, dir_fd, mode, mtime, target_dir)
-                    tally[method] = tally.get(method, 0) + 1
+                        fd = os.open(source, _OBJECT_FLAGS) if link_open is not None else None
+                        st = os.fstat(fd) if fd is not None else os.lstat(source)
+                    except OSError as error:
+                        if error.errno in _GONE:
+                            raise DamagedObject(source, key) from None
+                        raise
+                    try:
+                        if not intact(st, entry.size):
+                            raise DamagedObject(source, key)
+                        try:
+                            if method is None:
+                                raise Unsupported("not settled yet")
+                            if link_open is not None:
+                                link_open(fd, entry.size, target, dir_fd, mode, mtime)
+                            else:
+                                method.link(source, target, dir_fd, mode, mtime)
+                        except (Unsupported, OSError):
+                            if chain is full and never_hardlink(path):  # falling back must keep the rules too
+                                chain = private
+                            # The Linker tries the chain, records why a method gave up, or raises one clear error.
+                            method = link(chain, pair, source, target, dir_fd, mode, mtime, target_dir)
+                    finally:
+                        if fd is not None:
+                            os.close(fd)
+                    tally[method.counts_as] = tally.get(method.counts_as, 0) + 1
                     total += entry.size
             finally:
                 if dir_fd is not None:
                     os.close(dir_fd)
-        counts: dict[str, int] = {}
-        for method, n in tally.items():
-            counts[method.counts_as] = counts.get(method.counts_as, 0) + n
-        return counts, total, generated
+        return tally, total, generated
 
     def _mkdir(self, path: str) -> None:
         """Make an install root (site-packages, bin...) and its parents."""
@@ -302,63 +334,7 @@ class Materializer:
 
     def _remove_previous(self, catalog: Catalog, root: str, env_dir: str) -> None:
         """Uninstall an earlier version of the same distribution, as an installer would."""
-        from .uninstall import remove_distribution
-
         remove_distribution(catalog.name, root, env_dir)
-
-
-def _clear_the_way(catalog: Catalog, root: str) -> bool:
-    """Replace symlinks where the distribution's top-level entries go; True when real ones are left over.
-
-    A symlinked package directory (``--symlink-app-data``, a user's own
-    link) is removed, never entered: writing or deleting through it would
-    change what it points to (virtualenv's app-data, say).  A real entry
-    still there after the previous version was uninstalled belongs to a
-    run that was killed before its ``.dist-info`` was in place.
-    """
-    tops = {e.path.partition("/")[0] for e in catalog.entries if e.scheme == catalog.root}
-    leftovers = False
-    for name in sorted(tops | {catalog.dist_info}):
-        path = os.path.join(root, name)
-        try:
-            st = os.lstat(path)
-        except FileNotFoundError:
-            continue
-        if stat.S_ISLNK(st.st_mode):
-            os.unlink(path)
-        else:
-            leftovers = True
-    return leftovers
-
-
-def _discard(catalog: Catalog, roots: dict[str, str]) -> None:
-    """Remove what a failed run wrote for ``catalog`` (every path it would install), then emptied folders.
-
-    Never through a symlink: a file is removed only when its folder really
-    lies inside its install root.
-    """
-    folders = set()
-    real_roots = {scheme: os.path.realpath(path) for scheme, path in roots.items()}
-    paths = [(e.scheme, os.path.join(roots[e.scheme], e.path)) for e in catalog.entries]
-    paths += [("scripts", os.path.join(roots["scripts"], s.name)) for s in catalog.scripts]
-    for scheme, path in paths:
-        folder = os.path.dirname(path)
-        if folder not in folders:
-            real = os.path.realpath(folder)
-            if real != real_roots[scheme] and not real.startswith(real_roots[scheme] + os.sep):
-                continue
-        try:
-            os.unlink(path)
-        except OSError:
-            pass
-        folders.add(folder)
-    for folder in sorted(folders, key=len, reverse=True):
-        while folder not in roots.values():
-            try:
-                os.rmdir(folder)
-            except OSError:
-                break
-            folder = os.path.dirname(folder)
 
 
 def _directory_of(entry: Entry) -> tuple[str, str]:

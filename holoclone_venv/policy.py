@@ -33,7 +33,9 @@ def link_methods(plugins: Plugins) -> dict[str, LinkMethod]:
     from .platforms import current
 
     backend = plugins.clone_backend()
-    return builtin_methods(backend.clone if backend is not None else None, current().copy)
+    if backend is None:
+        return builtin_methods(None, current().copy)
+    return builtin_methods(backend.clone, current().copy, getattr(backend, "clone_open", None))
 
 
 def resolve_policy(settings: Settings, plugins: Plugins | None = None) -> Policy:

@@ -62,6 +62,10 @@ class Matcher:
     def __call__(self, path: str) -> bool:
         return self._regex is not None and self._regex.match(path) is not None
 
+    def __bool__(self) -> bool:
+        """False when there are no rules of this kind: nothing can match."""
+        return self._regex is not None
+
 
 def compile_rules(rules: Iterable[Rule]) -> tuple[Matcher, Matcher]:
     """``(never_hardlink, always_copy)`` matchers; always-copy implies never-hardlink."""

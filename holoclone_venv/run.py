@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import HoloCloneError, os_error
+from .errors import DamagedObject, HoloCloneError, os_error
 from .materializer import Materializer
 from .policy import resolve_policy
 from .report import Report
@@ -40,7 +40,6 @@ def seed(request: SeedRequest, settings: Settings) -> Report:
 
         wheels.extend(resolve_wheels(settings, store, request))
     catalogs = _catalogs_of_a_template(store, policy, wheels, request) or []
-    unchecked = bool(catalogs)  # their objects were not checked: the template holds the files
     progress = _ImportProgress(len(wheels))
     for index, wheel in enumerate([] if catalogs else wheels):
         if settings.remote:  # the store's catalog, else one pulled from the fleet's remote store (remote/)
@@ -48,8 +47,8 @@ def seed(request: SeedRequest, settings: Settings) -> Report:
 
             catalog = find_catalog(settings, store, wheel, request.interpreter.tag)
         else:
-            catalog = store.intact_catalog(wheel, request.interpreter.tag)
-        if catalog is None:  # not imported yet, or damaged: the importer (and its imports) only then
+            catalog = store.stored_catalog(wheel, request.interpreter.tag)  # objects are checked as they are linked
+        if catalog is None:  # not imported yet: the importer (and its imports) only then
             from .importer import ensure_catalog
 
             catalog, imported = ensure_catalog(store, wheel, request.interpreter, progress.for_wheel(index, wheel))
@@ -74,11 +73,17 @@ def seed(request: SeedRequest, settings: Settings) -> Report:
 
     materializer = Materializer(store, policy, report, strict=settings.strict)
     try:
-        if not (policy.tree is not None and _cloned_whole(store, policy, materializer, catalogs, request, report)):
-            if unchecked:  # file by file after all: the objects must pass the cheap check first
-                catalogs = [_checked(store, wheel, catalog, request, report) for wheel, catalog in zip(wheels, catalogs)]
-            for catalog in catalogs:
-                materializer.run(catalog, request.layout)
+        try:
+            _materialize(store, policy, materializer, catalogs, request, report)
+        except DamagedObject as error:
+            # Found while linking, before anything was linked from it (the failed distribution was
+            # removed again): import its wheel again, which heals the store, and materialize once
+            # more, counting afresh.
+            index = [c.key for c in catalogs].index(error.catalog_key)
+            catalogs[index] = _imported_again(store, wheels[index], request, report)
+            report = Report(store=report.store, strategy=report.strategy, imported=report.imported)
+            materializer = Materializer(store, policy, report, strict=settings.strict)
+            _materialize(store, policy, materializer, catalogs, request, report)
         for catalog in catalogs:
             report.packages.append(f"{catalog.name} {catalog.version}")
             report.catalogs.append(catalog.key)
@@ -119,10 +124,16 @@ def _catalogs_of_a_template(store: Store, policy, wheels: list[Path], request: S
     return catalogs if all(catalogs) else None  # type: ignore[return-value]
 
 
-def _checked(store: Store, wheel: Path, catalog: Catalog, request: SeedRequest, report: Report) -> Catalog:
-    """``catalog`` when its objects pass the cheap check, else the wheel imported again."""
-    if not store.check_objects(catalog):
-        return catalog
+def _materialize(store: Store, policy, materializer: Materializer, catalogs: list[Catalog], request: SeedRequest,
+                 report: Report) -> None:
+    """The environment's files from ``catalogs``: one whole-tree clone where the policy has one, else per file."""
+    if not (policy.tree is not None and _cloned_whole(store, policy, materializer, catalogs, request, report)):
+        for catalog in catalogs:
+            materializer.run(catalog, request.layout)
+
+
+def _imported_again(store: Store, wheel: Path, request: SeedRequest, report: Report) -> Catalog:
+    """The catalog of ``wheel`` after importing it again (a damaged object is replaced by the import)."""
     from .importer import ensure_catalog
 
     catalog, imported = ensure_catalog(store, wheel, request.interpreter)

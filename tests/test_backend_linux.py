@@ -59,7 +59,7 @@ def cloning_fs(request) -> Path:
 def test_the_platform_plugin_is_the_ficlone_backend():
     platform = current()
     assert platform.plugin is linux.PLUGIN
-    assert platform.plugin.holoclone_clone_backend() == CloneBackend("linux-ficlone", linux.ficlone)
+    assert platform.plugin.holoclone_clone_backend() == CloneBackend("linux-ficlone", linux.ficlone, linux.ficlone_open)
     assert platform.extents is linux.extents and platform.make_durable is linux.make_durable
 
 

@@ -40,6 +40,7 @@ from helpers import (
 from wheels import write_wheel
 
 from holoclone_venv.catalog import EXECUTABLE, FIXED_MTIME
+from holoclone_venv.platforms.linux import shares_extents
 from holoclone_venv.store import Store
 
 NOBODY = 65534
@@ -405,8 +406,10 @@ def _link_text(target: Path, start: Path, length: int) -> str:
     return "./" * (need // 2) + text
 
 
+# hardlink checks an object by lstat; reflink by fstat of the descriptor it clones from (opened O_NOFOLLOW).
+@pytest.mark.parametrize("strategy", ["hardlink", "reflink"])
 @pytest.mark.parametrize("owner", [NOBODY, 0], ids=["foreign-target", "root-target"])
-def test_an_object_replaced_by_a_symlink_is_reported_and_never_linked(store, xfs, unique, owner):
+def test_an_object_replaced_by_a_symlink_is_reported_and_never_linked(store, xfs, unique, owner, strategy):
     work = xfs / unique
     (work / "elsewhere").mkdir(parents=True)
     copy = copy_store(store, work / "store")
@@ -425,7 +428,7 @@ def test_an_object_replaced_by_a_symlink_is_reported_and_never_linked(store, xfs
     assert status == 1 and ("stray", str(obj)) in [(p["kind"], p["path"]) for p in problems], problems
 
     env = work / "env"
-    virtualenv(env, "--holoclone-strategy", "hardlink", store=copy)
+    virtualenv(env, "--holoclone-strategy", strategy, store=copy)
     installed = site_packages(env) / "pip" / "__init__.py"
     assert installed.stat().st_ino != outside.stat().st_ino
     assert installed.read_bytes() == real
@@ -435,6 +438,24 @@ def test_an_object_replaced_by_a_symlink_is_reported_and_never_linked(store, xfs
     assert stat.S_ISREG(st.st_mode) and st.st_uid == 0 and obj.read_bytes() == real
     assert outside.read_bytes() == b"#" * (len(real) - 1) + b"\n"
     assert outside.stat().st_uid == owner and stat.S_IMODE(outside.stat().st_mode) == 0o444
+
+
+def test_a_fifo_in_place_of_an_object_is_reimported_without_waiting_on_it(store, xfs, unique):
+    work = xfs / unique
+    work.mkdir()
+    copy = copy_store(store, work / "store")
+    member = "pip/_internal/commands/install.py"  # not the first file: the reflink is settled by then
+    obj = object_path(copy, "pip", member)
+    real = real_member("pip", member)
+    obj.unlink()
+    os.mkfifo(obj, 0o444)
+
+    env = work / "env"
+    virtualenv(env, "--holoclone-strategy", "reflink", store=copy)  # opening the FIFO to clone would block
+    installed = site_packages(env) / member
+    assert installed.read_bytes() == real and shares_extents(installed)
+    assert stat.S_ISREG(obj.lstat().st_mode) and obj.read_bytes() == real
+    assert str(env) in run_in(env, "pip", "--version").stdout
 
 
 def test_an_object_of_another_account_is_reimported_never_linked(store, xfs, unique):

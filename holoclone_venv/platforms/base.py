@@ -50,8 +50,8 @@ class PlatformPlugin:
     """
 
     def __init__(self, name: str, clone: LinkFunction, filesystem_name: Callable[[str], Optional[str]],
-                 prepare: Optional[Callable[[], object]] = None) -> None:
-        self.backend = CloneBackend(name, clone)
+                 prepare: Optional[Callable[[], object]] = None, clone_open: Optional[Callable] = None) -> None:
+        self.backend = CloneBackend(name, clone, clone_open)
         self.filesystem_name = filesystem_name
         self._prepare = prepare
 

@@ -2,14 +2,14 @@
 
 Chosen by ``platforms/__init__.py`` on Linux; its :data:`PLUGIN` is the
 platform plugin.  Uses ``fcntl.ioctl`` from the standard library; libc (for
-``statfs`` and ``syncfs``) is loaded on first use, never at import.
+``statfs`` and ``syncfs``) and ctypes itself are loaded on first use, never at import.
 """
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import fcntl
+import functools
 import os
 import struct
 import threading
@@ -75,34 +75,39 @@ _sync = os.sync
 
 
 def ficlone(source: str, target: str, dir_fd: Optional[int], mode: int, mtime: Optional[int]) -> None:
-    """Create ``target`` as a reflink of ``source`` (the LinkFunction contract).
+    """Create ``target`` as a reflink of ``source`` (the LinkFunction contract); see :func:`ficlone_open`."""
+    src = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        ficlone_open(src, os.fstat(src).st_size, target, dir_fd, mode, mtime)
+    finally:
+        os.close(src)
+
+
+def ficlone_open(src: int, size: int, target: str, dir_fd: Optional[int], mode: int, mtime: Optional[int]) -> None:
+    """Create ``target`` as a reflink of the open file ``src`` of ``size`` bytes (the OpenLinkFunction contract).
 
     The target is created with ``O_EXCL`` (FICLONE never truncates, so a stale
     file would keep its tail) and with ``mode`` at creation, since FICLONE
     copies data only.  ``EAGAIN`` (ZFS refusing blocks not yet synced) is
     retried once after syncing the source's filesystem.  A clone that
-    reports success but is shorter than its source (a ZFS bug) is a failed
+    reports success but is shorter than ``size`` (a ZFS bug) is a failed
     clone.  On any failure the target is removed.
     """
-    src = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
+    dst = os.open(target, _CREATE, mode, dir_fd=dir_fd)
     try:
-        dst = os.open(target, _CREATE, mode, dir_fd=dir_fd)
-        try:
-            _clone(src, dst)
-            if mtime is not None:
-                os.utime(dst, (mtime, mtime))
-        except BaseException as error:
-            os.close(dst)
-            os.unlink(target, dir_fd=dir_fd)
-            if isinstance(error, OSError) and error.errno in UNSUPPORTED_ERRNOS:
-                raise Unsupported(f"FICLONE failed: [Errno {error.errno}] {error.strerror}", error.errno) from None
-            raise
+        _clone(src, dst, size)
+        if mtime is not None:
+            os.utime(dst, (mtime, mtime))
+    except BaseException as error:
         os.close(dst)
-    finally:
-        os.close(src)
+        os.unlink(target, dir_fd=dir_fd)
+        if isinstance(error, OSError) and error.errno in UNSUPPORTED_ERRNOS:
+            raise Unsupported(f"FICLONE failed: [Errno {error.errno}] {error.strerror}", error.errno) from None
+        raise
+    os.close(dst)
 
 
-def _clone(src: int, dst: int) -> None:
+def _clone(src: int, dst: int, size: int) -> None:
     try:
         _ioctl(dst, FICLONE, src)
     except OSError as error:
@@ -114,10 +119,11 @@ def _clone(src: int, dst: int) -> None:
         # for the transaction group, after which the clone can work.
         _sync_filesystem(src)
         _ioctl(dst, FICLONE, src)
-    wanted, got = os.fstat(src).st_size, os.fstat(dst).st_size
-    if got != wanted:
+    # The new file's size, without building a stat result: this runs once per file.
+    got = os.lseek(dst, 0, os.SEEK_END)
+    if got != size:
         # Some OpenZFS versions (issue 15728) report success for a partial clone.
-        raise Unsupported(f"FICLONE reported success but cloned {got} of {wanted} bytes")
+        raise Unsupported(f"FICLONE reported success but cloned {got} of {size} bytes")
 
 
 def make_durable(directory: str, paths: Sequence[str]) -> None:
@@ -147,6 +153,8 @@ def _sync_filesystem(fd: int) -> None:
         _sync()
         return
     if syncfs(fd) != 0:
+        import ctypes
+
         code = ctypes.get_errno()
         if code == errno.ENOSYS:  # a seccomp filter or an emulator refusing the call
             _sync()
@@ -154,26 +162,37 @@ def _sync_filesystem(fd: int) -> None:
         raise OSError(code, f"syncfs failed: {os.strerror(code)}")
 
 
-class _Statfs(ctypes.Structure):
+@functools.lru_cache(maxsize=None)
+def _statfs_type():
     """The head of ``struct statfs``: ``f_type`` is ``__fsword_t``, long except on s390x (32 bits)."""
+    import ctypes
 
-    _fields_ = [
-        ("f_type", ctypes.c_uint32 if machine().startswith("s390") else ctypes.c_long),
-        ("_rest", ctypes.c_byte * 248),  # the rest (120 bytes on 64-bit), with room to spare
-    ]
+    class Statfs(ctypes.Structure):
+        _fields_ = [
+            ("f_type", ctypes.c_uint32 if machine().startswith("s390") else ctypes.c_long),
+            ("_rest", ctypes.c_byte * 248),  # the rest (120 bytes on 64-bit), with room to spare
+        ]
+
+    return Statfs
 
 
-_PROTOTYPES = {
-    "statfs": ([ctypes.c_char_p, ctypes.POINTER(_Statfs)], ctypes.c_int),
-    "syncfs": ([ctypes.c_int], ctypes.c_int),
-}
 _lock = threading.Lock()
-_library: Optional[ctypes.CDLL] = None
+_library = None  # the C library, loaded on first use: ctypes costs every seeding an import otherwise
 
 
-def _open_library() -> ctypes.CDLL:
+def _open_library():
     """The C library already loaded into this process (no search on disk)."""
+    import ctypes
+
     return ctypes.CDLL(None, use_errno=True)
+
+
+def _prototype(name: str):
+    import ctypes
+
+    if name == "statfs":
+        return [ctypes.c_char_p, ctypes.POINTER(_statfs_type())], ctypes.c_int
+    return [ctypes.c_int], ctypes.c_int  # syncfs
 
 
 def _libc_function(name: str):
@@ -184,7 +203,7 @@ def _libc_function(name: str):
             _library = _open_library()
         function = getattr(_library, name, None)
         if function is not None and function.argtypes is None:
-            function.argtypes, function.restype = _PROTOTYPES[name]
+            function.argtypes, function.restype = _prototype(name)
         return function
 
 
@@ -202,7 +221,9 @@ def filesystem_name(path: str) -> Optional[str]:
         return None
     if statfs is None:
         return None
-    buf = _Statfs()
+    import ctypes
+
+    buf = _statfs_type()()
     if statfs(os.fsencode(path), ctypes.byref(buf)) != 0:
         return None
     magic = buf.f_type & 0xFFFFFFFF  # a 32-bit long sign-extends the larger magics
@@ -251,5 +272,5 @@ def shares_extents(path: str) -> bool:
     return bool(found) and all(extent.shared for extent in found)
 
 
-PLUGIN = PlatformPlugin("linux-ficlone", ficlone, filesystem_name)
+PLUGIN = PlatformPlugin("linux-ficlone", ficlone, filesystem_name, clone_open=ficlone_open)
 

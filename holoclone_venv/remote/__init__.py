@@ -56,9 +56,7 @@ def find_catalog(settings: Settings, store: Store, wheel: Path, tag: str) -> Cat
     from .sync import RemoteMiss, local_catalog, pull
 
     if os.path.exists(wheel):
-        catalog = store.intact_catalog(wheel, tag)
-        if catalog is not None:
-            return catalog
+        store.reclaim_tmp_once()
         digest = store.wheel_digest(wheel)
     else:
         digest = wheel.parent.name

@@ -167,37 +167,25 @@ class Store(Staging, Caches, Templates):
         """Whether a store file's owner may have written it: the store's owner, or root."""
         return self.owner is None or st.st_uid in (self.owner, 0)
 
+    def intact(self, st: os.stat_result, size: int) -> bool:
+        """The cheap check of an object's ``stat``: a regular file (not a link) of a trusted owner with
+        ``size`` bytes, read-only, with the fixed mtime.  Anything else is damaged: it is imported
+        again, never linked.  (Runs once per file of every seeding: kept to attribute tests.)"""
+        owner = self.owner
+        return (st.st_size == size and int(st.st_mtime) == FIXED_MTIME and not st.st_mode & 0o222
+                and stat.S_ISREG(st.st_mode) and (owner is None or st.st_uid == owner or st.st_uid == 0))
+
     def has_object(self, digest: str, size: int, executable: bool = False) -> bool:
-        """Cheap check: the object is a regular file (not a link) of a trusted owner, with the right size,
-        mode and mtime.  Anything else is damaged: it is imported again, never linked."""
+        """Whether the object is in place and passes the cheap check (:meth:`intact`)."""
         try:
-            st = os.lstat(self.object_path(digest, executable))
+            return self.intact(os.lstat(self.object_path(digest, executable)), size)
         except OSError:
             return False
-        return (
-            stat.S_ISREG(st.st_mode) and st.st_size == size and int(st.st_mtime) == FIXED_MTIME
-            and not st.st_mode & 0o222 and self.trusted(st)
-        )
 
     def check_objects(self, catalog: Catalog) -> list[str]:
-        """Cheap check of every object a catalog needs (that of :meth:`has_object`); returns the paths that fail it.
-
-        Runs on every seeding over every file, so it is :meth:`has_object` unrolled.
-        """
-        objects, lstat, owner = str(self.objects), os.lstat, self.owner
-        owners = (owner, 0) if owner is not None else None
-        bad = []
-        for entry in catalog.entries:
-            digest = entry.digest
-            try:
-                st = lstat(f"{objects}/{digest[:2]}/{digest[2:]}{'.x' if entry.flags & EXECUTABLE else ''}")
-            except OSError:
-                bad.append(entry.path)
-                continue
-            if (st.st_size != entry.size or int(st.st_mtime) != FIXED_MTIME or st.st_mode & 0o222
-                    or not stat.S_ISREG(st.st_mode) or (owners is not None and st.st_uid not in owners)):
-                bad.append(entry.path)
-        return bad
+        """Cheap check of every object a catalog needs (:meth:`has_object`); returns the paths that fail it."""
+        return [entry.path for entry in catalog.entries
+                if not self.has_object(entry.digest, entry.size, bool(entry.flags & EXECUTABLE))]
 
     def adopt_object(self, staged: str, digest: str, executable: bool) -> None:
         """Move a complete, verified staged file into place as an object.
@@ -266,17 +254,14 @@ class Store(Staging, Caches, Templates):
         except OutdatedCatalogError:
             return None
 
-    def intact_catalog(self, wheel: Path, tag: str) -> Catalog | None:
-        """The catalog of ``wheel`` for interpreter ``tag`` when it is stored and every object it
-        needs passes the cheap check; None when the wheel must be imported (again).
+    def stored_catalog(self, wheel: Path, tag: str) -> Catalog | None:
+        """The stored catalog of ``wheel`` for interpreter ``tag``, or None when the wheel must be imported.
 
-        Raises :class:`StoreError` for a malformed catalog.
+        Its objects are not looked at here: the materializer checks each as it
+        links it (:meth:`intact`).  Raises :class:`StoreError` for a malformed catalog.
         """
         self.reclaim_tmp_once()
-        catalog = self.load_catalog(catalog_key(self.wheel_digest(wheel), tag))
-        if catalog is None or self.check_objects(catalog):
-            return None
-        return catalog
+        return self.load_catalog(catalog_key(self.wheel_digest(wheel), tag))
 
     def write_catalog(self, catalog: Catalog) -> None:
         """Write a catalog atomically.  Call only once all its objects are in place."""
