@@ -274,7 +274,10 @@ def _closure(names) -> list[importlib.metadata.Distribution]:
         if key in seen:
             continue
         seen.add(key)
-        dist = importlib.metadata.distribution(name)
+        try:
+            dist = importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue  # required only under a marker that does not hold here (python_version < "3.11")
         found.append(dist)
         todo += [re.split(r"[ ;<>=!~\[(]", r, maxsplit=1)[0] for r in dist.requires or [] if "extra ==" not in r]
     return found
