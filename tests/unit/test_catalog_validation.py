@@ -79,6 +79,20 @@ def test_bad_scheme_size_flags_or_digest_is_refused(row_index, value):
     _refused(document)
 
 
+def test_digests_whose_lengths_make_up_for_each_other_are_refused():
+    document = _document()
+    assert len(document["entries"]) >= 2
+    document["entries"][0][2] = D1[:-1]
+    document["entries"][1][2] = D2 + "0"
+    _refused(document)
+
+
+def test_a_digest_of_non_ascii_characters_is_refused():
+    document = _document()
+    document["entries"][0][2] = "\u0660" * 64  # ARABIC-INDIC DIGIT ZERO: a digit, not hex
+    _refused(document)
+
+
 def test_digest_with_an_embedded_line_break_is_refused():
     document = _document()
     document["entries"][0][2] = f"{D1}\n{D2}"
