@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from .errors import StoreError
@@ -61,8 +60,7 @@ class Entry(NamedTuple):
     flags: int = 0
 
 
-@dataclass(frozen=True)
-class Script:
+class Script(NamedTuple):
     """A console or GUI entry point, written per environment from ``template``.
 
     ``template`` is the launcher the script library produced for a placeholder
@@ -79,8 +77,7 @@ class Script:
 PLACEHOLDER = b"/holoclone/placeholder/python"
 
 
-@dataclass(frozen=True)
-class Catalog:
+class Catalog(NamedTuple):
     """What a wheel installs for one interpreter tag (``cpython-311``...)."""
 
     name: str

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+from typing import NamedTuple
 from pathlib import Path
 
 
-@dataclass(frozen=True)
-class Interpreter:
+class Interpreter(NamedTuple):
     """The interpreter an environment runs, as far as bytecode, scripts and resolving care."""
 
     executable: str
@@ -36,8 +35,7 @@ class Interpreter:
         return (self.implementation.lower(), self.version) == (sys.implementation.name, sys.version_info[:2])
 
 
-@dataclass(frozen=True)
-class Layout:
+class Layout(NamedTuple):
     """Where an environment keeps each install scheme."""
 
     purelib: str
@@ -58,8 +56,7 @@ class Layout:
         }
 
 
-@dataclass(frozen=True)
-class SeedRequest:
+class SeedRequest(NamedTuple):
     """One seeding: which environment, which wheels, and how virtualenv finds more."""
 
     env_dir: str

@@ -17,7 +17,7 @@ import errno
 import os
 import threading
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Optional
+from typing import Callable, Mapping, NamedTuple, Optional
 
 from .errors import UNSUPPORTED_ERRNOS, MaterializeError, StrictModeError, Unsupported, os_error
 
@@ -33,8 +33,7 @@ LinkFunction = Callable[[str, str, Optional[int], int, Optional[int]], None]
 OpenLinkFunction = Callable[[int, int, str, Optional[int], int, Optional[int]], None]
 
 
-@dataclass(frozen=True)
-class LinkMethod:
+class LinkMethod(NamedTuple):
     """One way of putting a file in place.
 
     ``shares_inode`` marks methods (hardlinks) whose result is the store object
@@ -53,8 +52,7 @@ class LinkMethod:
     link_open: Optional[OpenLinkFunction] = None  # the same from an opened object, where the method has it
 
 
-@dataclass(frozen=True)
-class Strategy:
+class Strategy(NamedTuple):
     """A named, ordered list of methods; the first that works for a file wins.
 
     ``whole_tree`` asks for the install root to be cloned in one call from a

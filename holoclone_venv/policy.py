@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, NamedTuple
 
 from .linking import LinkMethod, Strategy, builtin_methods
 from .rules import Matcher, compile_rules
@@ -14,8 +13,7 @@ if TYPE_CHECKING:
     from .settings import Settings
 
 
-@dataclass(frozen=True)
-class Policy:
+class Policy(NamedTuple):
     """Everything the materializer needs from the plugins, as plain functions and values."""
 
     strategy: Strategy

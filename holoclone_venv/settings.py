@@ -17,8 +17,7 @@ policy (:func:`holoclone_venv.policy.strategy_names`).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Mapping, NamedTuple, Sequence
 
 from .errors import ConfigError
 
@@ -37,8 +36,7 @@ STORE_ENV = "VIRTUALENV_HOLOCLONE_STORE"
 DEFAULT_LOCK_TIMEOUT = 300.0
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
     """Everything the seeding run needs to know besides the environment itself."""
 
     store: str

@@ -21,7 +21,6 @@ import hashlib
 import json
 import os
 import shutil
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from .errors import Unsupported
@@ -72,7 +71,7 @@ def clone_install_root(store: Store, tree, materializer: Materializer, catalogs:
             tree.remove(leftover)
     tree.clone(str(template), new)
     try:
-        in_clone = replace(layout, purelib=new, platlib=new)
+        in_clone = layout._replace(purelib=new, platlib=new)
         for catalog in catalogs:
             materializer.finish_clone(catalog, in_clone)
         for name in _VIRTUALENV_FILES:
@@ -105,7 +104,7 @@ def _template(store: Store, tree, materializer: Materializer, catalogs: list[Cat
         scratch = f"{staging}.outside"
         try:
             # Files outside the install root go to a scratch folder: they are written per environment.
-            outside = replace(layout, purelib=staging, platlib=staging, scripts=os.path.join(scratch, "bin"),
+            outside = layout._replace(purelib=staging, platlib=staging, scripts=os.path.join(scratch, "bin"),
                               data=scratch, include=os.path.join(scratch, "include"))
             builder = materializer.for_template()
             for catalog in catalogs:
