@@ -23,12 +23,12 @@ import os
 import posixpath
 import shutil
 from itertools import groupby
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from . import record
 from .catalog import EXECUTABLE, FIXED_MTIME, HAS_BYTECODE, SHEBANG, Catalog, Entry
 from .fsutil import write_atomic
-from .errors import DamagedObject, Unsupported
+from .errors import DamagedObject, StoreError, Unsupported
 from .linking import Linker
 from .report import Report
 from .scripts import render, rewrite_python_shebang
@@ -124,25 +124,29 @@ class Materializer:
         return Materializer(self.store, self.policy, Report(store=self.report.store, strategy=self.report.strategy),
                             strict=self.linker.strict)
 
-    def finish_clone(self, catalog: Catalog, layout: Layout) -> None:
+    def finish_clone(self, catalog: Catalog, layout: Layout, planned: tuple[int, int] | None = None) -> None:
         """Complete ``catalog`` in an install root cloned whole from a template (``layout.purelib``).
 
         The clone holds the install root's files; this writes what lies outside
         it (scripts, ``.data`` scripts and data, headers) and what differs per
-        environment (console scripts, RECORD).  Only for a fresh clone: the
-        caller removes the whole clone on failure.
+        environment (console scripts, RECORD).  ``planned`` (files, bytes inside
+        the install root) marks ``catalog`` as a template plan's cut-down one.
+        Only for a fresh clone: the caller removes the whole clone on failure.
         """
         roots = layout.scheme_dirs(catalog.name)
         inside = {layout.purelib, layout.platlib}
         outside = [e for e in catalog.entries if roots[e.scheme] not in inside]
-        counted = len(catalog.entries) - len(outside)
-        self.report.counts["snapshotted"] = self.report.counts.get("snapshotted", 0) + counted
-        self.report.bytes += sum(e.size for e in catalog.entries if roots[e.scheme] in inside)
+        cut_down = planned is not None
+        if planned is None:
+            planned = len(catalog.entries) - len(outside), sum(e.size for e in catalog.entries if roots[e.scheme] in inside)
+        self.report.counts["snapshotted"] = self.report.counts.get("snapshotted", 0) + planned[0]
+        self.report.bytes += planned[1]
         self._link_all(outside, roots, layout.executable, catalog.key)
         record_rows = self._write_scripts(catalog, roots, layout.executable)
         info_dir = os.path.join(roots[catalog.root], catalog.dist_info)
         os.unlink(os.path.join(info_dir, "RECORD"))  # the template's: this environment's is written next
-        self._write_metadata(catalog, roots, record_rows, info_dir)
+        whole = (lambda: self._whole(catalog.key)) if cut_down else None
+        self._write_metadata(catalog, roots, record_rows, info_dir, whole)
         self.report.fallbacks = self.linker.fallbacks
 
     def _link_all(self, entries: list[Entry], roots: dict[str, str], executable: str, key: str) -> None:
@@ -286,14 +290,15 @@ class Materializer:
             self.report.generated += 1
         return rows
 
-    def _write_metadata(
-        self, catalog: Catalog, roots: dict[str, str], extra_rows: list[record.Row], info_dir: str
-    ) -> None:
+    def _write_metadata(self, catalog: Catalog, roots: dict[str, str], extra_rows: list[record.Row], info_dir: str,
+                        whole: Callable[[], Catalog] | None = None) -> None:
         """Write INSTALLER and RECORD (listing every installed file) into ``info_dir``.
 
         RECORD's rows for the catalog's own files come from a store object,
         cloned into place (for torch that is 3 MB per environment not written
-        twice); the rows that differ per environment are appended.
+        twice); the rows that differ per environment are appended.  ``whole``
+        gives the whole catalog when ``catalog`` is cut down (a template plan's),
+        should those rows have to be made.
         """
         root = roots[catalog.root]
         relative = {scheme: _relative(path, root) for scheme, path in roots.items()}
@@ -309,17 +314,18 @@ class Materializer:
         tail.append((f"{info}/RECORD", "", ""))
         write_atomic(os.path.join(info_dir, "INSTALLER"), INSTALLER, mode=0o644)
         target = os.path.join(info_dir, "RECORD")
-        source = self._record_object(catalog, relative)
+        source = self._record_object(catalog, relative, whole)
         if source is None:
-            write_atomic(target, record.record_bytes(record.shared_rows(catalog, relative)) + record.record_bytes(tail),
-                         mode=0o644)
+            rows = record.shared_rows(whole() if whole else catalog, relative)
+            write_atomic(target, record.record_bytes(rows) + record.record_bytes(tail), mode=0o644)
         else:
             self.linker.link(self._private, (str(self.store.objects), root), source, target, None, 0o644, None, info_dir)
             with open(target, "ab") as handle:
                 handle.write(record.record_bytes(tail))
         self.report.generated += 2
 
-    def _record_object(self, catalog: Catalog, relative: dict[str, str]) -> str | None:
+    def _record_object(self, catalog: Catalog, relative: dict[str, str],
+                       whole: Callable[[], Catalog] | None = None) -> str | None:
         """Path of the store object with the shared part of RECORD, made on first use; None if unavailable."""
         paths_id = record.paths_id(relative)
         found = self.store.record_object(catalog.key, paths_id)
@@ -327,10 +333,16 @@ class Materializer:
             return found
         try:
             return self.store.put_record_object(
-                catalog.key, paths_id, record.record_bytes(record.shared_rows(catalog, relative))
+                catalog.key, paths_id, record.record_bytes(record.shared_rows(whole() if whole else catalog, relative))
             )
         except OSError:
             return None  # only a saving: the environment gets a RECORD written in full
+
+    def _whole(self, key: str) -> Catalog:
+        whole = self.store.load_catalog(key)
+        if whole is None:
+            raise StoreError(f"catalog {key} was removed from the store while seeding.", "Run again.")
+        return whole
 
     def _remove_previous(self, catalog: Catalog, root: str, env_dir: str) -> None:
         """Uninstall an earlier version of the same distribution, as an installer would."""

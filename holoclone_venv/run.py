@@ -39,7 +39,7 @@ def seed(request: SeedRequest, settings: Settings) -> Report:
         from .dependencies import resolve_wheels
 
         wheels.extend(resolve_wheels(settings, store, request))
-    catalogs = _catalogs_of_a_template(store, policy, wheels, request) or []
+    catalogs, inside = _catalogs_of_a_template(store, policy, wheels, request) or ([], None)
     progress = _ImportProgress(len(wheels))
     for index, wheel in enumerate([] if catalogs else wheels):
         if settings.remote:  # the store's catalog, else one pulled from the fleet's remote store (remote/)
@@ -74,7 +74,7 @@ def seed(request: SeedRequest, settings: Settings) -> Report:
     materializer = Materializer(store, policy, report, strict=settings.strict)
     try:
         try:
-            _materialize(store, policy, materializer, catalogs, request, report)
+            _materialize(store, policy, materializer, catalogs, request, report, inside)
         except DamagedObject as error:
             # Found while linking, before anything was linked from it (the failed distribution was
             # removed again): import its wheel again, which heals the store, and materialize once
@@ -83,7 +83,7 @@ def seed(request: SeedRequest, settings: Settings) -> Report:
             catalogs[index] = _imported_again(store, wheels[index], request, report)
             report = Report(store=report.store, strategy=report.strategy, imported=report.imported)
             materializer = Materializer(store, policy, report, strict=settings.strict)
-            _materialize(store, policy, materializer, catalogs, request, report)
+            _materialize(store, policy, materializer, catalogs, request, report, inside)
         for catalog in catalogs:
             report.packages.append(f"{catalog.name} {catalog.version}")
             report.catalogs.append(catalog.key)
@@ -103,33 +103,48 @@ def seed(request: SeedRequest, settings: Settings) -> Report:
     return report
 
 
-def _catalogs_of_a_template(store: Store, policy, wheels: list[Path], request: SeedRequest) -> list[Catalog] | None:
-    """The catalogs, without the per-object check, when a whole-tree clone will use a template that has them.
+def _catalogs_of_a_template(store: Store, policy, wheels: list[Path],
+                            request: SeedRequest) -> tuple[list[Catalog], dict[str, tuple[int, int]] | None] | None:
+    """The catalogs when a whole-tree clone will use a template that has them, and what its plan says
+    lies inside the install root (None: the catalogs are whole); None when there is no template.
 
-    The template holds every file of the install root, so checking the 28,000
-    objects of a big set on every snapshot seeding would cost more than the
-    snapshot; the few files written outside it still come from objects, and a
-    missing one is reported when it is linked.  None when there is no template.
+    The template holds every file of the install root, so reading 28,000
+    entries of a big set on every snapshot seeding (or checking their objects)
+    would cost more than the snapshot: its plan's cut-down catalogs are read
+    instead, whole ones where it has none.  The few files written outside the
+    template still come from objects, checked as they are linked.
     """
     if policy.tree is None:
         return None
     from .catalog import catalog_key
-    from .tree import template_id
+    from .tree import planned_catalogs, template_id
 
     store.reclaim_tmp_once()
     keys = [catalog_key(store.wheel_digest(wheel), request.interpreter.tag) for wheel in wheels]
-    if not store.has_template(template_id(keys, request.layout)):
+    identity = template_id(keys, request.layout)
+    if not store.has_template(identity) or not all(store.catalog_path(key).exists() for key in keys):
         return None
+    planned = planned_catalogs(store, identity, keys)
+    if planned is not None:
+        return planned
     catalogs = [store.load_catalog(key) for key in keys]
-    return catalogs if all(catalogs) else None  # type: ignore[return-value]
+    return (catalogs, None) if all(catalogs) else None  # type: ignore[return-value]
 
 
 def _materialize(store: Store, policy, materializer: Materializer, catalogs: list[Catalog], request: SeedRequest,
-                 report: Report) -> None:
-    """The environment's files from ``catalogs``: one whole-tree clone where the policy has one, else per file."""
-    if not (policy.tree is not None and _cloned_whole(store, policy, materializer, catalogs, request, report)):
-        for catalog in catalogs:
-            materializer.run(catalog, request.layout)
+                 report: Report, inside: dict[str, tuple[int, int]] | None) -> None:
+    """The environment's files from ``catalogs``: one whole-tree clone where the policy has one, else per file
+    (with ``catalogs`` made whole first when they are a template plan's)."""
+    if policy.tree is not None and _cloned_whole(store, policy, materializer, catalogs, request, report, inside):
+        return
+    if inside is not None:
+        for index, catalog in enumerate(catalogs):
+            whole = store.load_catalog(catalog.key)
+            if whole is None:
+                raise HoloCloneError(f"catalog {catalog.key} was removed from the store while seeding.", "Run again.")
+            catalogs[index] = whole
+    for catalog in catalogs:
+        materializer.run(catalog, request.layout)
 
 
 def _imported_again(store: Store, wheel: Path, request: SeedRequest, report: Report) -> Catalog:
@@ -143,14 +158,14 @@ def _imported_again(store: Store, wheel: Path, request: SeedRequest, report: Rep
 
 
 def _cloned_whole(store: Store, policy, materializer: Materializer, catalogs: list[Catalog], request: SeedRequest,
-                  report: Report) -> bool:
+                  report: Report, inside: dict[str, tuple[int, int]] | None) -> bool:
     """Seed site-packages as one clone of a template; False (with the reason recorded) when it cannot be."""
     from .errors import StrictModeError, Unsupported
     from .linking import Fallback
     from .tree import clone_install_root
 
     try:
-        clone_install_root(store, policy.tree, materializer, catalogs, request.layout)
+        clone_install_root(store, policy.tree, materializer, catalogs, request.layout, inside)
     except Unsupported as error:
         if not policy.strategy.whole_tree:
             # smart's opportunistic whole-tree clone: the per-file path is what smart promises.

@@ -8,6 +8,14 @@ clone of it, plus what differs per environment: files outside the install
 root (console scripts, ``.data`` scripts, headers, data), RECORD, and
 virtualenv's own files.
 
+Beside each template the store keeps its *plan*: the catalogs cut down to
+what a clone still needs (entries outside the install root, scripts, the
+header that names the RECORD object) with the number and size of the files
+inside it.  A seeding from a template reads the plan instead of whole
+catalogs (for torch+numpy+pandas+scipy: 16 small documents instead of
+28,000 entries); the plan is validated like any catalog, and without one
+(or with one that does not fit) the whole catalogs are read as before.
+
 The clone is made beside site-packages, finished there, and swapped in last,
 so a killed run never leaves a site-packages that looks seeded.  Anything
 that prevents the clone (another filesystem, a template of another account,
@@ -46,11 +54,14 @@ def template_id(catalog_keys: list[str], layout: Layout) -> str:
     return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()[:32]
 
 
-def clone_install_root(store: Store, tree, materializer: Materializer, catalogs: list[Catalog], layout: Layout) -> str:
+def clone_install_root(store: Store, tree, materializer: Materializer, catalogs: list[Catalog], layout: Layout,
+                       inside: dict[str, tuple[int, int]] | None = None) -> str:
     """Give the environment its site-packages as one clone of the template, then finish it per environment.
 
-    Returns the template id (the environment's ref names it, so gc keeps it).
-    Raises :class:`Unsupported` (nothing changed in the environment) when a
+    ``catalogs`` are whole, or the cut-down ones of the template's plan with
+    ``inside`` (catalog key -> files and bytes in the install root).  Returns
+    the template id (the environment's ref names it, so gc keeps it).  Raises
+    :class:`Unsupported` (nothing changed in the environment) when a
     whole-tree clone cannot be made here; other errors after the clone was
     made remove it again.
     """
@@ -63,6 +74,8 @@ def clone_install_root(store: Store, tree, materializer: Materializer, catalogs:
     if extra:
         raise Unsupported(f"{root} already holds {extra[0]} (a whole-tree clone only fills a new environment)")
     identity = template_id([c.key for c in catalogs], layout)
+    if inside is not None and not store.has_template(identity):
+        raise Unsupported("the template was removed while seeding")  # a plan's catalogs cannot build one
     template = _template(store, tree, materializer, catalogs, layout, identity)
     parent = os.path.dirname(root)
     new, old = os.path.join(parent, _NEW), os.path.join(parent, _OLD)
@@ -73,7 +86,7 @@ def clone_install_root(store: Store, tree, materializer: Materializer, catalogs:
     try:
         in_clone = layout._replace(purelib=new, platlib=new)
         for catalog in catalogs:
-            materializer.finish_clone(catalog, in_clone)
+            materializer.finish_clone(catalog, in_clone, inside.get(catalog.key) if inside else None)
         for name in _VIRTUALENV_FILES:
             source = os.path.join(root, name)
             if os.path.exists(source):
@@ -113,9 +126,62 @@ def _template(store: Store, tree, materializer: Materializer, catalogs: list[Cat
 
             current().make_durable(staging, [])  # on disk before anything names it
             tree.seal(staging)
-            return store.adopt_template(staging, identity)
+            adopted = store.adopt_template(staging, identity)
+            _write_plan(store, identity, catalogs)
+            return adopted
         except BaseException:
             tree.remove(staging)
             raise
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
+
+
+#: The schemes inside the install root a template holds (purelib and platlib are one directory then).
+_INSIDE = ("purelib", "platlib")
+
+
+def _write_plan(store: Store, identity: str, catalogs: list[Catalog]) -> None:
+    """Keep beside the template what a clone of it needs per environment (only a saving: errors are ignored)."""
+    document = {"format": 1, "catalogs": [
+        {"catalog": catalog._replace(entries=tuple(e for e in catalog.entries if e.scheme not in _INSIDE))
+         .to_json().decode(),
+         "files": sum(1 for e in catalog.entries if e.scheme in _INSIDE),
+         "bytes": sum(e.size for e in catalog.entries if e.scheme in _INSIDE)}
+        for catalog in catalogs]}
+    try:
+        store.write_atomically(store.template_plan_path(identity), json.dumps(document).encode())
+    except OSError:
+        pass
+
+
+def planned_catalogs(store: Store, identity: str,
+                     keys: list[str]) -> tuple[list[Catalog], dict[str, tuple[int, int]]] | None:
+    """The cut-down catalogs of template ``identity``'s plan and, per key, the files and bytes inside the
+    install root; None when there is no plan, or it is not the store owner's, or does not describe ``keys``.
+
+    Every cut-down catalog is validated as a catalog is (:meth:`Catalog.from_json`).
+    """
+    from .catalog import Catalog
+    from .errors import StoreError
+
+    path = store.template_plan_path(identity)
+    data = store.read_trusted(path)
+    if data is None:
+        return None
+    try:
+        document = json.loads(data)
+        items = document["catalogs"] if document.get("format") == 1 else None
+        if not isinstance(items, list) or len(items) != len(keys):
+            return None
+        catalogs, inside = [], {}
+        for key, item in zip(keys, items):
+            catalog = Catalog.from_json(item["catalog"].encode(), str(path))
+            files, size = item["files"], item["bytes"]
+            if (catalog.key != key or any(e.scheme in _INSIDE for e in catalog.entries)
+                    or type(files) is not int or type(size) is not int or files < 0 or size < 0):
+                return None
+            catalogs.append(catalog)
+            inside[key] = (files, size)
+    except (ValueError, KeyError, TypeError, AttributeError, StoreError):
+        return None
+    return catalogs, inside

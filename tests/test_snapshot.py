@@ -8,6 +8,9 @@ kill runs or collect garbage use stores of their own.
 
 from __future__ import annotations
 
+import base64
+import csv
+import hashlib
 import importlib.metadata
 import json
 import os
@@ -76,7 +79,7 @@ def snapshotted(result) -> int:
 
 def template_paths(store: Path) -> list[Path]:
     templates = store / "templates"
-    return sorted(p for p in templates.iterdir() if not p.name.startswith(".")) if templates.is_dir() else []
+    return sorted(p for p in templates.iterdir() if not p.name.startswith(".") and p.is_dir()) if templates.is_dir() else []
 
 
 def leftovers(store: Path) -> list[str]:
@@ -131,6 +134,71 @@ def test_a_snapshot_env_works_and_its_site_packages_is_a_subvolume_of_the_one_te
     uuid = subvolume_field(template, "UUID")
     assert subvolume_field(site, "Parent UUID") == uuid
     assert subvolume_field(site_packages(second), "Parent UUID") == uuid
+
+
+# -- 1b: the template's plan: a seeding from a template reads no whole catalog --------------------
+def _record_is_true(env: Path) -> int:
+    """Check that every hashed row of every RECORD in ``env`` names a file with that hash and size; count rows."""
+    site, rows = site_packages(env), 0
+    for record in site.glob("*.dist-info/RECORD"):
+        for path, digest, size in csv.reader(record.read_text(encoding="utf-8").splitlines()):
+            if not digest:
+                continue
+            algorithm, _, value = digest.partition("=")
+            data = (site / path).read_bytes()
+            assert base64.urlsafe_b64encode(hashlib.new(algorithm, data).digest()).rstrip(b"=").decode() == value, path
+            assert int(size) == len(data), path
+            rows += 1
+    return rows
+
+
+def test_a_seeding_from_a_template_uses_its_plan_and_writes_a_true_record(btrfs, unique):
+    work = btrfs / unique
+    work.mkdir()
+    store = work / "store"
+    first = virtualenv(work / "first", *SNAPSHOT, store=store)
+    [template] = template_paths(store)
+    plan = template.parent / f"{template.name}.plan.json"
+    planned = json.loads(plan.read_bytes())["catalogs"]
+    # Cut down to what lies outside site-packages; what lies inside is counted, not listed.
+    assert all(row[0] not in ("purelib", "platlib") for item in planned for row in json.loads(item["catalog"])["entries"])
+    assert sum(item["files"] for item in planned) == snapshotted(first)
+    rows = _record_is_true(work / "first")
+    assert rows > 1000
+
+    # From the plan: the same files, a RECORD that tells the truth about them.
+    second = virtualenv(work / "second", *SNAPSHOT, store=store)
+    assert snapshotted(second) == snapshotted(first) and fallback_lines(second) == []
+    assert _record_is_true(work / "second") == rows
+    assert str(work / "second") in run_in(work / "second", "pip", "--version").stdout
+
+    # Without the shared RECORD objects, a plan's run makes them again from the whole catalogs.
+    for index in (store / "catalogs").glob("*.record-*"):
+        index.unlink()
+    third = virtualenv(work / "third", *SNAPSHOT, store=store)
+    assert snapshotted(third) == snapshotted(first) and _record_is_true(work / "third") == rows
+
+    # A plan that is not the store owner's regular file, or does not fit, is ignored: whole catalogs are read.
+    for spoil in ("symlink", "inside entry", "garbage"):
+        data = plan.read_bytes()
+        plan.unlink()
+        if spoil == "symlink":
+            (work / "elsewhere.json").write_bytes(data)
+            plan.symlink_to(work / "elsewhere.json")
+        elif spoil == "inside entry":
+            document = json.loads(data)
+            catalog = json.loads(document["catalogs"][0]["catalog"])
+            catalog["entries"].append(["purelib", "planted.py", "0" * 64, 0, 0])
+            document["catalogs"][0]["catalog"] = json.dumps(catalog)
+            plan.write_text(json.dumps(document))
+        else:
+            plan.write_bytes(b"{not json")
+        env = work / f"spoilt-{spoil.replace(' ', '-')}"
+        result = virtualenv(env, *SNAPSHOT, store=store)
+        assert snapshotted(result) == snapshotted(first) and _record_is_true(env) == rows, spoil
+        assert not (site_packages(env) / "planted.py").exists()
+        plan.unlink()
+        plan.write_bytes(data)
 
 
 # -- 2: independence -----------------------------------------------------------------------------
@@ -386,6 +454,7 @@ def test_gc_keeps_a_template_while_an_env_uses_it_and_removes_it_after(btrfs, un
     virtualenv(one, *SNAPSHOT, store=store)
     virtualenv(two, *SNAPSHOT, store=store)
     [template] = template_paths(store)
+    assert (template.parent / f"{template.name}.plan.json").is_file()
 
     shutil.rmtree(one)
     kept = holoclone("store", "gc", "--older-than", "0", "--json", store=store)
@@ -402,6 +471,7 @@ def test_gc_keeps_a_template_while_an_env_uses_it_and_removes_it_after(btrfs, un
     assert json.loads(gone.stdout)["templates_removed"] == [template.name]
     assert info(store)["templates"] == []
     assert not os.path.lexists(template) and leftovers(store) == []
+    assert list((store / "templates").iterdir()) == []  # its plan went with it
 
     # The next snapshot environment builds the template again.
     three = work / "three"

@@ -101,6 +101,9 @@ def gc(store: Store, dry_run: bool = False, progress: Progress | None = None, ol
         wanted_templates = {ref.template for ref in live if ref.template}
         drop_templates = [(identity, path) for identity, path in store.iter_templates()
                           if identity not in wanted_templates and _age(path, now) >= older_than]
+        dropped = {identity for identity, _ in drop_templates}
+        drop_plans = [path for identity, path in store.iter_template_plans()
+                      if identity in dropped or not store.has_template(identity)]
         paths = [str(p) for p in drop_objects]
         total = sum(file_size(p) for p in paths) if progress else 0
         frees = measure(paths, exclusive=True, progress=progress, total=total)
@@ -111,7 +114,7 @@ def gc(store: Store, dry_run: bool = False, progress: Progress | None = None, ol
             # Catalogs first, objects after: a catalog never names a missing object.
             for key in drop_catalogs:
                 store.remove_catalog(key)
-            for path in drop_resolutions + drop_objects + drop_index + [path for _, path in drop_templates]:
+            for path in drop_resolutions + drop_objects + drop_index + [p for _, p in drop_templates] + drop_plans:
                 store.remove(path)
             if store.objects.is_dir():
                 for sub in store.objects.iterdir():

@@ -238,21 +238,26 @@ class Store(Staging, Caches, Templates):
         Raises :class:`StoreError` for a malformed catalog.
         """
         path = self.catalog_path(key)
+        data = self.read_trusted(path)
+        if data is None:
+            return None
+        try:
+            return Catalog.from_json(data, str(path))
+        except OutdatedCatalogError:
+            return None
+
+    def read_trusted(self, path: str | os.PathLike[str]) -> bytes | None:
+        """The bytes of a store file when it is a regular file (opened without following a symlink) of a
+        trusted owner; None when it is absent, a link, unreadable or another account's."""
         try:
             fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0))
-        except FileNotFoundError:
-            return None
-        except OSError:  # a symlink (ELOOP) or unreadable: not the owner's catalog
+        except OSError:  # absent, a symlink (ELOOP) or unreadable: not the owner's file
             return None
         with os.fdopen(fd, "rb") as handle:
             st = os.fstat(handle.fileno())
             if not stat.S_ISREG(st.st_mode) or not self.trusted(st):
                 return None
-            data = handle.read()
-        try:
-            return Catalog.from_json(data, str(path))
-        except OutdatedCatalogError:
-            return None
+            return handle.read()
 
     def stored_catalog(self, wheel: Path, tag: str) -> Catalog | None:
         """The stored catalog of ``wheel`` for interpreter ``tag``, or None when the wheel must be imported.

@@ -6,6 +6,9 @@ one owner of its folder names)::
     templates/<id>/     the root scheme directory (site-packages) of one set of
                         catalogs for one interpreter and scheme layout, sealed
                         read-only (on btrfs: a read-only subvolume)
+    templates/<id>.plan.json
+                        what a clone of it still needs per environment (see
+                        ``tree.py``), so a seeding need not read whole catalogs
 
 A template is built beside the others under a staging name
 (``templates/.stage-<id>.<pid>.<ns>``) and renamed into place only once
@@ -67,6 +70,18 @@ class Templates:
         final.parent.mkdir(parents=True, exist_ok=True)
         os.rename(staged, final)
         return final
+
+    def template_plan_path(self, template_id: str) -> Path:
+        """Where the plan of template ``template_id`` lives (it may not exist)."""
+        return self.templates / f"{self.template_path(template_id).name}.plan.json"
+
+    def iter_template_plans(self) -> Iterator[tuple[str, Path]]:
+        """Yield ``(template id, path)`` of every template plan, its template present or not."""
+        if self.templates.is_dir():
+            for path in sorted(self.templates.glob("*.plan.json")):
+                identity = path.name[: -len(".plan.json")]
+                if _TEMPLATE_ID.match(identity):
+                    yield identity, path
 
     def iter_templates(self) -> Iterator[tuple[str, Path]]:
         """Yield ``(id, path)`` of every template."""
