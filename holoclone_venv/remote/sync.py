@@ -136,7 +136,7 @@ def _pushable(store: Store, digest: str, executable: bool, size: int | None) -> 
 
 def _push_pack(store: Store, remote: Transport, catalog: Catalog) -> int:
     """Upload ``catalog``'s pack, written first under the store's ``tmp/``; returns its size."""
-    staged = store.tmp_file("pack")
+    staged = store.tmp_file(f"pack-{catalog.key[:16]}")  # one per catalog: packs are written in parallel
     try:
         with open(staged, "xb") as handle:
             size = write_pack(handle, [(digest, executable, store.object_path(digest, executable))
