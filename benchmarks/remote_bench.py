@@ -10,9 +10,13 @@ seeds a fresh environment into a fresh empty store:
 * from wheels: ``virtualenv --seeder holoclone --extra-search-dir WHEELHOUSE --holoclone-package ...``
   (pip resolves from the wheelhouse, every wheel is imported and compiled);
 * from the remote: the same plus ``--holoclone-remote s3://... --holoclone-trusted-keys ...``
-  (signed resolution and catalogs, objects pulled in parallel; no pip, no import).
+  (signed resolution and catalogs; an empty store lacks all of every catalog, so
+  each catalog's objects come from its pack, packs streamed in parallel; no pip,
+  no import).
 
-Prints medians, bytes transferred (the objects pulled) and the ratio (target <= 0.25x).
+Then one ``holoclone store pull --all`` into an empty store alone (the
+transfer without seeding).  Prints medians, the ratio (target <= 0.25x) and
+the bytes a cold run reads.
 """
 
 from __future__ import annotations
@@ -78,6 +82,7 @@ def main() -> None:
                                                         "--signing-key", str(key)], capture_output=True, text=True,
                                            env=env, check=True).stdout)
         print(f"push: {pushed['objects']:,} objects, {pushed['bytes'] / 1e6:,.1f} MB, "
+              f"{pushed['packs']} packs, {pushed['pack_bytes'] / 1e6:,.1f} MB, "
               f"{len(pushed['catalogs'])} catalogs, {len(pushed['resolutions'])} resolution(s) in "
               f"{time.perf_counter() - start:.1f} s")
         times: dict[str, list[float]] = {"wheels": [], "remote": []}
@@ -88,12 +93,20 @@ def main() -> None:
                 times[mode].append(run(venv + ["--holoclone-store", str(store), *extra, *packages, str(target)], env))
                 shutil.rmtree(store, ignore_errors=True)
                 shutil.rmtree(target, ignore_errors=True)
+        start = time.perf_counter()
+        pulled = json.loads(subprocess.run(holoclone + ["--store", str(work / "pull-store"), "--json", "store", "pull",
+                                                        url, "--all", "--trusted-keys", public], capture_output=True,
+                                           text=True, env=env, check=True).stdout)
+        pull_time = time.perf_counter() - start
+        shutil.rmtree(work / "pull-store", ignore_errors=True)
         wheels, remote = statistics.median(times["wheels"]), statistics.median(times["remote"])
         print(f"\n| seeding {args.set} into an empty store | median of {args.runs} | ratio |\n|---|---|---|")
         print(f"| from wheels (pip resolve + import + compile) | {wheels:.2f} s | |")
         print(f"| from the remote (s3://, SeaweedFS on loopback) | {remote:.2f} s | {remote / wheels:.2f}x "
               f"(target 0.25x: {'met' if remote / wheels <= 0.25 else 'not met'}) |")
-        print(f"bytes pulled per cold run: {pushed['bytes'] / 1e6:,.1f} MB in {pushed['objects']:,} objects")
+        print(f"a cold run reads {pulled['pack_bytes'] / 1e6:,.1f} MB in {pulled['packs']} packs for "
+              f"{pulled['objects']:,} objects ({pulled['bytes'] / 1e6:,.1f} MB); "
+              f"'store pull --all' alone into an empty store: {pull_time:.1f} s")
     finally:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -20,6 +21,9 @@ from helpers import holoclone, output, virtualenv
 from remote_server import SeaweedFS, StaticServer, weed_binary
 from wheels import write_wheel
 
+from holoclone_venv.catalog import EXECUTABLE
+from holoclone_venv.remote import pack as packs
+from holoclone_venv.remote.fetch import object_sizes
 from holoclone_venv.store import Store
 
 # Every test here seeds with the real virtualenv or runs a real server: not among the fast tests.
@@ -120,6 +124,7 @@ def test_push_then_pull_round_trip(kind, request, source, keys, tmp_path):
                        extra_env=_aws(url))
     assert pulled.returncode == 0, output(pulled)
     assert sorted(json.loads(pulled.stdout)["catalogs"]) == sorted(k for k, _ in Store(source).iter_catalogs())
+    assert json.loads(pulled.stdout)["packs"] == pushed["packs"] == len(pushed["catalogs"])  # a cold store: every pack
     for key_, path in Store(source).iter_catalogs():
         assert (Store(target).catalog_path(key_)).read_bytes() == path.read_bytes()
     _verify_clean(target)
@@ -138,12 +143,14 @@ def test_pull_over_http_by_key_and_refusal_to_push_there(source, keys, tmp_path)
     _verify_clean(tmp_path / "t")
 
 
-def test_a_symlink_in_a_file_remote_is_never_followed(source, keys, tmp_path):
+@pytest.mark.parametrize("where", ["objects", "packs"])
+def test_a_symlink_in_a_file_remote_is_never_followed(where, source, keys, tmp_path):
     remote = tmp_path / "remote"
     key, public = keys["fleet-ci"]
     _push(source, f"file://{remote}", key)
-    objects = sorted((remote / "objects").rglob("*"))
-    victim = next(p for p in objects if p.is_file())
+    if where == "objects":
+        shutil.rmtree(remote / "packs")  # else the pull reads the objects from the packs
+    victim = next(p for p in sorted((remote / where).rglob("*")) if p.is_file())
     outside = tmp_path / "outside"
     outside.write_bytes(victim.read_bytes())
     victim.unlink()
@@ -151,6 +158,113 @@ def test_a_symlink_in_a_file_remote_is_never_followed(source, keys, tmp_path):
     result = holoclone("store", "pull", f"file://{remote}", "--all", "--trusted-keys", public, store=tmp_path / "t")
     assert result.returncode == 2 and "symlink" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not any(Store(tmp_path / "t").iter_catalogs())
+
+
+# -- packs ------------------------------------------------------------------------------------------
+def _pull(url: str, public: str, target: Path, *keys: str) -> subprocess.CompletedProcess:
+    return holoclone("--json", "store", "pull", url, *(keys or ("--all",)), "--trusted-keys", public, store=target)
+
+
+def _records(data: bytes) -> list[tuple[int, int, int]]:
+    """``(header offset, body offset, body size)`` of each object record of a well-formed pack."""
+    found, at = [], len(packs.MAGIC)
+    while True:
+        kind, _, size = packs.HEADER.unpack_from(data, at)
+        if kind == packs.END:
+            return found
+        found.append((at, at + packs.HEADER.size, size))
+        at += packs.HEADER.size + size
+
+
+def test_a_cold_pull_reads_each_catalog_from_its_pack(source, keys, tmp_path):
+    remote, url = tmp_path / "remote", f"file://{tmp_path / 'remote'}"
+    key, public = keys["fleet-ci"]
+    pushed = _push(source, url, key)
+    catalogs = sorted(k for k, _ in Store(source).iter_catalogs())
+    assert pushed["packs"] == len(catalogs) and sorted(p.stem for p in (remote / "packs").iterdir()) == catalogs
+    shutil.rmtree(remote / "objects")  # now only the packs can provide the objects
+    target = tmp_path / "t"
+    pulled = _pull(url, public, target)
+    assert pulled.returncode == 0, output(pulled)
+    report = json.loads(pulled.stdout)
+    assert report["packs"] == len(catalogs) and report["objects"] > 1000
+    _verify_clean(target)
+    assert _push(source, url, key)["packs"] == 0  # the remote has them: not uploaded again
+
+
+def test_a_pull_lacking_few_objects_fetches_them_one_by_one(source, keys, tmp_path):
+    remote, url = tmp_path / "remote", f"file://{tmp_path / 'remote'}"
+    key, public = keys["fleet-ci"]
+    _push(source, url, key)
+    target = tmp_path / "t"
+    assert _pull(url, public, target).returncode == 0
+    store = Store(target)
+    biggest = max((store.load_catalog(k) for k, _ in store.iter_catalogs()), key=lambda c: sum(e.size for e in c.entries))
+    lost = sorted({(e.size, e.digest, bool(e.flags & EXECUTABLE)) for e in biggest.entries if e.size})[:10]  # a few small files
+    for _, digest, executable in lost:
+        os.unlink(store.object_path(digest, executable))
+    for pack in (remote / "packs").iterdir():
+        pack.write_bytes(pack.read_bytes()[:100])  # had a pack been read, the pull would fail
+    again = _pull(url, public, target)
+    assert again.returncode == 0, output(again)
+    assert json.loads(again.stdout)["packs"] == 0 and json.loads(again.stdout)["objects"] == len(lost)
+    _verify_clean(target)
+
+
+def test_a_remote_without_packs_still_pulls_and_a_push_adds_them(source, keys, tmp_path):
+    remote, url = tmp_path / "remote", f"file://{tmp_path / 'remote'}"
+    key, public = keys["fleet-ci"]
+    pushed = _push(source, url, key)
+    shutil.rmtree(remote / "packs")  # as an older version pushed it
+    target = tmp_path / "t"
+    pulled = _pull(url, public, target)
+    assert pulled.returncode == 0, output(pulled)
+    assert json.loads(pulled.stdout)["packs"] == 0 and json.loads(pulled.stdout)["objects"] > 1000
+    _verify_clean(target)
+    again = _push(source, url, key)
+    assert again["packs"] == pushed["packs"] and again["objects"] == 0
+
+
+@pytest.mark.parametrize("damage", ["flipped byte", "unnamed object", "truncated", "trailing bytes"])
+def test_a_damaged_pack_is_refused_and_nothing_is_adopted(damage, source, keys, tmp_path):
+    remote, url = tmp_path / "remote", f"file://{tmp_path / 'remote'}"
+    key, public = keys["fleet-ci"]
+    _push(source, url, key)
+    victim = max((remote / "packs").iterdir(), key=lambda p: p.stat().st_size)
+    data = bytearray(victim.read_bytes())
+    if damage == "flipped byte":
+        _, body, size = max(_records(bytes(data)), key=lambda record: record[2])
+        data[body + size // 2] ^= 0xFF
+        expected = "whose bytes do not match its digest"
+    elif damage == "unnamed object":
+        stranger = tmp_path / "stranger.py"
+        stranger.write_bytes(b"print('not in any catalog')\n")
+        import hashlib
+
+        store = Store(source)
+        named = [(d, x, store.object_path(d, x)) for d, x in sorted(object_sizes(store.load_catalog(victim.stem)))]
+        with open(victim, "wb") as handle:
+            packs.write_pack(handle, [*named, (hashlib.sha256(stranger.read_bytes()).hexdigest(), False, str(stranger))])
+        data = bytearray(victim.read_bytes())
+        expected = "which its signed catalog does not name"
+    elif damage == "truncated":
+        data = data[:len(data) // 2]
+        expected = "is truncated"
+    else:
+        data += b"\0" * 4096
+        expected = "has bytes after its end record"
+    victim.write_bytes(bytes(data))
+    target = tmp_path / "t"
+    result = _pull(url, public, target)
+    assert result.returncode == 2 and expected in result.stderr and "nothing was pulled" in result.stderr, output(result)
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not any(Store(target).iter_catalogs()) and not any(Store(target).iter_objects())
+    assert not Store(target).tmp.is_dir() or not any(Store(target).tmp.iterdir())
+    _verify_clean(target)
+    victim.unlink()  # what the refusal says to do: then the pull reads those objects one by one
+    done = _pull(url, public, target)
+    assert done.returncode == 0, output(done)
+    _verify_clean(target)
 
 
 # -- trust and tampering ---------------------------------------------------------------------------
@@ -169,6 +283,7 @@ def test_a_tampered_object_is_refused_and_nothing_is_adopted(source, keys, tmp_p
     remote = tmp_path / "remote"
     key, public = keys["fleet-ci"]
     _push(source, f"file://{remote}", key)
+    shutil.rmtree(remote / "packs")  # the objects one by one (a damaged pack: test_a_damaged_pack_is_refused...)
     victim = max((p for p in (remote / "objects").rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
     victim.chmod(0o644)
     data = victim.read_bytes()

@@ -11,8 +11,10 @@ WARNING line on the ``holoclone`` logger (a plain miss is only logged at
 INFO); the run then imports from wheels as without a remote.
 
 Modules: ``keys`` (Ed25519 keys, canonical forms, trust), ``layout`` (the
-remote's file names), ``transport`` (file://, http(s)://, s3://), ``sync``
-(push and pull).
+remote's file names), ``transport`` (file://, http(s)://, s3://), ``pack``
+(a catalog's objects in one file, read as untrusted input), ``fetch`` (a
+pull's downloads into staging: packs or single objects), ``sync`` (push and
+pull).
 """
 
 from __future__ import annotations

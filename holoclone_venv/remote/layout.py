@@ -7,11 +7,13 @@ or shared directory can hold one::
     objects/ab/<62 hex>[.x]        store objects, named by sha256 (".x": executable)
     catalogs/<sha256>-<tag>.json   catalogs, exactly as Catalog.to_json writes them
     catalogs/<sha256>-<tag>.sig    signature lines NAME:BASE64 over the catalog's canonical form
+    packs/<sha256>-<tag>.pack      the catalog's objects in one file (remote/pack.py); optional, only a faster read
     resolutions/<key>.json         a resolved dependency set: {"format", "requirements", "specs", "wheels"}
     resolutions/<key>.sig          signature lines over the resolution's canonical form
 
-Writers put objects first, then each signature, then its document, so a
-reader that finds a catalog finds its objects.  Every name read from a
+Writers put objects first, then each catalog's pack, then its signature,
+then the catalog, so a reader that finds a catalog finds its objects (and
+its pack, unless an older version pushed it).  Every name read from a
 remote is checked here before it decides a local path.
 """
 
@@ -28,10 +30,12 @@ FORMAT = 1
 OBJECTS = "objects/"
 CATALOGS = "catalogs/"
 RESOLUTIONS = "resolutions/"
+PACKS = "packs/"
 _DIGEST = re.compile(r"^[0-9a-f]{64}\Z")
 _CATALOG_KEY = re.compile(r"^[0-9a-f]{64}-[a-z][a-z0-9_]*-[0-9]+\Z")
 _OBJECT = re.compile(r"^objects/([0-9a-f]{2})/([0-9a-f]{62})(\.x)?\Z")
 _CATALOG = re.compile(r"^catalogs/([0-9a-f]{64}-[a-z][a-z0-9_]*-[0-9]+)\.json\Z")
+_PACK = re.compile(r"^packs/([0-9a-f]{64}-[a-z][a-z0-9_]*-[0-9]+)\.pack\Z")
 
 
 def marker() -> bytes:
@@ -79,6 +83,17 @@ def catalog_signature(key: str) -> str:
 def parse_catalog(name: str) -> str | None:
     """The key of a catalog name listed by a remote; None for anything else."""
     match = _CATALOG.match(name)
+    return match.group(1) if match else None
+
+
+def pack_name(key: str) -> str:
+    check_catalog_key(key)
+    return f"{PACKS}{key}.pack"
+
+
+def parse_pack(name: str) -> str | None:
+    """The catalog key of a pack name listed by a remote; None for anything else."""
+    match = _PACK.match(name)
     return match.group(1) if match else None
 
 

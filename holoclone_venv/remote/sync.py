@@ -1,41 +1,39 @@
 """Push a store's catalogs, objects and resolutions to a remote; pull them back, verified.
 
 Push uploads only the objects the remote lacks (one listing), in parallel,
-then for each catalog its signature and the catalog, then resolutions: a
-reader that finds a catalog finds every object it names.  Objects are
-content-addressed and each upload is whole (a PUT, or a unique temporary
-name renamed), so machines pushing at once are safe.
+then each catalog's pack (its objects in one file, remote/pack.py) where the
+remote lacks it, then for each catalog its signature and the catalog, then
+resolutions: a reader that finds a catalog finds every object it names, and
+its pack.  Objects and packs are content-addressed (a pack by its catalog's
+key) and each upload is whole (a PUT, or a unique temporary name renamed),
+so machines pushing at once are safe.
 
 Pull checks every document's signature against the trusted keys before it
 reads anything the document names, streams each missing object into the
-store's staging while hashing it, checks each catalog against its wheel's
-RECORD, and only then adopts the objects and writes the catalogs (last),
+store's staging while hashing it (from the catalog's pack when the store
+lacks most of it, checked record by record against the signed catalog;
+else, and for whatever the pack lacks, object by object: remote/fetch.py),
+checks each catalog against its wheel's RECORD, and only then adopts the objects and writes the catalogs (last),
 under the store lock.  Anything that fails leaves nothing but staging,
 which is removed: the next pull starts clean.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, Iterable
 
-from ..catalog import EXECUTABLE, Catalog
+from ..catalog import Catalog
 from ..errors import HoloCloneError, StoreError
 from ..store import Store
 from . import layout
+from .fetch import Fetcher, Progress, object_sizes, parallel
 from .keys import SecretKey, TrustedKeys, catalog_payload, resolution_payload
+from .pack import pack_size, write_pack
 from .transport import Transport
-
-#: Transfers at once.  Measured on thousands of small objects (docs/fleet.md): more
-#: buys little against one server, fewer leaves the link idle between requests.
-PARALLEL = 16
-Progress = Callable[[int, int], None]
 
 
 class RemoteMiss(HoloCloneError):
@@ -50,15 +48,11 @@ class Transfer:
     objects: int = 0
     present: int = 0
     bytes: int = 0
+    packs: int = 0  # pushed, or streamed by a pull
+    pack_bytes: int = 0
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
-
-
-def _sizes(catalog: Catalog) -> dict[tuple[str, bool], int | None]:
-    sizes: dict[tuple[str, bool], int | None] = {(catalog.record, False): None}  # RECORD: size not in the catalog
-    sizes.update({(e.digest, bool(e.flags & EXECUTABLE)): e.size for e in catalog.entries})
-    return sizes
 
 
 def _present(store: Store, digest: str, executable: bool, size: int | None) -> bool:
@@ -68,21 +62,6 @@ def _present(store: Store, digest: str, executable: bool, size: int | None) -> b
         except OSError:
             return False
     return store.has_object(digest, size, executable)
-
-
-def _parallel(jobs: list, work: Callable) -> None:
-    """Run ``work(job)`` for every job, PARALLEL at a time; the first failure stops the rest and is raised."""
-    if not jobs:
-        return
-    with ThreadPoolExecutor(min(PARALLEL, len(jobs))) as pool:
-        futures = [pool.submit(work, job) for job in jobs]
-        try:
-            for future in futures:
-                future.result()
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
 
 
 # -- push -----------------------------------------------------------------------------------------
@@ -100,29 +79,35 @@ def push(store: Store, remote: Transport, catalogs: list[Catalog], key: SecretKe
     there = {parsed for name in remote.list(layout.OBJECTS) if (parsed := layout.parse_object(name))}
     needed: dict[tuple[str, bool], int | None] = {}
     for catalog in catalogs:
-        needed.update(_sizes(catalog))
-    sending = []
+        needed.update(object_sizes(catalog))
+    sending: list[tuple[str, bool, int]] = []
     for (digest, executable), size in sorted(needed.items()):
         if (digest, executable) in there:
             result.present += 1
             continue
-        if not _present(store, digest, executable, size):
-            raise StoreError(f"store object {store.object_path(digest, executable)} is missing or was changed, "
-                             "so it cannot be pushed.", "Run 'holoclone store verify --repair', then seed once to re-import it.")
-        sending.append((digest, executable, os.lstat(store.object_path(digest, executable)).st_size))
-    total = sum(size for _, _, size in sending)
+        sending.append((digest, executable, _pushable(store, digest, executable, size)))
+    # A pack for each catalog whose pack the remote lacks (catalogs pushed by an older version included).
+    packs_there = {parsed for name in remote.list(layout.PACKS) if (parsed := layout.parse_pack(name))}
+    packing = [(catalog, pack_size(_pushable(store, d, x, s) for (d, x), s in object_sizes(catalog).items()))
+               for catalog in catalogs if catalog.key not in packs_there]
+    total = sum(size for _, _, size in sending) + sum(size for _, size in packing)
     done = [0]
 
-    def upload(job: tuple[str, bool, int]) -> None:
-        digest, executable, size = job
-        remote.put_file(layout.object_name(digest, executable), store.object_path(digest, executable))
+    def upload(job: tuple) -> None:
+        if isinstance(job[0], Catalog):
+            size = _push_pack(store, remote, job[0])
+        else:
+            digest, executable, size = job
+            remote.put_file(layout.object_name(digest, executable), store.object_path(digest, executable))
         done[0] += size
         if progress:
-            progress(done[0], total)
+            progress(min(done[0], total), total)
 
-    _parallel(sending, upload)
-    result.objects, result.bytes = len(sending), total
-    # Catalogs only now that every object they name is there; each signature before its document.
+    packing.sort(key=lambda job: -job[1])  # the longest upload starts first
+    parallel(packing + sending, upload)
+    result.objects, result.bytes = len(sending), sum(size for _, _, size in sending)
+    result.packs, result.pack_bytes = len(packing), sum(size for _, size in packing)
+    # Catalogs only now that every object they name (and their packs) are there; each signature before its document.
     for catalog in sorted(catalogs, key=lambda c: c.key):
         _put_signed(remote, layout.catalog_name(catalog.key), layout.catalog_signature(catalog.key), catalog.to_json(),
                     key.sign(catalog_payload(catalog)), key.name, _same_catalog)
@@ -139,6 +124,33 @@ def push(store: Store, remote: Transport, catalogs: list[Catalog], key: SecretKe
                         data, key.sign(resolution_payload(resolution_key, document)), key.name, _same_resolution)
             result.resolutions.append(resolution_key)
     return result
+
+
+def _pushable(store: Store, digest: str, executable: bool, size: int | None) -> int:
+    """The size of an intact store object that is to be pushed; raises when it is not intact."""
+    if not _present(store, digest, executable, size):
+        raise StoreError(f"store object {store.object_path(digest, executable)} is missing or was changed, "
+                         "so it cannot be pushed.", "Run 'holoclone store verify --repair', then seed once to re-import it.")
+    return os.lstat(store.object_path(digest, executable)).st_size
+
+
+def _push_pack(store: Store, remote: Transport, catalog: Catalog) -> int:
+    """Upload ``catalog``'s pack, written first under the store's ``tmp/``; returns its size."""
+    staged = store.tmp_file(f"pack-{catalog.key[:16]}")  # one per catalog: packs are written in parallel
+    try:
+        with open(staged, "xb") as handle:
+            size = write_pack(handle, [(digest, executable, store.object_path(digest, executable))
+                                       for digest, executable in sorted(object_sizes(catalog))])
+        remote.put_file(layout.pack_name(catalog.key), staged)
+    except OSError as error:
+        from ..errors import os_error
+
+        raise os_error(error, f"packing {catalog.name} {catalog.version} for {remote.url}",
+                       disk=f"the store {store.root}") from None
+    finally:
+        if os.path.lexists(staged):
+            os.unlink(staged)
+    return size
 
 
 def _same_catalog(old: bytes, new: bytes) -> bool:
@@ -218,10 +230,10 @@ def pull(store: Store, remote: Transport, trusted: TrustedKeys, keys: Iterable[s
                                  "a pull never replaces one.", "Run 'holoclone store verify --repair' if it is damaged.")
         fetched[key] = catalog
 
-    _parallel(wanted, fetch_catalog)
+    parallel(wanted, fetch_catalog)
     needed: dict[tuple[str, bool], int | None] = {}
     for catalog in fetched.values():
-        needed.update(_sizes(catalog))
+        needed.update(object_sizes(catalog))
     missing = sorted((k, s) for k, s in needed.items() if not _present(store, *k, s))
     result.present = len(needed) - len(missing)
     total = sum(s or 0 for _, s in missing)
@@ -229,9 +241,11 @@ def pull(store: Store, remote: Transport, trusted: TrustedKeys, keys: Iterable[s
         if progress and missing else None
     stage = store.staging_dir("pull")
     try:
-        staged = _download(store, remote, missing, stage, bar, total)
+        fetcher = Fetcher(remote, dict(missing), stage, bar, f"pulling from {remote.url}; nothing partial was kept")
+        staged = fetcher.run(fetched.values())
         _check_records(store, remote, fetched.values(), staged)
         result.objects, result.bytes = len(staged), sum(os.path.getsize(path) for path in staged.values())
+        result.packs, result.pack_bytes = fetcher.packs, fetcher.pack_bytes
         with store.lock():
             for (digest, executable), path in staged.items():
                 if not _present(store, digest, executable, os.path.getsize(path)):
@@ -248,41 +262,6 @@ def pull(store: Store, remote: Transport, trusted: TrustedKeys, keys: Iterable[s
     result.catalogs = wanted
     found.update(fetched)
     return [found[key] for key in keys], result
-
-
-def _download(store: Store, remote: Transport, missing: list, stage: Path, bar: Progress | None,
-              total: int) -> dict[tuple[str, bool], str]:
-    """Stream each object into ``stage`` while hashing it; raise on the first that is absent or wrong."""
-    staged: dict[tuple[str, bool], str] = {}
-    done = [0]
-
-    def fetch(job: tuple[tuple[str, bool], int | None]) -> None:
-        (digest, executable), size = job
-        name = layout.object_name(digest, executable)
-        target = str(stage / f"{digest}{'.x' if executable else ''}")
-        sha = hashlib.sha256()
-        with open(target, "xb") as handle:
-            def write(block: bytes) -> None:
-                sha.update(block)
-                handle.write(block)
-                done[0] += len(block)
-                if bar:
-                    bar(min(done[0], total), total)
-
-            if not remote.fetch(name, write):
-                raise HoloCloneError(f"the remote {remote.url} lacks object {name} that a signed catalog names; "
-                                     "nothing was pulled.", "Push the catalog again from a complete store.")
-            written = handle.tell()
-        if sha.hexdigest() != digest or (size is not None and written != size):
-            raise HoloCloneError(f"object {name} from {remote.url} does not match its digest (it hashes to "
-                                 f"{sha.hexdigest()[:16]}..., {written:,} bytes); nothing was pulled.",
-                                 "The remote copy is damaged or was altered: remove it there and push again.")
-        staged[(digest, executable)] = target
-
-    _parallel(missing, fetch)
-    if bar:
-        bar(total, total)
-    return staged
 
 
 def _check_records(store: Store, remote: Transport, catalogs: Iterable[Catalog], staged: dict) -> None:

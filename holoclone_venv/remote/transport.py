@@ -212,9 +212,13 @@ class HTTPTransport:
                     response.read()
                     raise HoloCloneError(f"the remote {self.url} answered {response.status} {response.reason} for {name}.",
                                          "Check the URL and the server; run again to complete what was left.")
-                for block in iter(lambda: response.read(_CHUNK), b""):
-                    written = True
-                    write(block)
+                try:
+                    for block in iter(lambda: response.read(_CHUNK), b""):
+                        written = True
+                        write(block)
+                except HoloCloneError:
+                    self._connection(fresh=True)  # the caller refused the stream midway: the rest is unread
+                    raise
                 if response.will_close:
                     self._connection(fresh=True)
                 return True
