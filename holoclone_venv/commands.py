@@ -295,8 +295,8 @@ def keygen_command(args: argparse.Namespace) -> Result:
     from .remote.keys import generate, write_secret
 
     key = generate(args.name)
+    public = str(key.public)  # before the file is written: a failure (no cryptography) leaves none behind
     write_secret(key, args.output)
-    public = str(key.public)
     return {"name": key.name, "public_key": public, "secret_key_file": args.output}, EXIT_OK, lambda _: public
 
 

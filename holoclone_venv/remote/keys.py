@@ -89,10 +89,11 @@ class PublicKey:
         return f"{self.name}:{base64.b64encode(self.raw).decode('ascii')}"
 
     def verifies(self, signature: bytes, payload: bytes) -> bool:
+        ed25519 = _ed25519()  # first: without cryptography, its one-sentence error
         from cryptography.exceptions import InvalidSignature
 
         try:
-            _ed25519().Ed25519PublicKey.from_public_bytes(self.raw).verify(signature, payload)
+            ed25519.Ed25519PublicKey.from_public_bytes(self.raw).verify(signature, payload)
         except (InvalidSignature, ValueError):
             return False
         return True
@@ -108,9 +109,10 @@ class SecretKey:
 
     @property
     def public(self) -> PublicKey:
+        key = self._key()  # first: without cryptography, its one-sentence error
         from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-        return PublicKey(self.name, self._key().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
+        return PublicKey(self.name, key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
 
     def sign(self, payload: bytes) -> str:
         """A signature line ``NAME:BASE64`` over ``payload``."""

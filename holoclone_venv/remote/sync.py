@@ -183,6 +183,8 @@ def _put_signed(remote: Transport, name: str, sig_name: str, data: bytes, signat
 
 # -- pull -----------------------------------------------------------------------------------------
 def remote_catalog_keys(remote: Transport) -> list[str]:
+    """Every catalog key the remote lists; raises when the URL is not a holoclone remote at all."""
+    layout.check_marker(remote.get(layout.MARKER), remote.url)
     return sorted({key for name in remote.list(layout.CATALOGS) if (key := layout.parse_catalog(name))})
 
 

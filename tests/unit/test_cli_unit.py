@@ -81,3 +81,19 @@ def test_gc_refuses_a_negative_age_and_says_what_it_kept(store):
     assert bad.returncode == 2 and b"--older-than" in bad.stderr and b"Traceback" not in bad.stderr
     dry = _run("--store", str(store), "store", "gc", "--dry-run", "--older-than", "0")
     assert dry.returncode == 0 and f"would remove 0 catalogs, {OBJECTS:,} objects".encode() in dry.stdout, dry.stdout
+
+
+def test_keygen_without_the_remote_extra_says_what_to_install(tmp_path):
+    # ``cryptography`` hidden as if the extra were not installed: one sentence naming the extra, no traceback.
+    code = ("import sys; sys.modules['cryptography'] = None; from holoclone_venv.cli import main; "
+            "sys.exit(main(sys.argv[1:]))")
+    result = subprocess.run([sys.executable, "-c", code, "store", "keygen", "ci", "-o", str(tmp_path / "key")],
+                            capture_output=True, text=True)
+    assert result.returncode == 2, result.stderr
+    assert 'pip install "holoclone-venv[remote]"' in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "key").exists()
+
+
+def test_pulling_everything_from_a_url_that_is_no_remote_is_an_error_not_zero_catalogs(tmp_path, store):
+    result = _run("--store", str(store), "store", "pull", (tmp_path / "nowhere").as_uri(), "--all", text=True)
+    assert result.returncode == 2 and "is not a holoclone remote" in result.stderr, result.stderr
