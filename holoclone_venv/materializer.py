@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Callable
 from . import record
 from .catalog import EXECUTABLE, FIXED_MTIME, HAS_BYTECODE, SHEBANG, Catalog, Entry
 from .fsutil import write_atomic
-from .errors import DamagedObject, StoreError, Unsupported
+from .errors import DamagedObject, Unsupported
 from .linking import Linker
 from .report import Report
 from .scripts import render, rewrite_python_shebang
@@ -145,19 +145,19 @@ class Materializer:
         record_rows = self._write_scripts(catalog, roots, layout.executable)
         info_dir = os.path.join(roots[catalog.root], catalog.dist_info)
         os.unlink(os.path.join(info_dir, "RECORD"))  # the template's: this environment's is written next
-        whole = (lambda: self._whole(catalog.key)) if cut_down else None
+        whole = (lambda: self.store.require_catalog(catalog.key)) if cut_down else None
         self._write_metadata(catalog, roots, record_rows, info_dir, whole)
         self.report.fallbacks = self.linker.fallbacks
 
-    def _link_all(self, entries: list[Entry], roots: dict[str, str], executable: str, key: str) -> None:
-        groups = [(key, list(group)) for key, group in groupby(entries, key=_directory_of)]
+    def _link_all(self, entries: list[Entry], roots: dict[str, str], executable: str, catalog_key: str) -> None:
+        groups = [(where, list(group)) for where, group in groupby(entries, key=_directory_of)]
         for (scheme, directory), _ in groups:
             self._mkdir(roots[scheme])
             if directory:
                 self._mkdir_below(roots[scheme], directory)
         workers = min(_WORKERS, len(groups)) if len(entries) >= _PARALLEL_FROM else 1
         if workers == 1:
-            results = [self._link_groups(groups, roots, executable, key)]
+            results = [self._link_groups(groups, roots, executable, catalog_key)]
         else:
             # Creating and cloning files is kernel work that releases the GIL: two threads
             # materialize torch+numpy+pandas+scipy 1.25x faster than one on two cores (more
@@ -167,7 +167,8 @@ class Materializer:
 
             with ThreadPoolExecutor(workers) as pool:
                 shares = [groups[i::workers] for i in range(workers)]
-                results = list(pool.map(lambda share: self._link_groups(share, roots, executable, key), shares))
+                results = list(pool.map(lambda share: self._link_groups(share, roots, executable, catalog_key),
+                                        shares))
         counts = self.report.counts
         for found, size, generated in results:
             for bucket, n in found.items():
@@ -337,12 +338,6 @@ class Materializer:
             )
         except OSError:
             return None  # only a saving: the environment gets a RECORD written in full
-
-    def _whole(self, key: str) -> Catalog:
-        whole = self.store.load_catalog(key)
-        if whole is None:
-            raise StoreError(f"catalog {key} was removed from the store while seeding.", "Run again.")
-        return whole
 
     def _remove_previous(self, catalog: Catalog, root: str, env_dir: str) -> None:
         """Uninstall an earlier version of the same distribution, as an installer would."""

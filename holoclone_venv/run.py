@@ -138,11 +138,7 @@ def _materialize(store: Store, policy, materializer: Materializer, catalogs: lis
     if policy.tree is not None and _cloned_whole(store, policy, materializer, catalogs, request, report, inside):
         return
     if inside is not None:
-        for index, catalog in enumerate(catalogs):
-            whole = store.load_catalog(catalog.key)
-            if whole is None:
-                raise HoloCloneError(f"catalog {catalog.key} was removed from the store while seeding.", "Run again.")
-            catalogs[index] = whole
+        catalogs[:] = [store.require_catalog(catalog.key) for catalog in catalogs]
     for catalog in catalogs:
         materializer.run(catalog, request.layout)
 

@@ -246,6 +246,13 @@ class Store(Staging, Caches, Templates):
         except OutdatedCatalogError:
             return None
 
+    def require_catalog(self, key: str) -> Catalog:
+        """The catalog ``key``, which a seeding in progress relies on; :class:`StoreError` when it is gone."""
+        catalog = self.load_catalog(key)
+        if catalog is None:
+            raise StoreError(f"catalog {key} was removed from the store while seeding.", "Run again.")
+        return catalog
+
     def read_trusted(self, path: str | os.PathLike[str]) -> bytes | None:
         """The bytes of a store file when it is a regular file (opened without following a symlink) of a
         trusted owner; None when it is absent, a link, unreadable or another account's."""
