@@ -569,8 +569,8 @@ def test_a_run_stopped_by_sigterm_while_materializing_leaves_nothing_half_instal
     extra = {"PIP_NO_INDEX": "1"}
     virtualenv(work / "warm", *args, store=copy, extra_env=extra)  # resolve and import once
 
-    landed = 0
-    for trial, delay in enumerate((0.0, 0.05, 0.25)):
+    during = 0
+    for trial, delay in enumerate((0.0, 0.02, 0.05, 0.25)):
         env = work / f"env-{trial}"
         process = subprocess.Popen(virtualenv_command(env, *args, store=copy), stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT, text=True, env=isolated_environ(extra))
@@ -582,16 +582,16 @@ def test_a_run_stopped_by_sigterm_while_materializing_leaves_nothing_half_instal
         assert "Traceback" not in text, text
         if process.returncode == 0:
             continue  # finished before the signal
-        landed += 1
         assert "holoclone" not in pyvenv_cfg(env)
-        assert not list(site_packages(env).glob("hcbig-*.dist-info")), text
-        _looks_installed_only_when_complete(env)
+        _looks_installed_only_when_complete(env)  # a .dist-info is there only when all it lists is
+        if not list(site_packages(env).glob("hcbig-*.dist-info")):
+            during += 1  # stopped while materializing hcbig (later, it is complete and stays)
 
         again = virtualenv(env, *args, store=copy, extra_env=extra, check=False)
         assert again.returncode == 0 and "File exists" not in output(again), output(again)
         _looks_installed_only_when_complete(env)
         assert run_in(env, "python", "-c", "import hcbig.m19.f1999 as m; print(m.VALUE)").stdout.strip() == "1999"
-    assert landed >= 2, "SIGTERM never landed during materialization"
+    assert during >= 2, "SIGTERM landed during materialization in fewer than 2 of 4 runs"
 
 
 # -- 8: a full disk while importing a bundle -----------------------------------------------------
