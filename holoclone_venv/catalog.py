@@ -166,6 +166,11 @@ _TAG = re.compile(r"^[a-z][a-z0-9_]*-[0-9]+\Z")
 _SHA256 = re.compile(r"^[0-9a-f]{64}\Z")
 
 
+def is_sha256(text: str) -> bool:
+    """True for a sha256 hex digest as the store writes it (64 lowercase hex digits, nothing else)."""
+    return bool(_SHA256.match(text))
+
+
 def _check_header(header: dict) -> None:
     """Raise ValueError unless every field that decides a path or a key is what the importer writes."""
     for field_name, value in header.items():

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from ..catalog import is_sha256
 from ..fsutil import hash_file
 
 
@@ -31,12 +32,9 @@ class Caches:
         """sha256 of a wheel file, remembered by (name, size, mtime) to avoid rehashing."""
         st = os.stat(wheel)
         cached = self.index / f"{wheel.name}-{st.st_size}-{st.st_mtime_ns}"
-        try:
-            digest = cached.read_text(encoding="ascii").strip()
-            if len(digest) == 64:
-                return digest
-        except OSError:
-            pass
+        digest = self._stored_digest(cached)
+        if digest is not None:
+            return digest
         digest, _ = hash_file(wheel)
         if self.writable:
             try:
@@ -119,11 +117,8 @@ class Caches:
     # -- RECORD objects: the shared part of a catalog's RECORD, per set of scheme paths -----
     def record_object(self, key: str, paths_id: str) -> str | None:
         """Path of the object holding catalog ``key``'s RECORD rows for ``paths_id``, if stored."""
-        try:
-            digest = (self.catalogs / f"{key}.record-{paths_id}").read_text(encoding="ascii").strip()
-        except OSError:
-            return None
-        if len(digest) == 64 and os.path.exists(self.object_path(digest)):
+        digest = self._stored_digest(self.catalogs / f"{key}.record-{paths_id}")
+        if digest is not None and os.path.exists(self.object_path(digest)):
             return self.object_path(digest)
         return None
 
@@ -137,10 +132,14 @@ class Caches:
         """Digests of the RECORD objects kept for catalog ``key``."""
         found = set()
         for path in self.catalogs.glob(f"{key}.record-*"):
-            try:
-                digest = path.read_text(encoding="ascii").strip()
-            except OSError:
-                continue
-            if len(digest) == 64:
+            digest = self._stored_digest(path)
+            if digest is not None:
                 found.add(digest)
         return found
+
+    def _stored_digest(self, path: Path) -> str | None:
+        """The digest an index file holds: read as the store owner's regular file (never through a
+        link), and a sha256 in hex, since it names a path; None for anything else."""
+        data = self.read_trusted(path)  # type: ignore[attr-defined]
+        digest = data.decode("ascii", "replace").strip() if data is not None else ""
+        return digest if is_sha256(digest) else None

@@ -185,6 +185,35 @@ def test_record_object_whose_object_is_gone_is_none(store):
     assert store.record_object(key, "p") is None
 
 
+def test_an_index_naming_a_path_not_a_digest_or_reached_through_a_link_is_not_used(store, tmp_path):
+    # An index file decides which file becomes an environment's RECORD, and which catalog a wheel has:
+    # only a hex sha256, in the owner's regular file, may do that.
+    key = "d" * 64 + "-cpython-311"
+    path = store.put_record_object(key, "p", b"rows\n")
+    index = store.catalogs / f"{key}.record-p"
+    outside = tmp_path / "secret"
+    outside.write_bytes(b"not for an env\n")
+    # 64 characters, as a digest is, naming a file outside the store: "../" + padding + the way out.
+    rel = os.path.relpath(outside, store.root)
+    pad = 64 - 3 - len(rel)
+    assert pad >= 0
+    escape = "../" + "./" * (pad // 2) + ("/" if pad % 2 else "") + rel
+    assert len(escape) == 64 and os.path.samefile(store.object_path(escape), outside)
+    index.write_text(escape)
+    assert store.record_object(key, "p") is None and store.record_digests(key) == set()
+    index.unlink()
+    (tmp_path / "planted").write_text(os.path.basename(os.path.dirname(path)) + os.path.basename(path))
+    index.symlink_to(tmp_path / "planted")
+    assert store.record_object(key, "p") is None and store.record_digests(key) == set()
+
+    wheel = tmp_path / "demo-1.0-py3-none-any.whl"
+    wheel.write_bytes(b"zip bytes")
+    store.wheel_digest(wheel)
+    [(entry, _)] = list(store.iter_wheel_index())
+    entry.write_text("C" * 64)  # not what the store writes
+    assert store.wheel_digest(wheel) == hashlib.sha256(b"zip bytes").hexdigest()
+
+
 # -- wheels, resolutions, refs ------------------------------------------------------------------
 def test_wheel_digest_is_cached_by_name_size_and_mtime(store, tmp_path):
     wheel = tmp_path / "demo-1.0-py3-none-any.whl"
