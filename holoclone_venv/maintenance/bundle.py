@@ -23,6 +23,7 @@ from pathlib import Path
 
 from ..catalog import EXECUTABLE, FIXED_MTIME, Catalog
 from ..errors import HoloCloneError, StoreError
+from ..platforms import current
 from ..remote.keys import bundle_payload  # signatures: the remote extra's cryptography is imported only to sign or check
 from ..store import Store
 from . import Progress, object_name, read_catalogs
@@ -277,10 +278,10 @@ def import_bundle(store: Store, bundle_path: str, progress: Progress | None = No
         if trusted is not None:  # remote/keys.py: Untrusted unless a trusted key signed every catalog
             trusted.signer("\n".join(map(str, signatures)), bundle_payload(catalogs), f"the bundle {bundle_path}")
         fresh = _check_catalogs(store, bundle_path, catalogs, staged, signed=trusted is not None)
+        current().make_durable(str(stage), list(staged.values()))  # before a catalog names them, as an import does
         with store.lock():
             for (digest, executable), path in staged.items():
-                size = os.path.getsize(path)
-                if not store.has_object(digest, size, executable):
+                if not store.has_object(digest, os.path.getsize(path), executable):
                     store.adopt_object(path, digest, executable)
             for catalog in fresh:
                 store.write_catalog(catalog)

@@ -117,7 +117,7 @@ def find_resolution(settings: Settings, store: Store, key: str, tag: str) -> lis
                 document, wheels = fetch_resolution(store, remote, trusted, key)
                 pull(store, remote, trusted, [catalog_key(digest, tag) for _, digest in wheels], _progress)
                 store.write_resolution(key, document)  # last: every catalog it needs is in place
-                found = complete(document)
+                found = [store.wheel_path(name, digest) for name, digest in wheels] or None  # just pulled: complete
                 LOG.info("holoclone: pulled a resolution of %d wheels from %s", len(wheels), settings.remote)
             return found
     except RemoteMiss as miss:

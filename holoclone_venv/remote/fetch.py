@@ -8,6 +8,7 @@ the objects (and everything after) is the caller's, :func:`.sync.pull`.
 from __future__ import annotations
 
 import hashlib
+import io
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Callable, Container, Iterable, Mapping
 from ..catalog import EXECUTABLE, Catalog
 from ..errors import HoloCloneError
 from . import layout
-from .pack import Key, PackReader
+from .pack import Key, PackReader, write_all
 from .transport import Transport
 
 #: Transfers at once.  Measured on thousands of small objects (docs/fleet.md): more
@@ -63,7 +64,8 @@ def parallel(jobs: list, work: Callable) -> None:
 
 
 class Fetcher:
-    """Downloads ``missing`` objects (``{key: size}``) into ``stage``; ``staged`` maps each to its file there.
+    """Downloads ``missing`` objects (``{key: size}``) into ``stage``; ``staged`` maps each to its file there,
+    each given its object's mode and mtime by ``seal(fd, executable)`` after its last write.
 
     Thread-safe: packs of different catalogs stream at once, and an object
     two packs hold is written by whichever reaches it first (the other reads
@@ -71,8 +73,9 @@ class Fetcher:
     """
 
     def __init__(self, remote: Transport, missing: Mapping[Key, int | None], stage: Path,
-                 bar: Progress | None, doing: str) -> None:
+                 bar: Progress | None, doing: str, seal: Callable[[int, bool], None]) -> None:
         self.remote, self.missing, self.stage, self.bar, self.doing = remote, dict(missing), stage, bar, doing
+        self.seal = seal
         self.total = sum(size or 0 for size in self.missing.values())
         self.staged: dict[Key, str] = {}
         self.claimed: set[Key] = set()
@@ -120,7 +123,7 @@ class Fetcher:
         """Stream ``catalog``'s pack, writing the objects still unclaimed; an absent pack is not an error."""
         name = layout.pack_name(catalog.key)
         reader = PackReader(f"{name} from {self.remote.url}", sizes, self._claim, self._staged, self._advance,
-                            self.doing)
+                            self.doing, self.seal)
         try:
             if self.remote.fetch(name, reader.feed):
                 reader.finish()
@@ -136,17 +139,20 @@ class Fetcher:
         name = layout.object_name(digest, executable)
         target = self._path((digest, executable))
         sha = hashlib.sha256()
-        with open(target, "xb") as handle:
+        with io.FileIO(target, "xb") as handle:
             def write(block: bytes) -> None:
                 sha.update(block)
-                handle.write(block)
+                write_all(handle, block)
                 self._advance(len(block))
 
             if not self.remote.fetch(name, write):
                 raise HoloCloneError(f"the remote {self.remote.url} lacks object {name} that a signed catalog names; "
                                      "nothing was pulled.", "Push the catalog again from a complete store.")
             written = handle.tell()
-        if sha.hexdigest() != digest or (size is not None and written != size):
+            good = sha.hexdigest() == digest and (size is None or written == size)
+            if good:
+                self.seal(handle.fileno(), executable)
+        if not good:
             raise HoloCloneError(f"object {name} from {self.remote.url} does not match its digest (it hashes to "
                                  f"{sha.hexdigest()[:16]}..., {written:,} bytes); nothing was pulled.",
                                  "The remote copy is damaged or was altered: remove it there and push again.")

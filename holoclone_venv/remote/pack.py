@@ -26,6 +26,7 @@ catalog's objects can take.  Any problem is one :class:`HoloCloneError`.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import shutil
 import struct
@@ -77,6 +78,13 @@ def write_pack(target: BinaryIO, objects: Iterable[tuple[str, bool, str]]) -> in
     return written + target.write(HEADER.pack(END, _ZERO, count))
 
 
+def write_all(handle: io.FileIO, data: memoryview | bytes) -> None:
+    """Write all of ``data`` through an unbuffered file (whose ``write`` may, in principle, write less)."""
+    view = memoryview(data)
+    while view:
+        view = view[handle.write(view):]
+
+
 class PackReader:
     """Parses a pack fed in chunks of any size (``feed``, then ``finish``), checking it against a signed catalog.
 
@@ -84,14 +92,17 @@ class PackReader:
     RECORD, bounded by RECORD_MAX).  For each record, ``want(key)`` returns a
     staging path to write the body to, or None to read it through unwritten
     (already present, or another pack's).  ``done(key, path)`` is called once
-    a written body hashed to its digest; ``progress(n)`` with the bytes of
+    a written body hashed to its digest, after ``seal(fd, executable)`` (when
+    given) while the file is still open; ``progress(n)`` with the bytes of
     each written block.  Everything raises :class:`HoloCloneError` (the
     caller removes its staging); call :meth:`close` in every case.
     """
 
     def __init__(self, origin: str, expected: Mapping[Key, int | None], want: Callable[[Key], str | None],
-                 done: Callable[[Key, str], None], progress: Callable[[int], None], doing: str) -> None:
+                 done: Callable[[Key, str], None], progress: Callable[[int], None], doing: str,
+                 seal: Callable[[int, bool], None] | None = None) -> None:
         self.origin, self.expected, self.want, self.done, self.progress = origin, expected, want, done, progress
+        self.seal = seal
         self.doing = doing  # completes "while ..." in a local write failure
         self.limit = size_limit(expected)
         self.read = 0
@@ -104,7 +115,7 @@ class PackReader:
         self.remaining = 0
         self.sha = hashlib.sha256()
         self.path: str | None = None
-        self.handle: BinaryIO | None = None
+        self.handle: io.FileIO | None = None
 
     def _bad(self, problem: str) -> HoloCloneError:
         return HoloCloneError(f"the pack {self.origin} {problem}; nothing was pulled.",
@@ -132,7 +143,7 @@ class PackReader:
                     take = view[:self.remaining]
                     self.sha.update(take)
                     if self.handle is not None:
-                        self.handle.write(take)
+                        write_all(self.handle, take)
                         self.progress(len(take))
                     self.remaining -= len(take)
                     view = view[len(take):]
@@ -185,15 +196,18 @@ class PackReader:
         self.records += 1
         self.key, self.remaining, self.sha = key, size, hashlib.sha256()
         self.path = self.want(key)
-        self.handle = open(self.path, "xb") if self.path is not None else None
+        self.handle = io.FileIO(self.path, "xb") if self.path is not None else None  # unbuffered: bodies come in blocks
         self.need = 0
         if not size:
             self._body_done()
 
     def _body_done(self) -> None:
-        self.close()
         if self.sha.hexdigest() != self.key[0]:
+            self.close()
             raise self._bad(f"holds object {self.key[0][:16]}... whose bytes do not match its digest")
+        if self.handle is not None and self.seal is not None:
+            self.seal(self.handle.fileno(), self.key[1])
+        self.close()
         if self.path is not None:
             self.done(self.key, self.path)
         self.path = None

@@ -28,6 +28,7 @@ from typing import Callable, Iterable
 
 from ..catalog import Catalog
 from ..errors import HoloCloneError, StoreError
+from ..platforms import current
 from ..store import Store
 from . import layout
 from .fetch import Fetcher, Progress, object_sizes, parallel
@@ -243,15 +244,23 @@ def pull(store: Store, remote: Transport, trusted: TrustedKeys, keys: Iterable[s
         if progress and missing else None
     stage = store.staging_dir("pull")
     try:
-        fetcher = Fetcher(remote, dict(missing), stage, bar, f"pulling from {remote.url}; nothing partial was kept")
+        fetcher = Fetcher(remote, dict(missing), stage, bar, f"pulling from {remote.url}; nothing partial was kept",
+                          store.seal_object)
         staged = fetcher.run(fetched.values())
         _check_records(store, remote, fetched.values(), staged)
-        result.objects, result.bytes = len(staged), sum(os.path.getsize(path) for path in staged.values())
+        # On disk before a catalog names them (a crash must not leave a catalog over empty
+        # objects) and before they are cloned, as an import does: one flush for the batch.
+        # (Starting each object's write-out as it completed was measured slower: the
+        # device then throttles the download.)
+        current().make_durable(str(stage), list(staged.values()))
+        result.objects = len(staged)
+        result.bytes = sum(os.path.getsize(staged[key]) if size is None else size for key, size in missing)
         result.packs, result.pack_bytes = fetcher.packs, fetcher.pack_bytes
         with store.lock():
+            # Sealed as they were written.  An object another pull adopted meanwhile is replaced by
+            # the same verified bytes, which costs less than checking for it first.
             for (digest, executable), path in staged.items():
-                if not _present(store, digest, executable, os.path.getsize(path)):
-                    store.adopt_object(path, digest, executable)
+                store.adopt_object(path, digest, executable, sealed=True)
             for key in wanted:
                 if store.load_catalog(key) is None:
                     store.write_catalog(fetched[key])  # last: its objects are all in place

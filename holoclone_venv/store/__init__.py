@@ -187,15 +187,26 @@ class Store(Staging, Caches, Templates):
         return [entry.path for entry in catalog.entries
                 if not self.has_object(entry.digest, entry.size, bool(entry.flags & EXECUTABLE))]
 
-    def adopt_object(self, staged: str, digest: str, executable: bool) -> None:
+    @staticmethod
+    def seal_object(fd: int, executable: bool) -> None:
+        """Give a staged file, still open as ``fd`` after its last write, an object's mode and fixed mtime."""
+        os.fchmod(fd, 0o555 if executable else 0o444)
+        os.utime(fd, (FIXED_MTIME, FIXED_MTIME))
+
+    def adopt_object(self, staged: str, digest: str, executable: bool, sealed: bool = False) -> None:
         """Move a complete, verified staged file into place as an object.
 
-        The staged file gets the object's mode and mtime first, then is renamed:
-        the rename is atomic, so the object is either absent or complete.
+        The staged file gets the object's mode and mtime first (unless it was
+        ``sealed`` by :meth:`seal_object`), then is renamed: the rename is
+        atomic, so the object is either absent or complete.  An object already
+        in place is replaced by the same bytes, which is harmless: objects are
+        never written in place, and an environment or reader holding the old
+        file keeps it.
         """
         final = self.object_path(digest, executable)
-        os.chmod(staged, 0o555 if executable else 0o444)
-        os.utime(staged, (FIXED_MTIME, FIXED_MTIME))
+        if not sealed:
+            os.chmod(staged, 0o555 if executable else 0o444)
+            os.utime(staged, (FIXED_MTIME, FIXED_MTIME))
         try:
             os.replace(staged, final)
         except FileNotFoundError:
