@@ -67,7 +67,7 @@ def resolve_wheels(settings: Settings, store: Store, request: SeedRequest) -> li
     if wheels is None and settings.remote and not settings.refresh:  # a signed resolution and its catalogs from the remote: no pip
         from .remote import find_resolution
 
-        wheels = find_resolution(settings, store, key, request.interpreter.tag)
+        wheels = find_resolution(settings, store, key, request.interpreter.tag, request.seed_wheels)
     if wheels is None:
         store.require_writable("the resolved wheels")
         with store.resolve_lock(key):

@@ -333,11 +333,14 @@ def test_a_cold_store_seeds_from_the_remote_without_importing_or_pip(kind, reque
     key, public = keys["fleet-ci"]
     _push(source, url, key, env=_aws(url))
     store = tmp_path / "store"
-    result = virtualenv(tmp_path / "env", "--holoclone-remote", url, "--holoclone-trusted-keys", public,
+    result = virtualenv(tmp_path / "env", "-v", "--holoclone-remote", url, "--holoclone-trusted-keys", public,
                         *_set_args(wheelhouse), store=store, extra_env=_aws(url))
     text = output(result)
     assert "imported" not in text and "WARNING" not in text.upper().replace("WARNINGS", ""), text
     assert not any(Store(store).iter_wheels())  # pip never downloaded the set: its resolution came signed
+    # One transfer: pip's and setuptools' catalogs came along with the set's, not in pulls of their own.
+    assert "pulled a resolution" in text and "holoclone: pulled pip" not in text, text
+    assert {Store(store).load_catalog(k).name for k, _ in Store(store).iter_catalogs()} >= {"pip", "setuptools"}
     check = subprocess.run([str(tmp_path / "env" / "bin" / "python"), "-c", "import fleetapp; print(fleetapp.ANSWER)"],
                            capture_output=True, text=True)
     assert check.stdout.strip() == "42", check.stderr
@@ -346,6 +349,27 @@ def test_a_cold_store_seeds_from_the_remote_without_importing_or_pip(kind, reque
     again = virtualenv(tmp_path / "env2", "--holoclone-remote", "file:///nonexistent", "--holoclone-trusted-keys",
                        public, *_set_args(wheelhouse), store=store)
     assert "imported" not in output(again) and "was not used" not in output(again)
+
+
+@pytest.mark.slow
+def test_a_remote_without_the_seed_wheels_still_gives_the_set(source, keys, wheelhouse, tmp_path):
+    """pip's and setuptools' catalogs only come along: their absence costs the set nothing, they are imported."""
+    url = f"file://{tmp_path / 'remote'}"
+    key, public = keys["fleet-ci"]
+    set_only = [k for k, _ in Store(source).iter_catalogs() if Store(source).load_catalog(k).name not in ("pip", "setuptools")]
+    pushed = holoclone("--json", "store", "push", url, *set_only, "--signing-key", str(key), store=source)
+    assert pushed.returncode == 0 and json.loads(pushed.stdout)["resolutions"], output(pushed)
+    store = tmp_path / "store"
+    result = virtualenv(tmp_path / "env", "-v", "--holoclone-remote", url, "--holoclone-trusted-keys", public,
+                        *_set_args(wheelhouse), store=store)
+    text = output(result)
+    assert "pulled a resolution" in text and "WARNING" not in text.upper().replace("WARNINGS", ""), text
+    assert "imported pip" in text, text
+    assert not any(Store(store).iter_wheels())  # the set still came from the remote: pip never resolved it
+    check = subprocess.run([str(tmp_path / "env" / "bin" / "python"), "-c", "import fleetapp, pip"],
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+    _verify_clean(store)
 
 
 @pytest.mark.slow

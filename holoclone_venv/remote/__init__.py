@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 from ..catalog import catalog_key
 from ..errors import HoloCloneError
@@ -86,12 +86,14 @@ def find_catalog(settings: Settings, store: Store, wheel: Path, tag: str) -> Cat
     return None
 
 
-def find_resolution(settings: Settings, store: Store, key: str, tag: str) -> list[Path] | None:
+def find_resolution(settings: Settings, store: Store, key: str, tag: str,
+                    seed_wheels: Sequence[Path] = ()) -> list[Path] | None:
     """The wheels of the dependency set ``key`` when the remote has it signed with every catalog for ``tag``.
 
     Returns ``Store.wheel_path`` paths that need not exist: their catalogs are
     in the store, which is all :func:`find_catalog` needs.  None when the run
-    should resolve with pip.
+    should resolve with pip.  The catalogs of ``seed_wheels`` (pip, setuptools)
+    the store lacks come along in the same pull where the remote has them.
     """
     from . import layout
     from .sync import RemoteMiss, fetch_resolution, local_catalog, pull
@@ -115,7 +117,8 @@ def find_resolution(settings: Settings, store: Store, key: str, tag: str) -> lis
             if found is None:
                 remote, trusted = _open(settings)
                 document, wheels = fetch_resolution(store, remote, trusted, key)
-                pull(store, remote, trusted, [catalog_key(digest, tag) for _, digest in wheels], _progress)
+                along = [catalog_key(store.wheel_digest(wheel), tag) for wheel in seed_wheels if os.path.exists(wheel)]
+                pull(store, remote, trusted, [catalog_key(digest, tag) for _, digest in wheels], _progress, along)
                 store.write_resolution(key, document)  # last: every catalog it needs is in place
                 found = [store.wheel_path(name, digest) for name, digest in wheels] or None  # just pulled: complete
                 LOG.info("holoclone: pulled a resolution of %d wheels from %s", len(wheels), settings.remote)

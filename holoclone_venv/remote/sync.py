@@ -189,8 +189,16 @@ def remote_catalog_keys(remote: Transport) -> list[str]:
     return sorted({key for name in remote.list(layout.CATALOGS) if (key := layout.parse_catalog(name))})
 
 
+#: Catalogs a pull of this process has just put in place, by (store root, key).  The seeding
+#: run's next lookup of each takes it once, instead of checking every object of it again.
+_just_pulled: dict[tuple[str, str], Catalog] = {}
+
+
 def local_catalog(store: Store, key: str) -> Catalog | None:
     """The store's catalog ``key`` when every object it needs is in place (the wheel file need not be)."""
+    pulled = _just_pulled.pop((str(store.root), key), None)
+    if pulled is not None:
+        return pulled
     catalog = store.load_catalog(key)
     if catalog is None or store.check_objects(catalog) or not _present(store, catalog.record, False, None):
         return None
@@ -198,27 +206,41 @@ def local_catalog(store: Store, key: str) -> Catalog | None:
 
 
 def pull(store: Store, remote: Transport, trusted: TrustedKeys, keys: Iterable[str],
-         progress: Callable[[str], Progress | None] | None = None) -> tuple[list[Catalog], Transfer]:
+         progress: Callable[[str], Progress | None] | None = None,
+         along: Iterable[str] = ()) -> tuple[list[Catalog], Transfer]:
     """Fetch the catalogs ``keys`` and the objects the store lacks; returns them (present ones too) and what moved.
 
     Raises :class:`RemoteMiss` when the remote lacks one, :class:`~.keys.Untrusted`
     when one is not signed by a trusted key, :class:`HoloCloneError` for anything
-    else; in every case nothing was added to the store.
+    else; in every case nothing was added to the store.  The catalogs ``along``
+    come in the same transfer when the remote has them signed, and are skipped
+    silently when it does not (whoever needs one later asks for it alone).
     """
     keys = list(dict.fromkeys(keys))
-    for key in keys:
+    along = [key for key in dict.fromkeys(along) if key not in keys]
+    for key in keys + along:
         layout.check_catalog_key(key)
     result = Transfer(remote.url)
     found = {key: catalog for key in keys if (catalog := local_catalog(store, key)) is not None}
     wanted = [key for key in keys if key not in found]
     if not wanted:
         return [found[key] for key in keys], result
+    optional = {key for key in along if store.load_catalog(key) is None}
     layout.check_marker(remote.get(layout.MARKER), remote.url)
     store.check(create=True)
     store.require_writable(f"catalogs from {remote.url}")
     fetched: dict[str, Catalog] = {}
 
     def fetch_catalog(key: str) -> None:
+        if key in optional:
+            try:
+                fetch_catalog_of(key)
+            except HoloCloneError:
+                pass  # not this transfer's to fail: its wheel is looked up alone later
+        else:
+            fetch_catalog_of(key)
+
+    def fetch_catalog_of(key: str) -> None:
         data = remote.get(layout.catalog_name(key))
         if data is None:
             raise RemoteMiss(f"the remote {remote.url} has no catalog {key}.")
@@ -233,7 +255,8 @@ def pull(store: Store, remote: Transport, trusted: TrustedKeys, keys: Iterable[s
                                  "a pull never replaces one.", "Run 'holoclone store verify --repair' if it is damaged.")
         fetched[key] = catalog
 
-    parallel(wanted, fetch_catalog)
+    parallel(wanted + sorted(optional), fetch_catalog)
+    pulled = [key for key in wanted + sorted(optional) if key in fetched]
     needed: dict[tuple[str, bool], int | None] = {}
     for catalog in fetched.values():
         needed.update(object_sizes(catalog))
@@ -261,16 +284,17 @@ def pull(store: Store, remote: Transport, trusted: TrustedKeys, keys: Iterable[s
             # the same verified bytes, which costs less than checking for it first.
             for (digest, executable), path in staged.items():
                 store.adopt_object(path, digest, executable, sealed=True)
-            for key in wanted:
+            for key in pulled:
                 if store.load_catalog(key) is None:
                     store.write_catalog(fetched[key])  # last: its objects are all in place
+                _just_pulled[str(store.root), key] = fetched[key]
     except OSError as error:
         from ..errors import os_error
 
         raise os_error(error, f"pulling from {remote.url}; nothing partial was kept", disk=f"the store {store.root}") from None
     finally:
         shutil.rmtree(stage, ignore_errors=True)
-    result.catalogs = wanted
+    result.catalogs = pulled
     found.update(fetched)
     return [found[key] for key in keys], result
 
