@@ -115,6 +115,11 @@ class Fetcher:
             self.claimed.add(key)
         return self._path(key)
 
+    def staged_paths(self) -> list[str]:
+        """The files staged so far, each complete: hashed, sealed and closed."""
+        with self.lock:
+            return list(self.staged.values())
+
     def _staged(self, key: Key, path: str) -> None:
         with self.lock:
             self.staged[key] = path
