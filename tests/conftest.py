@@ -134,6 +134,46 @@ def needs_root() -> None:
         _unavailable("this test needs root")
 
 
+@pytest.fixture(scope="module")
+def nobody_btrfs(needs_root):
+    """``(base, work, user)``: a fresh btrfs, and on it ``work``, a directory owned by ``nobody``.
+
+    ``base`` (mode 0755, outside pytest's 0700 base directory, which another
+    user cannot enter) holds the mount; a test module puts there what the
+    user must read (a copy of the code under test).  Needs root, setpriv and
+    mkfs.btrfs: skips without them, fails under HOLOCLONE_REQUIRE_FS=1.
+    """
+    import pwd
+    import tempfile
+
+    for needed in ("setpriv", "mkfs.btrfs"):
+        if shutil.which(needed) is None:
+            _unavailable(f"running as another user on a fresh btrfs needs {needed}")
+    base = Path(tempfile.mkdtemp(prefix="holoclone-nobody-"))
+    base.chmod(0o755)
+    mountpoint = None
+    try:
+        image, mountpoint = base / "btrfs.img", base / "btrfs"
+        mountpoint.mkdir()
+        with open(image, "wb") as handle:
+            handle.truncate(512 << 20)
+        for command in (["mkfs.btrfs", "-q", str(image)], ["mount", "-o", "loop", str(image), str(mountpoint)]):
+            done = subprocess.run(command, capture_output=True, text=True)
+            if done.returncode:
+                if command[0] == "mount":
+                    mountpoint = None
+                _unavailable(f"{command[0]} failed: {done.stderr.strip()}")
+        user = pwd.getpwnam("nobody")
+        work = mountpoint / "work"
+        work.mkdir()
+        os.chown(work, user.pw_uid, user.pw_gid)
+        yield base, work, user
+    finally:
+        if mountpoint is not None:
+            subprocess.run(["umount", "-l", str(mountpoint)], capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
 @pytest.fixture
 def unique(request) -> str:
     """A short name unique to this test, for directories on shared session filesystems."""

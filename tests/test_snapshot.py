@@ -14,14 +14,12 @@ import hashlib
 import importlib.metadata
 import json
 import os
-import pwd
 import re
 import shutil
 import signal
 import stat
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -382,36 +380,14 @@ def _python_for(uid: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def user_btrfs(needs_root):  # conftest marks tests using needs_root "root"
-    """``(work, user, code, python)``: a directory of ``nobody`` on a fresh btrfs that user can reach."""
-    if os.geteuid() != 0 or shutil.which("setpriv") is None:
-        if os.environ.get("HOLOCLONE_REQUIRE_FS") == "1":
-            pytest.fail("HOLOCLONE_REQUIRE_FS=1 but running as another user needs root and setpriv")
-        pytest.skip("running as another user needs root and setpriv")
-    base = Path(tempfile.mkdtemp(prefix="holoclone-snapshot-"))
-    base.chmod(0o755)
-    mountpoint = base / "btrfs"
-    mounted = False
-    try:
-        image = base / "btrfs.img"
-        mountpoint.mkdir()
-        with open(image, "wb") as handle:
-            handle.truncate(512 << 20)
-        subprocess.run(["mkfs.btrfs", "-q", str(image)], check=True, capture_output=True)
-        subprocess.run(["mount", "-o", "loop", str(image), str(mountpoint)], check=True, capture_output=True)
-        mounted = True
-        user = pwd.getpwnam("nobody")
-        work = mountpoint / "work"
-        work.mkdir()
-        os.chown(work, user.pw_uid, user.pw_gid)
-        code = base / "code"
-        code.mkdir()
-        _copy_distributions(code)
-        yield work, user, code, _python_for(user.pw_uid)
-    finally:
-        if mounted:
-            subprocess.run(["umount", "-l", str(mountpoint)], check=False, capture_output=True)
-        shutil.rmtree(base, ignore_errors=True)
+def user_btrfs(nobody_btrfs):  # conftest marks tests using needs_root "root"
+    """``(work, user, code, python)``: a directory of ``nobody`` on a fresh btrfs, and the code that user runs."""
+    base, work, user = nobody_btrfs
+    code = base / "code"
+    code.mkdir()
+    _copy_distributions(code)
+    return work, user, code, _python_for(user.pw_uid)
+
 
 
 def _as(user, work: Path, code: Path, *command: str) -> subprocess.CompletedProcess:

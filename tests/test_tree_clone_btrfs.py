@@ -13,12 +13,10 @@ from __future__ import annotations
 import errno
 import json
 import os
-import pwd
 import shutil
 import stat
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pluggy
@@ -362,13 +360,6 @@ print(json.dumps(out))
 """
 
 
-def _unavailable(reason: str):
-    """As the conftest fixtures do: skip, or fail where CI promises the filesystems (HOLOCLONE_REQUIRE_FS=1)."""
-    if os.environ.get("HOLOCLONE_REQUIRE_FS") == "1":
-        pytest.fail(f"HOLOCLONE_REQUIRE_FS=1 but {reason}")
-    pytest.skip(reason)
-
-
 def _python_for(uid: int, gid: int) -> str:
     """An interpreter that user can run (pyenv's under /root may not be reachable)."""
     for candidate in (sys.executable, "/usr/bin/python3"):
@@ -383,46 +374,19 @@ def _python_for(uid: int, gid: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def user_btrfs(needs_root):  # conftest marks tests using needs_root "root"
-    """``(work, user)``: a directory owned by ``nobody`` on a fresh btrfs mounted under a reachable /tmp directory.
+def user_btrfs(nobody_btrfs):  # conftest marks tests using needs_root "root"
+    """``(work, user, code)``: a directory of ``nobody`` on a fresh btrfs, and a copy of the package and
+    pluggy beside the mount, since that user cannot read this interpreter's site-packages."""
+    base, work, user = nobody_btrfs
+    code = base / "code"
+    code.mkdir()
+    ignore = shutil.ignore_patterns("__pycache__")
+    shutil.copytree(Path(holoclone_venv.__file__).parent, code / "holoclone_venv", ignore=ignore)
+    shutil.copytree(Path(pluggy.__file__).parent, code / "pluggy", ignore=ignore)
+    for path in [code, *code.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return work, user, code
 
-    The session filesystems live under pytest's 0700 base directory, which
-    another user cannot enter; a copy of the package and pluggy goes beside
-    the mount, since the user cannot read this interpreter's site-packages.
-    """
-    for needed in ("setpriv", "mkfs.btrfs"):
-        if os.geteuid() != 0 or shutil.which(needed) is None:
-            _unavailable(f"running as another user on a fresh btrfs needs root and {needed}")
-    base = Path(tempfile.mkdtemp(prefix="holoclone-tree-"))
-    base.chmod(0o755)
-    mountpoint = None
-    try:
-        image, mountpoint = base / "btrfs.img", base / "btrfs"
-        mountpoint.mkdir()
-        with open(image, "wb") as handle:
-            handle.truncate(256 << 20)
-        for command in (["mkfs.btrfs", "-q", str(image)], ["mount", "-o", "loop", str(image), str(mountpoint)]):
-            done = subprocess.run(command, capture_output=True, text=True)
-            if done.returncode:
-                if command[0] == "mount":
-                    mountpoint = None
-                _unavailable(f"{command[0]} failed: {done.stderr.strip()}")
-        user = pwd.getpwnam("nobody")
-        work = mountpoint / "work"
-        work.mkdir()
-        os.chown(work, user.pw_uid, user.pw_gid)
-        code = base / "code"
-        code.mkdir()
-        ignore = shutil.ignore_patterns("__pycache__")
-        shutil.copytree(Path(holoclone_venv.__file__).parent, code / "holoclone_venv", ignore=ignore)
-        shutil.copytree(Path(pluggy.__file__).parent, code / "pluggy", ignore=ignore)
-        for path in [code, *code.rglob("*")]:
-            path.chmod(0o755 if path.is_dir() else 0o644)
-        yield work, user, code
-    finally:
-        if mountpoint is not None:
-            subprocess.run(["umount", "-l", str(mountpoint)], capture_output=True)
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def _run_as(user, code: Path, *args: str) -> dict:
