@@ -40,6 +40,7 @@ import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
+from .catalog import is_sha256
 from .requirements import Requirements, ResolveError, read_requirements
 
 if TYPE_CHECKING:
@@ -140,7 +141,7 @@ def _cached(store: Store, key: str) -> list[Path] | None:
         return None  # unreadable: resolve again and rewrite it
     wheels = []
     for name, digest in listed:
-        if "/" in name or os.sep in name or len(digest) != 64 or not name.endswith(".whl"):
+        if "/" in name or os.sep in name or not is_sha256(digest) or not name.endswith(".whl"):
             return None
         path = store.wheel_path(name, digest)
         # wheel_digest is remembered by (name, size, mtime): cheap after the first time.
