@@ -192,6 +192,26 @@ def test_a_cold_pull_reads_each_catalog_from_its_pack(source, keys, tmp_path):
     assert _push(source, url, key)["packs"] == 0  # the remote has them: not uploaded again
 
 
+@pytest.mark.parametrize("by_fd", [True, False], ids=["sealed-by-fd", "sealed-by-path"])
+def test_pulled_objects_are_sealed_whether_or_not_the_platform_sets_modes_by_descriptor(by_fd, source, keys, tmp_path,
+                                                                                       monkeypatch):
+    """Where a mode cannot be set through a descriptor (Windows), objects are sealed by path when adopted."""
+    from holoclone_venv.remote.keys import TrustedKeys
+    from holoclone_venv.remote.sync import pull
+    from holoclone_venv.remote.transport import open_remote
+
+    url = f"file://{tmp_path / 'remote'}"
+    key, public = keys["fleet-ci"]
+    _push(source, url, key)
+    monkeypatch.setattr(Store, "seals_by_fd", by_fd)
+    target = Store(tmp_path / "t")
+    catalogs, _ = pull(target, open_remote(url), TrustedKeys.parse([public]),
+                        [k for k, _ in Store(source).iter_catalogs()])
+    for catalog in catalogs:
+        assert not target.check_objects(catalog), catalog.name  # read-only, fixed mtime, right size
+    _verify_clean(tmp_path / "t")
+
+
 def test_a_pull_lacking_few_objects_fetches_them_one_by_one(source, keys, tmp_path):
     remote, url = tmp_path / "remote", f"file://{tmp_path / 'remote'}"
     key, public = keys["fleet-ci"]

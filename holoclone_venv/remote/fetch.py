@@ -65,7 +65,7 @@ def parallel(jobs: list, work: Callable) -> None:
 
 class Fetcher:
     """Downloads ``missing`` objects (``{key: size}``) into ``stage``; ``staged`` maps each to its file there,
-    each given its object's mode and mtime by ``seal(fd, executable)`` after its last write.
+    each given its object's mode and mtime by ``seal(fd, executable)`` (when given) after its last write.
 
     Thread-safe: packs of different catalogs stream at once, and an object
     two packs hold is written by whichever reaches it first (the other reads
@@ -73,7 +73,7 @@ class Fetcher:
     """
 
     def __init__(self, remote: Transport, missing: Mapping[Key, int | None], stage: Path,
-                 bar: Progress | None, doing: str, seal: Callable[[int, bool], None]) -> None:
+                 bar: Progress | None, doing: str, seal: Callable[[int, bool], None] | None) -> None:
         self.remote, self.missing, self.stage, self.bar, self.doing = remote, dict(missing), stage, bar, doing
         self.seal = seal
         self.total = sum(size or 0 for size in self.missing.values())
@@ -155,7 +155,7 @@ class Fetcher:
                                      "nothing was pulled.", "Push the catalog again from a complete store.")
             written = handle.tell()
             good = sha.hexdigest() == digest and (size is None or written == size)
-            if good:
+            if good and self.seal is not None:
                 self.seal(handle.fileno(), executable)
         if not good:
             raise HoloCloneError(f"object {name} from {self.remote.url} does not match its digest (it hashes to "

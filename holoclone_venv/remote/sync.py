@@ -268,8 +268,9 @@ def pull(store: Store, remote: Transport, trusted: TrustedKeys, keys: Iterable[s
         if progress and missing else None
     stage = store.staging_dir("pull")
     try:
+        sealed = store.seals_by_fd
         fetcher = Fetcher(remote, dict(missing), stage, bar, f"pulling from {remote.url}; nothing partial was kept",
-                          store.seal_object)
+                          store.seal_object if sealed else None)
         # On disk before they are adopted and a catalog names them (a crash must not leave a
         # catalog over empty objects), and before they are cloned, as an import does.
         with _EarlyFlush(str(stage), fetcher) as flush:
@@ -283,7 +284,7 @@ def pull(store: Store, remote: Transport, trusted: TrustedKeys, keys: Iterable[s
             # Sealed as they were written.  An object another pull adopted meanwhile is replaced by
             # the same verified bytes, which costs less than checking for it first.
             for (digest, executable), path in staged.items():
-                store.adopt_object(path, digest, executable, sealed=True)
+                store.adopt_object(path, digest, executable, sealed)
             for key in pulled:
                 if store.load_catalog(key) is None:
                     store.write_catalog(fetched[key])  # last: its objects are all in place

@@ -187,10 +187,14 @@ class Store(Staging, Caches, Templates):
         return [entry.path for entry in catalog.entries
                 if not self.has_object(entry.digest, entry.size, bool(entry.flags & EXECUTABLE))]
 
+    #: Whether :meth:`seal_object` works here: a mode and an mtime set through a descriptor
+    #: (not on Windows, where objects are adopted unsealed and get both by path).
+    seals_by_fd = os.chmod in os.supports_fd and os.utime in os.supports_fd
+
     @staticmethod
     def seal_object(fd: int, executable: bool) -> None:
         """Give a staged file, still open as ``fd`` after its last write, an object's mode and fixed mtime."""
-        os.fchmod(fd, 0o555 if executable else 0o444)
+        os.chmod(fd, 0o555 if executable else 0o444)
         os.utime(fd, (FIXED_MTIME, FIXED_MTIME))
 
     def adopt_object(self, staged: str, digest: str, executable: bool, sealed: bool = False) -> None:
