@@ -233,15 +233,14 @@ def pull(store: Store, remote: Transport, trusted: TrustedKeys, keys: Iterable[s
     fetched: dict[str, Catalog] = {}
 
     def fetch_catalog(key: str) -> None:
-        if key in optional:
-            try:
-                fetch_catalog_of(key)
-            except HoloCloneError:
-                pass  # not this transfer's to fail: its wheel is looked up alone later
-        else:
-            fetch_catalog_of(key)
+        try:
+            fetch_one(key)
+        except HoloCloneError:
+            if key not in optional:
+                raise
+            # An optional one is not this transfer's to fail: its wheel is looked up alone later.
 
-    def fetch_catalog_of(key: str) -> None:
+    def fetch_one(key: str) -> None:
         data = remote.get(layout.catalog_name(key))
         if data is None:
             raise RemoteMiss(f"the remote {remote.url} has no catalog {key}.")
@@ -256,8 +255,9 @@ def pull(store: Store, remote: Transport, trusted: TrustedKeys, keys: Iterable[s
                                  "a pull never replaces one.", "Run 'holoclone store verify --repair' if it is damaged.")
         fetched[key] = catalog
 
-    parallel(wanted + sorted(optional), fetch_catalog)
-    pulled = [key for key in wanted + sorted(optional) if key in fetched]
+    asked = wanted + sorted(optional)
+    parallel(asked, fetch_catalog)
+    pulled = [key for key in asked if key in fetched]
     needed: dict[tuple[str, bool], int | None] = {}
     for catalog in fetched.values():
         needed.update(object_sizes(catalog))
