@@ -166,6 +166,9 @@ class Fallback:
 
 
 _STATE_LOCK = threading.Lock()
+#: What a Linker found out (:meth:`Linker.learned`): fallbacks, disabled method names per pair, and
+#: the (pair, method name) that worked.
+Learned = tuple[list[Fallback], dict[tuple[str, str], set[str]], set[tuple[tuple[str, str], str]]]
 
 
 @dataclass
@@ -238,6 +241,30 @@ class Linker:
             f"no link method could write {os.path.join(where, os.path.basename(target))}: "
             f"{last.reason if last else 'none left'}."
         )
+
+    def apart(self) -> Linker:
+        """A copy for a forked worker, knowing what this one knows but with no fallbacks yet:
+        what it learns comes back through :meth:`learned` and :meth:`merge`."""
+        return Linker(self.strict, self.methods, [], self.reseed,
+                      {pair: set(names) for pair, names in self._disabled.items()}, set(self._worked))
+
+    def learned(self) -> Learned:
+        """What this Linker found out: its fallbacks, the methods it disabled and those that worked."""
+        return self.fallbacks, self._disabled, self._worked
+
+    def merge(self, learned: Learned) -> None:
+        """Take in what a worker's Linker (:meth:`apart`) :meth:`learned`, as if it had been learned here."""
+        fallbacks, disabled, worked = learned
+        self._worked |= worked
+        for pair, names in disabled.items():
+            self._disabled.setdefault(pair, set()).update(n for n in names if (pair, n) not in self._worked)
+        for fallback in fallbacks:
+            key = (fallback.method, fallback.source_dir, fallback.target_dir)
+            same = next((f for f in self.fallbacks if (f.method, f.source_dir, f.target_dir) == key), None)
+            if same is None:
+                self.fallbacks.append(fallback)
+            else:
+                same.files += fallback.files
 
     def _give_up(self, chain, index, pair, method, error: Unsupported, path: str) -> None:
         with _STATE_LOCK:  # materializing threads share this state; it only changes on failures

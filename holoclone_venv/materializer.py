@@ -9,7 +9,7 @@ file it wrote for the distribution.
 
 The hot loop does a few system calls per file: one directory file descriptor
 per directory (targets are created relative to it), then the link method;
-directories are shared out to one thread per core.  Objects are checked as
+directories are shared out to one worker per core (``shares.py``).  Objects are checked as
 they are linked, not in a pass of their own: a reflink opens the object
 anyway, so its check is the ``fstat`` of that descriptor (other methods
 ``lstat`` it).  A missing or changed object raises :class:`DamagedObject`
@@ -31,6 +31,7 @@ from .fsutil import write_atomic
 from .errors import DamagedObject, Unsupported
 from .linking import Linker
 from .report import Report
+from .shares import run_shares
 from .scripts import render, rewrite_python_shebang
 from .store import Store
 from .uninstall import clear_the_way, discard, remove_distribution
@@ -47,8 +48,8 @@ _OBJECT_FLAGS = (os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NON
 #: Opening an object fails this way when it is gone or is a symlink: a damaged store, not a broken env.
 _GONE = frozenset((errno.ENOENT, errno.ELOOP, errno.ENOTDIR))
 INSTALLER = b"holoclone\n"
-#: Linking threads: one per core (more measured slower), and none below _PARALLEL_FROM files,
-#: where starting a pool costs more than it saves.
+#: Linking workers (``shares.py``): one per core (more measured slower), and none below
+#: _PARALLEL_FROM files, where starting one costs more than it saves.
 _WORKERS = min(8, os.cpu_count() or 1)
 _PARALLEL_FROM = 512
 
@@ -156,21 +157,18 @@ class Materializer:
             if directory:
                 self._mkdir_below(roots[scheme], directory)
         workers = min(_WORKERS, len(groups)) if len(entries) >= _PARALLEL_FROM else 1
-        if workers == 1:
-            results = [self._link_groups(groups, roots, executable, catalog_key)]
-        else:
-            # Creating and cloning files is kernel work that releases the GIL: two threads
-            # materialize torch+numpy+pandas+scipy 1.25x faster than one on two cores (more
-            # threads than cores were slower). Directories are dealt out whole, so no two
-            # threads create files in one directory.
-            from concurrent.futures import ThreadPoolExecutor
 
-            with ThreadPoolExecutor(workers) as pool:
-                shares = [groups[i::workers] for i in range(workers)]
-                results = list(pool.map(lambda share: self._link_groups(share, roots, executable, catalog_key),
-                                        shares))
+        def work(share, forked: bool):
+            if forked:  # this process's Linker learns apart; what it learned goes back with the result
+                self.linker = self.linker.apart()
+            return self._link_groups(share, roots, executable, catalog_key), self.linker.learned() if forked else None
+
+        # Directories are dealt out whole, so no two workers create files in one directory.
+        results = run_shares([groups[i::workers] for i in range(workers)], work)
         counts = self.report.counts
-        for found, size, generated in results:
+        for (found, size, generated), learned in results:
+            if learned is not None:
+                self.linker.merge(learned)
             for bucket, n in found.items():
                 counts[bucket] = counts.get(bucket, 0) + n
             self.report.bytes += size

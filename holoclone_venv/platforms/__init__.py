@@ -42,6 +42,9 @@ class Platform(NamedTuple):
     #: Whole trees cloned in one call (templates): btrfs snapshots on Linux (its calls raise
     #: Unsupported on other filesystems), clonefile of a directory on macOS; None elsewhere.
     tree: Optional[TreeCloner] = None
+    #: Whether linking may fork worker processes (``shares.py``): measured faster than threads on
+    #: Linux; macOS system libraries are not fork-safe, and Windows cannot fork.
+    forks_workers: bool = False
 
 
 def _platform_name() -> str:
@@ -67,7 +70,7 @@ def current() -> Platform:
         from . import btrfs, linux
 
         return Platform(name, linux.PLUGIN, linux.extents, _posix_pid_alive(), linux.make_durable, None,
-                        btrfs.TREE)
+                        btrfs.TREE, forks_workers=True)
     if name == "darwin":
         from . import base, darwin
 

@@ -284,3 +284,26 @@ def test_saturated_source_that_cannot_be_reseeded_falls_back_for_that_file(pair)
     linker = Linker(methods=chain, reseed=lambda source: False)
     assert _link(linker, chain, pair, "a").name == "copy"
     assert rec.count("reflink") == 1 and (pair[1] / "a").read_bytes() == b"content"
+
+
+def test_what_a_forked_worker_learned_is_merged_as_if_learned_here(pair):
+    """A worker's Linker (apart) learns alone; merging gives one fallback per cause, counting every file."""
+    rec = Recorder()
+    fast = LinkMethod("fast", rec.unsupported("fast", "FASTCLONE failed: not here"), counts_as="reflinked")
+    flaky = LinkMethod("flaky", rec.unsupported("flaky", "too many links", errno.EMLINK, only={"w1", "w2"}))
+    slow = LinkMethod("slow", rec.writer("slow"))
+    chain = (fast, flaky, slow)
+    here = Linker(methods=chain)
+    assert _link(here, chain, pair, "h0").name == "flaky"
+    worker = here.apart()
+    assert worker.fallbacks == [] and worker.settled(chain, (str(pair[0]), str(pair[1]))).name == "flaky"
+    assert [_link(worker, chain, pair, name).name for name in ("w0", "w1")] == ["flaky", "slow"]
+    here.merge(worker.learned())
+    assert [(f.method, f.to, f.files) for f in here.fallbacks] == [("fast", "flaky", 1), ("flaky", "slow", 1)]
+    # fast stays disabled, flaky (which works for other files) does not: the merged Linker goes on as before.
+    assert [_link(here, chain, pair, name).name for name in ("h1", "w1x")] == ["flaky", "flaky"]
+    assert rec.count("fast") == 1
+    other = here.apart()
+    _link(other, chain, pair, "w2")
+    here.merge(other.learned())
+    assert [(f.method, f.files) for f in here.fallbacks] == [("fast", 1), ("flaky", 2)]

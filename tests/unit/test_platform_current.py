@@ -37,7 +37,8 @@ def test_current_is_computed_once():
 def test_platform_shape():
     platform = current()
     assert isinstance(platform, Platform)
-    assert Platform._fields == ("name", "plugin", "extents", "pid_alive", "make_durable", "copy", "tree")
+    assert Platform._fields == ("name", "plugin", "extents", "pid_alive", "make_durable", "copy", "tree",
+                                "forks_workers")
     assert Extent._fields == ("logical", "physical", "length", "shared", "located")
     assert platform.name in ("linux", "darwin", "windows", "other")
     assert callable(platform.pid_alive) and callable(platform.make_durable)
@@ -64,6 +65,8 @@ def test_each_platform_gets_its_own_facts(fresh, sys_platform, name, backend):
     # Only Linux reports extents; the native copy needs Windows' _winapi.CopyFile2, absent here.
     assert (platform.extents is not None) == (name == "linux")
     assert platform.copy is None
+    # Linking forks workers only on Linux: macOS system libraries are not fork-safe, Windows cannot fork.
+    assert platform.forks_workers == (name == "linux")
 
 
 def test_pid_alive_for_this_process_and_a_finished_one():
