@@ -16,7 +16,6 @@ from __future__ import annotations
 import errno
 import os
 import threading
-from dataclasses import dataclass, field
 from typing import Callable, Mapping, NamedTuple, Optional
 
 from .errors import UNSUPPORTED_ERRNOS, MaterializeError, StrictModeError, Unsupported, os_error
@@ -152,26 +151,36 @@ def builtin_strategies(methods: Mapping[str, LinkMethod]) -> list[Strategy]:
     ]
 
 
-@dataclass
 class Fallback:
-    """Why a method was given up for a (store, target) pair."""
+    """Why a method was given up for a (store, target) pair, and for how many files.
 
-    method: str
-    to: str
-    reason: str
-    errno: int | None
-    source_dir: str
-    target_dir: str
-    files: int = 0
+    A plain class, not a dataclass: generating one costs every seeding about 1.5 ms of import.
+    """
+
+    __slots__ = ("method", "to", "reason", "errno", "source_dir", "target_dir", "files")
+
+    def __init__(self, method: str, to: str, reason: str, errno: int | None, source_dir: str, target_dir: str,
+                 files: int = 0) -> None:
+        self.method, self.to, self.reason, self.errno = method, to, reason, errno
+        self.source_dir, self.target_dir, self.files = source_dir, target_dir, files
+
+    def fields(self) -> tuple:
+        """The constructor's arguments, in order."""
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        return self.fields() == other.fields() if isinstance(other, Fallback) else NotImplemented
+
+    def __repr__(self) -> str:
+        return "Fallback(" + ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__) + ")"
 
 
 _STATE_LOCK = threading.Lock()
-#: What a Linker found out (:meth:`Linker.learned`): fallbacks, disabled method names per pair, and
-#: the (pair, method name) that worked.
-Learned = tuple[list[Fallback], dict[tuple[str, str], set[str]], set[tuple[tuple[str, str], str]]]
+#: What a Linker found out (:meth:`Linker.learned`): fallbacks (as :meth:`Fallback.fields`), disabled
+#: method names per pair, and the (pair, method name) that worked.
+Learned = tuple[list[tuple], dict[tuple[str, str], set[str]], set[tuple[tuple[str, str], str]]]
 
 
-@dataclass
 class Linker:
     """Tries a strategy's methods per file and remembers what does not work where.
 
@@ -180,16 +189,23 @@ class Linker:
     that worked before and fails for one file (too many links on one inode,
     say) falls back for that file only.  With ``strict`` any fallback raises
     :class:`StrictModeError`.
+
+    ``methods`` are every method the run may use.  ``reseed(source)`` replaces
+    a source that can be shared no more (EMLINK: an inode at its link limit, a
+    ReFS region at 8,175 references) by a fresh copy, and returns True when it
+    did, so the method is retried.
     """
 
-    strict: bool = False
-    methods: tuple[LinkMethod, ...] = ()  # every method the run may use
-    fallbacks: list[Fallback] = field(default_factory=list)
-    #: ``reseed(source)``: replace a source that can be shared no more (EMLINK: an inode at its link
-    #: limit, a ReFS region at 8,175 references) by a fresh copy; True when it did, so the method is retried.
-    reseed: Optional[Callable[[str], bool]] = None
-    _disabled: dict = field(default_factory=dict)
-    _worked: set = field(default_factory=set)
+    def __init__(self, strict: bool = False, methods: tuple[LinkMethod, ...] = (),
+                 fallbacks: list[Fallback] | None = None, reseed: Optional[Callable[[str], bool]] = None,
+                 disabled: dict[tuple[str, str], set[str]] | None = None,
+                 worked: set[tuple[tuple[str, str], str]] | None = None) -> None:
+        self.strict = strict
+        self.methods = methods
+        self.fallbacks: list[Fallback] = [] if fallbacks is None else fallbacks
+        self.reseed = reseed
+        self._disabled = {} if disabled is None else disabled
+        self._worked = set() if worked is None else worked
 
     def settled(self, chain: tuple[LinkMethod, ...], pair: tuple[str, str]) -> LinkMethod | None:
         """The method of ``chain`` that has already worked for ``pair`` and is first in line, if any.
@@ -249,8 +265,9 @@ class Linker:
                       {pair: set(names) for pair, names in self._disabled.items()}, set(self._worked))
 
     def learned(self) -> Learned:
-        """What this Linker found out: its fallbacks, the methods it disabled and those that worked."""
-        return self.fallbacks, self._disabled, self._worked
+        """What this Linker found out, in plain values: its fallbacks, the methods it disabled and
+        those that worked."""
+        return [fallback.fields() for fallback in self.fallbacks], self._disabled, self._worked
 
     def merge(self, learned: Learned) -> None:
         """Take in what a worker's Linker (:meth:`apart`) :meth:`learned`, as if it had been learned here."""
@@ -258,7 +275,7 @@ class Linker:
         self._worked |= worked
         for pair, names in disabled.items():
             self._disabled.setdefault(pair, set()).update(n for n in names if (pair, n) not in self._worked)
-        for fallback in fallbacks:
+        for fallback in (Fallback(*fields) for fields in fallbacks):
             key = (fallback.method, fallback.source_dir, fallback.target_dir)
             same = next((f for f in self.fallbacks if (f.method, f.source_dir, f.target_dir) == key), None)
             if same is None:

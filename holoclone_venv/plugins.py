@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import logging
 import types
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 import pluggy
@@ -46,8 +45,7 @@ class _Builtins:
         return builtin_rules(getattr(settings, "excludes", ()))
 
 
-@dataclass
-class PluginInfo:
+class PluginInfo(NamedTuple):
     """What ``holoclone plugins`` shows about one plugin."""
 
     name: str

@@ -15,9 +15,8 @@ not.  Elsewhere the shares run in threads, with the same contract.
 
 from __future__ import annotations
 
+import marshal
 import os
-import pickle
-import signal
 import threading
 from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
@@ -27,7 +26,8 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 #: ``work(share, forked)``: ``forked`` is True in a forked child, whose changes to memory stay
-#: there: what the parent must learn has to be in the result (which must pickle).  A forked
+#: there: what the parent must learn has to be in the result, made of plain values (those
+#: :mod:`marshal` writes: no pickle import on the way of every seeding).  A forked
 #: child gets its share as an iterator that ends the child when its parent is gone.
 Work = Callable[[Iterable[T], bool], R]
 
@@ -89,9 +89,9 @@ def _fork(share: Sequence[T], work: Work) -> tuple[int, int]:
     try:
         os.close(read)
         try:
-            payload = pickle.dumps((True, work(_while_parent_lives(share, os.getppid()), True)))
+            payload = b"r" + marshal.dumps(work(_while_parent_lives(share, os.getppid()), True))
         except BaseException as error:
-            payload = _pickled_error(error)
+            payload = b"e" + _pickled_error(error)
         view = memoryview(payload)
         while view:
             view = view[os.write(write, view):]
@@ -110,10 +110,12 @@ def _while_parent_lives(share: Sequence[T], parent: int) -> Iterator[T]:
 
 
 def _pickled_error(error: BaseException) -> bytes:
+    import pickle  # only when failing: exceptions are not plain values
+
     try:
-        return pickle.dumps((False, error))
+        return pickle.dumps(error)
     except Exception:  # an exception that cannot travel: its text does
-        return pickle.dumps((False, MaterializeError(f"a linking process failed: {error!r}.")))
+        return pickle.dumps(MaterializeError(f"a linking process failed: {error!r}."))
 
 
 def _collect(pid: int, fd: int) -> R:
@@ -132,18 +134,22 @@ def _collect(pid: int, fd: int) -> R:
     finally:
         os.close(fd)
         status = os.waitpid(pid, 0)[1]
-    if not chunks:
+    if not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0):  # it wrote its result whole, or nothing
         how = (f"by signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
                else f"with status {os.WEXITSTATUS(status)}")
         raise MaterializeError(f"a linking process ended {how} before it finished.",
                                "What it wrote is removed; run again.")
-    ok, value = pickle.loads(b"".join(chunks))
-    if not ok:
-        raise value
-    return value
+    payload = b"".join(chunks)
+    if payload[:1] == b"r":
+        return marshal.loads(payload[1:])
+    import pickle
+
+    raise pickle.loads(payload[1:])
 
 
 def _kill(pid: int) -> None:
+    import signal
+
     try:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
