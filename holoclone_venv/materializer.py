@@ -23,7 +23,7 @@ import os
 import posixpath
 import shutil
 from itertools import groupby
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Iterable, NamedTuple, Sequence
 
 from . import record
 from .catalog import EXECUTABLE, FIXED_MTIME, HAS_BYTECODE, SHEBANG, Catalog, Entry
@@ -68,18 +68,46 @@ class Materializer:
         self._copy = (policy.copy_method,)
         self._made_dirs: set[str] = set()
 
-    def run(self, catalog: Catalog, layout: Layout) -> None:
-        """Materialize ``catalog`` into the environment described by ``layout``.
+    def run(self, catalogs: Sequence[Catalog], layout: Layout) -> None:
+        """Materialize ``catalogs`` into the environment described by ``layout``.
 
-        Raises :class:`~holoclone_venv.errors.MaterializeError` (disk full,
+        Their files are linked in one pass, shared out to the workers together
+        (a set of many small distributions keeps every core busy, and pays for
+        one worker start); each ``.dist-info`` is renamed into place once
+        everything is written.  Raises
+        :class:`~holoclone_venv.errors.MaterializeError` (disk full,
         permissions), :class:`~holoclone_venv.errors.StrictModeError`; on any
-        failure every file written for the distribution is removed again.
+        failure every file written for these distributions is removed again.
+        """
+        plans: list[_Plan] = []
+        try:
+            for catalog in catalogs:
+                plans.append(self._prepare(catalog, layout))
+            self._link_all([(plan.roots, catalog.key, plan.entries) for plan, catalog in zip(plans, catalogs)],
+                           layout.executable)
+            for plan, catalog in zip(plans, catalogs):
+                record_rows = self._write_scripts(catalog, plan.roots, layout.executable)
+                self._write_metadata(catalog, plan.roots, record_rows, os.path.join(plan.staging, catalog.dist_info))
+            for plan, catalog in zip(plans, catalogs):
+                os.rename(os.path.join(plan.staging, catalog.dist_info), plan.dist_info_dir)
+                os.rmdir(plan.staging)
+        except BaseException:
+            for plan, catalog in zip(plans, catalogs):
+                shutil.rmtree(plan.staging, ignore_errors=True)
+                shutil.rmtree(plan.dist_info_dir, ignore_errors=True)
+                discard(catalog, plan.roots)
+            raise
+        self.report.fallbacks = self.linker.fallbacks
+
+    def _prepare(self, catalog: Catalog, layout: Layout) -> _Plan:
+        """Make way for ``catalog`` (an earlier version, a killed run's leftovers); what to link, and where.
+
+        The .dist-info is assembled beside site-packages' distributions, under a
+        name no metadata scanner reads, and renamed into place last: pip never
+        lists a half-made one.
         """
         roots = layout.scheme_dirs(catalog.name)
         root = roots[catalog.root]
-        dist_info_dir = os.path.join(root, catalog.dist_info)
-        # The .dist-info is assembled beside site-packages' distributions, under a name no
-        # metadata scanner reads, and renamed into place last: pip never lists a half-made one.
         staging_name = f".{catalog.dist_info}.holoclone-staging"
         staging = os.path.join(root, staging_name)
         shutil.rmtree(staging, ignore_errors=True)  # left by a killed run
@@ -88,25 +116,11 @@ class Materializer:
             # Files of this distribution without its .dist-info: a run killed half way.
             discard(catalog, roots)
         prefix = catalog.dist_info + "/"
-        body = [e for e in catalog.entries if not (e.scheme == catalog.root and e.path.startswith(prefix))]
-        meta = [
-            e._replace(path=f"{staging_name}/{e.path}")
+        entries = [
+            e._replace(path=f"{staging_name}/{e.path}") if e.scheme == catalog.root and e.path.startswith(prefix) else e
             for e in catalog.entries
-            if e.scheme == catalog.root and e.path.startswith(prefix)
         ]
-        try:
-            self._link_all(body, roots, layout.executable, catalog.key)
-            self._link_all(meta, roots, layout.executable, catalog.key)
-            record_rows = self._write_scripts(catalog, roots, layout.executable)
-            self._write_metadata(catalog, roots, record_rows, os.path.join(staging, catalog.dist_info))
-            os.rename(os.path.join(staging, catalog.dist_info), dist_info_dir)
-            os.rmdir(staging)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            shutil.rmtree(dist_info_dir, ignore_errors=True)
-            discard(catalog, roots)
-            raise
-        self.report.fallbacks = self.linker.fallbacks
+        return _Plan(roots, entries, staging, os.path.join(root, catalog.dist_info))
 
     def _reseed(self, source: str) -> bool:
         """Replace a saturated store object by a fresh copy of itself (see ``platforms/reseed.py``)."""
@@ -142,7 +156,7 @@ class Materializer:
             planned = len(catalog.entries) - len(outside), sum(e.size for e in catalog.entries if roots[e.scheme] in inside)
         self.report.counts["snapshotted"] = self.report.counts.get("snapshotted", 0) + planned[0]
         self.report.bytes += planned[1]
-        self._link_all(outside, roots, layout.executable, catalog.key)
+        self._link_all([(roots, catalog.key, outside)], layout.executable)
         record_rows = self._write_scripts(catalog, roots, layout.executable)
         info_dir = os.path.join(roots[catalog.root], catalog.dist_info)
         os.unlink(os.path.join(info_dir, "RECORD"))  # the template's: this environment's is written next
@@ -150,21 +164,26 @@ class Materializer:
         self._write_metadata(catalog, roots, record_rows, info_dir, whole)
         self.report.fallbacks = self.linker.fallbacks
 
-    def _link_all(self, entries: list[Entry], roots: dict[str, str], executable: str, catalog_key: str) -> None:
-        groups = [(where, list(group)) for where, group in groupby(entries, key=_directory_of)]
-        for (scheme, directory), _ in groups:
-            self._mkdir(roots[scheme])
-            if directory:
-                self._mkdir_below(roots[scheme], directory)
-        workers = min(_WORKERS, len(groups)) if len(entries) >= _PARALLEL_FROM else 1
+    def _link_all(self, parts: list[tuple[dict[str, str], str, list[Entry]]], executable: str) -> None:
+        """Link every entry of ``parts``: each is (scheme roots, catalog key, entries), the entries of one
+        directory next to each other (as catalogs keep them)."""
+        groups: list[_Group] = []
+        for roots, key, entries in parts:
+            for (scheme, directory), group in groupby(entries, key=_directory_of):
+                root = roots[scheme]
+                self._mkdir(root)
+                if directory:
+                    self._mkdir_below(root, directory)
+                groups.append((os.path.join(root, directory) if directory else root, root, key, list(group)))
+        files = sum(len(group[3]) for group in groups)
+        workers = min(_WORKERS, len(groups)) if files >= _PARALLEL_FROM else 1
 
         def work(share, forked: bool):
             if forked:  # this process's Linker learns apart; what it learned goes back with the result
                 self.linker = self.linker.apart()
-            return self._link_groups(share, roots, executable, catalog_key), self.linker.learned() if forked else None
+            return self._link_groups(share, executable), self.linker.learned() if forked else None
 
-        # Directories are dealt out whole, so no two workers create files in one directory.
-        results = run_shares([groups[i::workers] for i in range(workers)], work)
+        results = run_shares(_deal(groups, workers), work)
         counts = self.report.counts
         for (found, size, generated), learned in results:
             if learned is not None:
@@ -174,14 +193,13 @@ class Materializer:
             self.report.bytes += size
             self.report.generated += generated
 
-    def _link_groups(self, groups, roots: dict[str, str], executable: str,
-                     key: str) -> tuple[dict[str, int], int, int]:
+    def _link_groups(self, groups: Iterable[_Group], executable: str) -> tuple[dict[str, int], int, int]:
         """Link the entries of some directories; returns (count per bucket, bytes, files written per env).
 
         The hot path (every file of every environment): per file, choose the chain, check the
         object (by the descriptor the link uses, where the method takes one), call the method
         that works for this pair, and use the Linker's bookkeeping only when it fails.
-        Raises :class:`DamagedObject` (with catalog ``key``) for an object that fails the check.
+        Raises :class:`DamagedObject` (with the group's catalog key) for an object that fails the check.
         """
         tally: dict[str, int] = {}
         objects = str(self.store.objects)
@@ -189,9 +207,7 @@ class Materializer:
         link, settled, intact = self.linker.link, self.linker.settled, self.store.intact
         full, private, copy = self._full, self._private, self._copy
         total = generated = 0
-        for (scheme, directory), group in groups:
-            root = roots[scheme]
-            target_dir = os.path.join(root, directory) if directory else root
+        for target_dir, root, key, group in groups:
             pair = (objects, root)
             dir_fd = os.open(target_dir, _DIR_FLAGS) if _USE_DIR_FD else None
             try:
@@ -340,6 +356,30 @@ class Materializer:
     def _remove_previous(self, catalog: Catalog, root: str, env_dir: str) -> None:
         """Uninstall an earlier version of the same distribution, as an installer would."""
         remove_distribution(catalog.name, root, env_dir)
+
+
+class _Plan(NamedTuple):
+    """One catalog made ready to link: its scheme roots, its entries (the .dist-info's staged), the
+    staging folder and the .dist-info's final place."""
+
+    roots: dict[str, str]
+    entries: list[Entry]
+    staging: str
+    dist_info_dir: str
+
+
+#: (target directory, its install root, catalog key, the entries to link into it)
+_Group = tuple[str, str, str, list[Entry]]
+
+
+def _deal(groups: list[_Group], workers: int) -> list[list[_Group]]:
+    """Share ``groups`` out, directory by directory in turn: all files of one directory (several
+    distributions may share one) go to one worker, so no two workers create files side by side."""
+    shares: list[list[_Group]] = [[] for _ in range(workers)]
+    worker_of: dict[str, int] = {}
+    for group in groups:
+        shares[worker_of.setdefault(group[0], len(worker_of) % workers)].append(group)
+    return shares
 
 
 def _directory_of(entry: Entry) -> tuple[str, str]:

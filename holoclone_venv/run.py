@@ -139,8 +139,7 @@ def _materialize(store: Store, policy, materializer: Materializer, catalogs: lis
         return
     if inside is not None:
         catalogs[:] = [store.require_catalog(catalog.key) for catalog in catalogs]
-    for catalog in catalogs:
-        materializer.run(catalog, request.layout)
+    materializer.run(catalogs, request.layout)
 
 
 def _imported_again(store: Store, wheel: Path, request: SeedRequest, report: Report) -> Catalog:

@@ -120,8 +120,7 @@ def _template(store: Store, tree, materializer: Materializer, catalogs: list[Cat
             outside = layout._replace(purelib=staging, platlib=staging, scripts=os.path.join(scratch, "bin"),
                               data=scratch, include=os.path.join(scratch, "include"))
             builder = materializer.for_template()
-            for catalog in catalogs:
-                builder.run(catalog, outside)
+            builder.run(catalogs, outside)
             from .platforms import current
 
             current().make_durable(staging, [])  # on disk before anything names it
