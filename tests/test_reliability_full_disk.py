@@ -59,5 +59,8 @@ def test_environment_disk_full_during_materialization(make_fs, warm_store, tmp_p
     result = virtualenv(env, *ARGS, store=store, check=False)
     _assert_one_clear_error(result, "the disk is full while writing", str(env), "Free some space")
     assert_not_half_done(env)
+    # The run's distributions are linked in one pass: a failure removes every file of every one of them.
+    site = next(env.glob("lib/*/site-packages"))
+    assert {p.name for p in site.iterdir()} - {"_virtualenv.pth", "_virtualenv.py"} == set()  # virtualenv's own
     assert store_problems(store) == []
     assert tmp_leftovers(store) == []
