@@ -76,9 +76,9 @@ def seed(request: SeedRequest, settings: Settings) -> Report:
         try:
             _materialize(store, policy, materializer, catalogs, request, report, inside)
         except DamagedObject as error:
-            # Found while linking, before anything was linked from it (the failed distribution was
-            # removed again): import its wheel again, which heals the store, and materialize once
-            # more, counting afresh.
+            # Found while linking, before anything was linked from it (what the failed pass wrote
+            # was removed again): import its wheel again, which heals the store, and materialize
+            # once more, counting afresh.
             index = [c.key for c in catalogs].index(error.catalog_key)
             catalogs[index] = _imported_again(store, wheels[index], request, report)
             report = Report(store=report.store, strategy=report.strategy, imported=report.imported)
