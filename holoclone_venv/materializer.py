@@ -83,19 +83,18 @@ class Materializer:
         try:
             for catalog in catalogs:
                 plans.append(self._prepare(catalog, layout))
-            self._link_all([(plan.roots, catalog.key, plan.entries) for plan, catalog in zip(plans, catalogs)],
-                           layout.executable)
-            for plan, catalog in zip(plans, catalogs):
-                record_rows = self._write_scripts(catalog, plan.roots, layout.executable)
-                self._write_metadata(catalog, plan.roots, record_rows, os.path.join(plan.staging, catalog.dist_info))
-            for plan, catalog in zip(plans, catalogs):
-                os.rename(os.path.join(plan.staging, catalog.dist_info), plan.dist_info_dir)
+            self._link_all([(plan.roots, plan.catalog.key, plan.entries) for plan in plans], layout.executable)
+            for plan in plans:
+                record_rows = self._write_scripts(plan.catalog, plan.roots, layout.executable)
+                self._write_metadata(plan.catalog, plan.roots, record_rows, plan.staged_dist_info)
+            for plan in plans:
+                os.rename(plan.staged_dist_info, plan.dist_info_dir)
                 os.rmdir(plan.staging)
         except BaseException:
-            for plan, catalog in zip(plans, catalogs):
+            for plan in plans:
                 shutil.rmtree(plan.staging, ignore_errors=True)
                 shutil.rmtree(plan.dist_info_dir, ignore_errors=True)
-                discard(catalog, plan.roots)
+                discard(plan.catalog, plan.roots)
             raise
         self.report.fallbacks = self.linker.fallbacks
 
@@ -120,7 +119,7 @@ class Materializer:
             e._replace(path=f"{staging_name}/{e.path}") if e.scheme == catalog.root and e.path.startswith(prefix) else e
             for e in catalog.entries
         ]
-        return _Plan(roots, entries, staging, os.path.join(root, catalog.dist_info))
+        return _Plan(catalog, roots, entries, staging, os.path.join(root, catalog.dist_info))
 
     def _reseed(self, source: str) -> bool:
         """Replace a saturated store object by a fresh copy of itself (see ``platforms/reseed.py``)."""
@@ -359,13 +358,19 @@ class Materializer:
 
 
 class _Plan(NamedTuple):
-    """One catalog made ready to link: its scheme roots, its entries (the .dist-info's staged), the
+    """A catalog made ready to link: its scheme roots, its entries (the .dist-info's staged), the
     staging folder and the .dist-info's final place."""
 
+    catalog: Catalog
     roots: dict[str, str]
     entries: list[Entry]
     staging: str
     dist_info_dir: str
+
+    @property
+    def staged_dist_info(self) -> str:
+        """Where the .dist-info is assembled before it is renamed to ``dist_info_dir``."""
+        return os.path.join(self.staging, self.catalog.dist_info)
 
 
 #: (target directory, its install root, catalog key, the entries to link into it)
