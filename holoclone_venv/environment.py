@@ -67,5 +67,8 @@ class SeedRequest(NamedTuple):
     seed_distributions: tuple[str, ...] = ()
     search_dirs: tuple[Path, ...] = ()
     download: bool = False
-    #: virtualenv's embedded pip wheel, run by the target interpreter to resolve requirements.
+    #: virtualenv's embedded pip wheel, run by the target interpreter to resolve requirements
+    #: (looked up only for a seeding that resolves some).
     pip_wheel: Path | None = None
+    #: ``(name, value, distribution)`` of holoclone's plugins as virtualenv found them; None: not known.
+    plugin_entry_points: tuple[tuple[str, str, str], ...] | None = None

@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import logging
 import types
-from typing import TYPE_CHECKING, Any, Callable, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Sequence
 
 import pluggy
 
@@ -64,7 +64,9 @@ class Tagged(NamedTuple):
 class Plugins:
     """A pluggy manager with holoclone's hooks, and the plugins that could not be used."""
 
-    def __init__(self, load_external: bool = True) -> None:
+    def __init__(self, load_external: bool = True, entry_points: EntryPoints | None = None) -> None:
+        """``entry_points``: the group's entry points as the caller already found them (virtualenv has
+        read every distribution's by the time a seeder runs); None: :func:`discover_entry_points`."""
         from .platforms import current
 
         self.pm = pluggy.PluginManager(PROJECT)
@@ -76,7 +78,7 @@ class Plugins:
             self.register(platform, "platform", "holoclone-venv")
         self.register(_Builtins(), "builtins", "holoclone-venv")
         if load_external:
-            self._load_entry_points()
+            self._load_entry_points(discover_entry_points() if entry_points is None else entry_points)
 
     # -- registration ------------------------------------------------------------------------
     def register(self, plugin: Any, name: str, distribution: str) -> bool:
@@ -114,8 +116,8 @@ class Plugins:
             setattr(guarded, attr, functools.wraps(function)(call))
         return guarded
 
-    def _load_entry_points(self) -> None:
-        for name, value, dist in discover_entry_points():
+    def _load_entry_points(self, found: EntryPoints) -> None:
+        for name, value, dist in found:
             if self.pm.is_blocked(name):
                 continue
             if self.pm.get_plugin(name) is not None:
@@ -195,6 +197,10 @@ class Plugins:
         return plugins + self.broken
 
 
+#: ``(name, value, distribution)`` of each entry point of the ``holoclone`` group.
+EntryPoints = Sequence[tuple[str, str, str]]
+
+
 def discover_entry_points() -> list[tuple[str, str, str]]:
     """``(name, value, distribution)`` of every entry point in the ``holoclone`` group.
 
@@ -267,10 +273,13 @@ def _entry_point_cache() -> str:
 _SHARED: list[Plugins] = []
 
 
-def shared() -> Plugins:
-    """One plugin manager per process: plugins load (and warn about being broken) once."""
+def shared(entry_points: EntryPoints | None = None) -> Plugins:
+    """One plugin manager per process: plugins load (and warn about being broken) once.
+
+    ``entry_points`` are used only by the call that makes it (see :class:`Plugins`).
+    """
     if not _SHARED:
-        _SHARED.append(Plugins())
+        _SHARED.append(Plugins(entry_points=entry_points))
     return _SHARED[0]
 
 

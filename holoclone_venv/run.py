@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from .errors import DamagedObject, HoloCloneError, os_error
 from .materializer import Materializer
+from .plugins import shared
 from .policy import resolve_policy
 from .report import Report
 from .store import Store
@@ -31,7 +32,7 @@ def seed(request: SeedRequest, settings: Settings) -> Report:
     start = time.perf_counter()
     store = Store(settings.store, settings.lock_timeout)
     store.check(create=True)
-    policy = resolve_policy(settings)
+    policy = resolve_policy(settings, shared(request.plugin_entry_points))
     report = Report(store=str(store.root), strategy=policy.strategy.name)
 
     wheels = list(request.seed_wheels)

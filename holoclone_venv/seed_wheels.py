@@ -20,8 +20,9 @@ if TYPE_CHECKING:
     from virtualenv.seed.embed.base_embed import BaseEmbed
 
 
-def seed_request(seeder: BaseEmbed, creator: Creator) -> SeedRequest:
-    """The request for seeding ``creator``'s environment with ``seeder``'s options.
+def seed_request(seeder: BaseEmbed, creator: Creator, resolving: bool = False) -> SeedRequest:
+    """The request for seeding ``creator``'s environment with ``seeder``'s options; ``resolving`` when
+    the seeding resolves requirements too (which needs virtualenv's embedded pip).
 
     Raises :class:`HoloCloneError` when a seed wheel cannot be found.
     """
@@ -53,8 +54,31 @@ def seed_request(seeder: BaseEmbed, creator: Creator) -> SeedRequest:
         seed_distributions=tuple(distributions),
         search_dirs=tuple(Path(d) for d in seeder.extra_search_dir),
         download=bool(seeder.download),
-        pip_wheel=_embedded_pip(info.version_release_str),
+        pip_wheel=_embedded_pip(info.version_release_str) if resolving else None,
+        plugin_entry_points=_plugin_entry_points(),
     )
+
+
+def _plugin_entry_points() -> tuple[tuple[str, str, str], ...] | None:
+    """holoclone's plugins from the entry points virtualenv has read in this process to find its own.
+
+    Reading every distribution's metadata again costs about 10 ms, and the
+    cache of :func:`~holoclone_venv.plugins.discover_entry_points` misses on
+    each ``python -m virtualenv ENV`` (the current directory, which the new
+    environment changes, is then on ``sys.path``).  None where virtualenv or
+    Python cannot tell (no such loader, or Python 3.9's entry points, which
+    do not know their distribution).
+    """
+    from virtualenv.run.plugin.base import PluginLoader
+
+    from .plugins import ENTRY_POINT_GROUP
+
+    loaded = getattr(PluginLoader, "entry_points", None)
+    found = loaded() if loaded is not None else None
+    if not hasattr(found, "select"):
+        return None
+    return tuple((ep.name, ep.value, getattr(ep.dist, "name", None) or "?")
+                 for ep in found.select(group=ENTRY_POINT_GROUP))  # type: ignore[union-attr]
 
 
 def _embedded_pip(version: str) -> Path | None:

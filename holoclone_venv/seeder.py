@@ -144,7 +144,8 @@ class HoloCloneSeeder(BaseEmbed):
 
         try:
             with _sigterm_as_interrupt():
-                report = seed(seed_request(self, creator), self.settings)
+                resolving = bool(self.settings.requirements or self.settings.packages)
+                report = seed(seed_request(self, creator, resolving), self.settings)
         except HoloCloneError as error:
             raise SeedError(str(error)) from None
         creator.pyenv_cfg["holoclone"] = __version__

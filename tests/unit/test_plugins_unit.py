@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from types import SimpleNamespace
 
 import pytest
@@ -160,3 +161,37 @@ def test_registering_a_taken_name_reports_the_plugin_as_broken(plugins):
     assert plugins.register(Observer(), "builtins", "impostor-dist") is False
     assert [b.name for b in plugins.broken] == ["builtins"]
     assert "holoclone_strategies" in plugins.pm.hook.__dict__ and plugins.strategies(_methods(plugins))
+
+
+def _installed_plugin(root, module="holoclone_probe"):
+    """A distribution on ``root`` whose entry point names ``module`` (which adds a strategy) as a plugin."""
+    info = root / "holoclone_probe-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: holoclone-probe\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[holoclone]\nprobe = {module}\n")
+    (root / f"{module}.py").write_text(
+        "from holoclone_venv.hookspecs import hookimpl\n"
+        "from holoclone_venv.linking import Strategy\n\n"
+        "@hookimpl\n"
+        "def holoclone_strategies(methods):\n"
+        "    return [Strategy('probe-copy', (methods['copy'],), 'copies, from an installed plugin')]\n"
+    )
+
+
+def test_a_seeding_takes_plugins_from_the_entry_points_virtualenv_read(tmp_path, monkeypatch):
+    from virtualenv.run.plugin.base import PluginLoader
+
+    from holoclone_venv.policy import strategy_names
+    from holoclone_venv.seed_wheels import _plugin_entry_points
+
+    _installed_plugin(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(PluginLoader, "_ENTRY_POINTS", None)  # virtualenv reads them afresh, as in a new process
+    found = _plugin_entry_points()
+    if sys.version_info < (3, 10):  # entry points there do not name their distribution: discovered instead
+        assert found is None
+        return
+    assert found == (("probe", "holoclone_probe", "holoclone-probe"),)
+    plugins = Plugins(entry_points=found)
+    assert "probe-copy" in strategy_names(plugins)
+    assert plugins.distributions["probe"] == "holoclone-probe"
