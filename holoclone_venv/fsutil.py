@@ -1,8 +1,10 @@
-"""Small file-system helpers every writer shares: whole-or-nothing writes and content hashes."""
+"""Small file-system helpers every writer shares: whole-or-nothing writes, directories of their own,
+content hashes."""
 
 from __future__ import annotations
 
 import os
+import stat
 import time
 
 _CHUNK = 1 << 20
@@ -49,6 +51,54 @@ def write_atomic(
         except OSError:
             pass
         raise
+
+
+def make_dir_below(root: str, directory: str, made: set[str]) -> str:
+    """Make ``root/directory`` (``directory`` a relative posix path) one level at a time; returns its path.
+
+    A symlink on the way (from ``--symlink-app-data``, or a user's) is
+    replaced by a directory, never written through.  Several threads or
+    processes may make overlapping paths at once: each level is settled as a
+    directory of its own before anything is made in it.  Something else in
+    the way (a file) is left for whatever is made in it to report.  ``made``
+    holds the paths this caller already made, which are skipped.
+    """
+    path = f"{root}/{directory}"
+    if path in made:
+        return path
+    parent = directory.rpartition("/")[0]
+    if parent:
+        make_dir_below(root, parent, made)
+    try:
+        os.mkdir(path)
+    except FileExistsError:
+        _settle_directory(path)
+    made.add(path)
+    return path
+
+
+def _settle_directory(path: str) -> None:
+    """Make what ``mkdir`` found at ``path`` a directory, going on while another maker replaces the same link."""
+    while True:
+        try:
+            mode: int | None = os.lstat(path).st_mode
+        except FileNotFoundError:  # another maker removed the link and has not made the directory yet
+            mode = None
+        if mode is not None and not stat.S_ISLNK(mode):
+            return
+        if mode is not None:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            except OSError:  # EISDIR, EPERM: another maker put a directory there meanwhile, or a real error
+                if os.path.islink(path):
+                    raise
+                continue
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            pass
 
 
 def hash_file(path: str | os.PathLike[str]) -> tuple[str, int]:

@@ -1,4 +1,4 @@
-"""Put a catalog's files into an environment: link methods for shared files, writes for per-env ones.
+"""Put catalogs' files into an environment: link methods for shared files, ``envfiles`` for per-env ones.
 
 Order matters for crash safety: package files first; the ``.dist-info`` is
 assembled in a hidden staging folder (with console scripts written and
@@ -9,7 +9,8 @@ file it wrote for the distribution.
 
 The hot loop does a few system calls per file: one directory file descriptor
 per directory (targets are created relative to it), then the link method;
-directories are shared out to one worker per core (``shares.py``).  Objects are checked as
+directories are shared out to one worker per core (``shares.py``), and each
+worker makes the directories of its share.  Objects are checked as
 they are linked, not in a pass of their own: a reflink opens the object
 anyway, so its check is the ``fstat`` of that descriptor (other methods
 ``lstat`` it).  A missing or changed object raises :class:`DamagedObject`
@@ -20,19 +21,18 @@ from __future__ import annotations
 
 import errno
 import os
-import posixpath
 import shutil
 from itertools import groupby
 from typing import TYPE_CHECKING, Callable, Iterable, NamedTuple, Sequence
 
 from . import record
 from .catalog import EXECUTABLE, FIXED_MTIME, HAS_BYTECODE, SHEBANG, Catalog, Entry
-from .fsutil import write_atomic
+from .envfiles import write_console_scripts, write_metadata, write_shebang_script
 from .errors import DamagedObject, Unsupported
+from .fsutil import make_dir_below
 from .linking import Linker
 from .report import Report
 from .shares import run_shares
-from .scripts import render, rewrite_python_shebang
 from .store import Store
 from .uninstall import clear_the_way, discard, remove_distribution
 
@@ -47,7 +47,6 @@ _OBJECT_FLAGS = (os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NON
                  | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
 #: Opening an object fails this way when it is gone or is a symlink: a damaged store, not a broken env.
 _GONE = frozenset((errno.ENOENT, errno.ELOOP, errno.ENOTDIR))
-INSTALLER = b"holoclone\n"
 #: Linking workers (``shares.py``): one per core (more measured slower), and none below
 #: _PARALLEL_FROM files, where starting one costs more than it saves.
 _WORKERS = min(8, os.cpu_count() or 1)
@@ -170,10 +169,8 @@ class Materializer:
         for roots, key, entries in parts:
             for (scheme, directory), group in groupby(entries, key=_directory_of):
                 root = roots[scheme]
-                self._mkdir(root)
-                if directory:
-                    self._mkdir_below(root, directory)
-                groups.append((os.path.join(root, directory) if directory else root, root, key, list(group)))
+                self._mkdir(root)  # the workers make the directories below the install roots
+                groups.append((root, directory, key, list(group)))
         files = sum(len(group[3]) for group in groups)
         workers = min(_WORKERS, len(groups)) if files >= _PARALLEL_FROM else 1
 
@@ -204,16 +201,18 @@ class Materializer:
         objects = str(self.store.objects)
         never_hardlink, always_copy = self.policy.never_hardlink, self.policy.always_copy
         link, settled, intact = self.linker.link, self.linker.settled, self.store.intact
-        full, private, copy = self._full, self._private, self._copy
+        full, private, copy, made = self._full, self._private, self._copy, self._made_dirs
         total = generated = 0
-        for target_dir, root, key, group in groups:
+        for root, directory, key, group in groups:
             pair = (objects, root)
+            target_dir = make_dir_below(root, directory, made) if directory else root
             dir_fd = os.open(target_dir, _DIR_FLAGS) if _USE_DIR_FD else None
             try:
                 for entry in group:
                     flags = entry.flags
                     if flags & SHEBANG:
-                        self._write_shebang_script(entry, target_dir, executable)
+                        write_shebang_script(self.store.object_path(entry.digest, bool(flags & EXECUTABLE)),
+                                             os.path.join(target_dir, entry.path.rpartition("/")[2]), executable)
                         generated += 1
                         continue
                     path, digest = entry.path, entry.digest
@@ -267,90 +266,25 @@ class Materializer:
             os.makedirs(path, exist_ok=True)
             self._made_dirs.add(path)
 
-    def _mkdir_below(self, root: str, directory: str) -> None:
-        """Make ``root/directory`` one level at a time, replacing a symlink on the way, never entering it.
-
-        Entries are sorted, so a parent is always made before its children.
-        """
-        path = os.path.join(root, directory)
-        if path in self._made_dirs:
-            return
-        parent, _, _ = directory.rpartition("/")
-        if parent:
-            self._mkdir_below(root, parent)
-        try:
-            os.mkdir(path)
-        except FileExistsError:
-            if os.path.islink(path):  # from --symlink-app-data or a user's link: replaced, not written through
-                os.unlink(path)
-                os.mkdir(path)
-        self._made_dirs.add(path)
-
-    def _write_shebang_script(self, entry: Entry, target_dir: str, executable: str) -> None:
-        with open(self.store.object_path(entry.digest, bool(entry.flags & EXECUTABLE)), "rb") as handle:
-            content = rewrite_python_shebang(handle.read(), executable)
-        write_atomic(os.path.join(target_dir, entry.path.rpartition("/")[2]), content, mode=0o755)
-
     def _write_scripts(self, catalog: Catalog, roots: dict[str, str], executable: str) -> list[record.Row]:
-        rows = []
         if not catalog.scripts:
-            return rows
+            return []
         self._mkdir(roots["scripts"])
-        relative = _relative(roots["scripts"], roots[catalog.root])
-        for script in catalog.scripts:
-            content = render(script.template, executable)
-            write_atomic(os.path.join(roots["scripts"], script.name), content, mode=0o755)
-            rows.append((posixpath.join(relative, script.name), record.hash_of(content), len(content)))
-            self.report.generated += 1
+        rows = write_console_scripts(catalog, roots, executable)
+        self.report.generated += len(rows)
         return rows
 
     def _write_metadata(self, catalog: Catalog, roots: dict[str, str], extra_rows: list[record.Row], info_dir: str,
                         whole: Callable[[], Catalog] | None = None) -> None:
-        """Write INSTALLER and RECORD (listing every installed file) into ``info_dir``.
+        """INSTALLER and RECORD into ``info_dir`` (see :func:`~holoclone_venv.envfiles.write_metadata`);
+        RECORD's shared rows are cloned by a method that never shares the inode."""
+        pair = (str(self.store.objects), roots[catalog.root])
 
-        RECORD's rows for the catalog's own files come from a store object,
-        cloned into place (for torch that is 3 MB per environment not written
-        twice); the rows that differ per environment are appended.  ``whole``
-        gives the whole catalog when ``catalog`` is cut down (a template plan's),
-        should those rows have to be made.
-        """
-        root = roots[catalog.root]
-        relative = {scheme: _relative(path, root) for scheme, path in roots.items()}
-        tail: list[record.Row] = []
-        for entry in catalog.entries:
-            if entry.flags & SHEBANG:  # rewritten per environment: hash what was written
-                with open(os.path.join(roots[entry.scheme], entry.path), "rb") as handle:
-                    data = handle.read()
-                tail.append((posixpath.join(relative[entry.scheme], entry.path), record.hash_of(data), len(data)))
-        tail.extend(extra_rows)
-        info = catalog.dist_info
-        tail.append((f"{info}/INSTALLER", record.hash_of(INSTALLER), len(INSTALLER)))
-        tail.append((f"{info}/RECORD", "", ""))
-        write_atomic(os.path.join(info_dir, "INSTALLER"), INSTALLER, mode=0o644)
-        target = os.path.join(info_dir, "RECORD")
-        source = self._record_object(catalog, relative, whole)
-        if source is None:
-            rows = record.shared_rows(whole() if whole else catalog, relative)
-            write_atomic(target, record.record_bytes(rows) + record.record_bytes(tail), mode=0o644)
-        else:
-            self.linker.link(self._private, (str(self.store.objects), root), source, target, None, 0o644, None, info_dir)
-            with open(target, "ab") as handle:
-                handle.write(record.record_bytes(tail))
+        def clone(source: str, target: str) -> None:
+            self.linker.link(self._private, pair, source, target, None, 0o644, None, info_dir)
+
+        write_metadata(self.store, catalog, roots, extra_rows, info_dir, clone, whole)
         self.report.generated += 2
-
-    def _record_object(self, catalog: Catalog, relative: dict[str, str],
-                       whole: Callable[[], Catalog] | None = None) -> str | None:
-        """Path of the store object with the shared part of RECORD, made on first use; None if unavailable."""
-        paths_id = record.paths_id(relative)
-        found = self.store.record_object(catalog.key, paths_id)
-        if found is not None or not self.store.writable:
-            return found
-        try:
-            return self.store.put_record_object(
-                catalog.key, paths_id, record.record_bytes(record.shared_rows(whole() if whole else catalog, relative))
-            )
-        except OSError:
-            return None  # only a saving: the environment gets a RECORD written in full
 
     def _remove_previous(self, catalog: Catalog, root: str, env_dir: str) -> None:
         """Uninstall an earlier version of the same distribution, as an installer would."""
@@ -373,7 +307,7 @@ class _Plan(NamedTuple):
         return os.path.join(self.staging, self.catalog.dist_info)
 
 
-#: (target directory, its install root, catalog key, the entries to link into it)
+#: (install root, directory below it or "", catalog key, the entries to link into that directory)
 _Group = tuple[str, str, str, list[Entry]]
 
 
@@ -383,7 +317,7 @@ def _deal(groups: list[_Group], workers: int) -> list[list[_Group]]:
     shares: list[list[_Group]] = [[] for _ in range(workers)]
     worker_of: dict[str, int] = {}
     for group in groups:
-        shares[worker_of.setdefault(group[0], len(worker_of) % workers)].append(group)
+        shares[worker_of.setdefault(group[0] + "/" + group[1], len(worker_of) % workers)].append(group)
     return shares
 
 
@@ -391,9 +325,4 @@ def _directory_of(entry: Entry) -> tuple[str, str]:
     return entry.scheme, entry.path.rpartition("/")[0]
 
 
-def _relative(path: str, start: str) -> str:
-    rel = os.path.relpath(path, start).replace(os.sep, "/")
-    return "" if rel == "." else rel
-
-
-__all__ = ["INSTALLER", "Materializer"]
+__all__ = ["Materializer"]
