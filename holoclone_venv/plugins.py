@@ -214,9 +214,15 @@ def discover_entry_points() -> list[tuple[str, str, str]]:
     import sys
 
     stamp = []
-    # The current directory ("" on sys.path) changes whenever an environment is
-    # created in it; distributions are not installed there, so it is not watched.
-    for entry in filter(None, sys.path):
+    try:
+        here = os.getcwd()
+    except OSError:  # the current directory was removed
+        here = ""
+    # The current directory ("" on sys.path, or its path with ``python -m``) changes whenever
+    # an environment is created in it; distributions are not installed there, so it is not watched.
+    for entry in sys.path:
+        if not entry or entry == here:
+            continue
         try:
             stamp.append([entry, os.stat(entry).st_mtime_ns])
         except OSError:

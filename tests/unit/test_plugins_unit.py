@@ -195,3 +195,25 @@ def test_a_seeding_takes_plugins_from_the_entry_points_virtualenv_read(tmp_path,
     plugins = Plugins(entry_points=found)
     assert "probe-copy" in strategy_names(plugins)
     assert plugins.distributions["probe"] == "holoclone-probe"
+
+
+def test_discovery_is_cached_across_new_environments_in_the_current_directory(tmp_path, monkeypatch):
+    from holoclone_venv import plugins as module
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    project, site = tmp_path / "project", tmp_path / "site"
+    project.mkdir()
+    site.mkdir()
+    monkeypatch.chdir(project)
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.syspath_prepend(str(project))  # as with 'python -m virtualenv .venv' run in the project
+    module.discover_entry_points()
+    scans = []
+    real = module._entry_points
+    monkeypatch.setattr(module, "_entry_points", lambda group: scans.append(group) or real(group))
+    (project / ".venv").mkdir()  # the new environment changes the current directory
+    module.discover_entry_points()
+    assert scans == [], "a new environment in the current directory made plugin discovery read every distribution"
+    _installed_plugin(site)  # a distribution installed on sys.path is seen on the next run
+    assert ("probe", "holoclone_probe", "holoclone-probe") in module.discover_entry_points()
+    assert scans == [module.ENTRY_POINT_GROUP]
