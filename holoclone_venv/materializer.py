@@ -9,8 +9,8 @@ file it wrote for the distribution.
 
 The hot loop does a few system calls per file: one directory file descriptor
 per directory (targets are created relative to it), then the link method;
-directories are shared out to one worker per core (``shares.py``), and each
-worker makes the directories of its share.  Objects are checked as
+directories are pulled by one worker per core (``shares.py``), the largest
+first, and each worker makes the directories it pulls.  Objects are checked as
 they are linked, not in a pass of their own: a reflink opens the object
 anyway, so its check is the ``fstat`` of that descriptor (other methods
 ``lstat`` it).  A missing or changed object raises :class:`DamagedObject`
@@ -22,7 +22,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-from itertools import groupby
+from itertools import chain, groupby
 from typing import TYPE_CHECKING, Callable, Iterable, NamedTuple, Sequence
 
 from . import record
@@ -32,7 +32,7 @@ from .errors import DamagedObject, Unsupported
 from .fsutil import make_dir_below
 from .linking import Linker
 from .report import Report
-from .shares import run_shares
+from .shares import run_pulled
 from .store import Store
 from .uninstall import clear_the_way, discard, remove_distribution
 
@@ -172,14 +172,15 @@ class Materializer:
                 self._mkdir(root)  # the workers make the directories below the install roots
                 groups.append((root, directory, key, list(group)))
         files = sum(len(group[3]) for group in groups)
-        workers = min(_WORKERS, len(groups)) if files >= _PARALLEL_FROM else 1
+        workers = _WORKERS if files >= _PARALLEL_FROM else 1
 
         def work(share, forked: bool):
             if forked:  # this process's Linker learns apart; what it learned goes back with the result
                 self.linker = self.linker.apart()
-            return self._link_groups(share, executable), self.linker.learned() if forked else None
+            linked = self._link_groups(chain.from_iterable(share), executable)
+            return linked, self.linker.learned() if forked else None
 
-        results = run_shares(_deal(groups, workers), work)
+        results = run_pulled(_by_directory(groups), workers, work)
         counts = self.report.counts
         for (found, size, generated), learned in results:
             if learned is not None:
@@ -311,14 +312,14 @@ class _Plan(NamedTuple):
 _Group = tuple[str, str, str, list[Entry]]
 
 
-def _deal(groups: list[_Group], workers: int) -> list[list[_Group]]:
-    """Share ``groups`` out, directory by directory in turn: all files of one directory (several
-    distributions may share one) go to one worker, so no two workers create files side by side."""
-    shares: list[list[_Group]] = [[] for _ in range(workers)]
-    worker_of: dict[str, int] = {}
+def _by_directory(groups: list[_Group]) -> list[list[_Group]]:
+    """The groups of each target directory (several distributions may share one) together, so no two
+    workers create files side by side; the directories with the most files first, so the workers
+    pulling them end close together."""
+    together: dict[tuple[str, str], list[_Group]] = {}
     for group in groups:
-        shares[worker_of.setdefault(group[0] + "/" + group[1], len(worker_of) % workers)].append(group)
-    return shares
+        together.setdefault((group[0], group[1]), []).append(group)
+    return sorted(together.values(), key=lambda item: -sum(len(group[3]) for group in item))
 
 
 def _directory_of(entry: Entry) -> tuple[str, str]:

@@ -1,4 +1,5 @@
-"""Work done in shares at once (``shares.py``): forked workers on Linux, threads elsewhere, same contract."""
+"""Work shared out at once (``shares.py``): forked workers on Linux, threads elsewhere, same contract;
+the workers pull their items from one queue."""
 
 from __future__ import annotations
 
@@ -24,13 +25,43 @@ def _pid_and_items(share, forked):
 
 
 @forking
-def test_shares_run_in_forked_workers_and_come_back_in_order():
-    results = shares.run_shares([[1, 2], [3], [4, 5, 6]], _pid_and_items)
-    assert [items for _, _, items in results] == [[1, 2], [3], [4, 5, 6]]
-    (first_pid, first_forked, _), *others = results
-    assert first_pid == os.getpid() and first_forked is False
-    assert all(forked for _, forked, _ in others)
-    assert len({pid for pid, _, _ in others} | {os.getpid()}) == 3
+def test_items_are_pulled_by_forked_workers_each_item_once():
+    results = shares.run_pulled(list(range(40)), 3, _pid_and_items)
+    assert sorted(item for _, _, items in results for item in items) == list(range(40))
+    assert [forked for pid, forked, _ in results if pid == os.getpid()] == [False]
+    assert len({pid for pid, _, _ in results}) == 3 and sum(forked for _, forked, _ in results) == 2
+
+
+@forking
+def test_more_items_than_the_queue_has_places_are_each_pulled_once():
+    results = shares.run_pulled(list(range(5000)), 2, _pid_and_items)
+    assert sorted(item for _, _, items in results for item in items) == list(range(5000))
+
+
+def _slow_first(share, forked):
+    items = []
+    for item in share:
+        if item == "slow":
+            time.sleep(2)
+        items.append(item)
+    return items
+
+
+@pytest.mark.parametrize("threads", [False, True], ids=["processes", "threads"])
+def test_a_worker_busy_with_a_slow_item_leaves_the_others_to_the_rest(threads):
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    if threads:
+        other.start()  # with a second thread alive the workers are threads
+    try:
+        results = shares.run_pulled(["slow", *range(60)], 2, _slow_first)
+    finally:
+        stop.set()
+        if threads:
+            other.join()
+    slow, = (items for items in results if "slow" in items)
+    (rest,) = (items for items in results if "slow" not in items)
+    assert len(slow) < len(rest), "a static half would give both workers 30 items"
 
 
 def test_with_another_thread_running_the_shares_run_in_threads_of_this_process():
@@ -39,28 +70,28 @@ def test_with_another_thread_running_the_shares_run_in_threads_of_this_process()
     other = threading.Thread(target=stop.wait)
     other.start()
     try:
-        results = shares.run_shares([[1], [2], [3]], _pid_and_items)
+        results = shares.run_pulled([1, 2, 3], 3, _pid_and_items)
     finally:
         stop.set()
         other.join()
     assert [(pid, forked) for pid, forked, _ in results] == [(os.getpid(), False)] * 3
-    assert [items for _, _, items in results] == [[1], [2], [3]]
+    assert sorted(item for _, _, items in results for item in items) == [1, 2, 3]
 
 
-def test_one_share_runs_here():
-    assert shares.run_shares([[7]], _pid_and_items) == [(os.getpid(), False, [7])]
+def test_one_item_runs_here():
+    assert shares.run_pulled([7], 2, _pid_and_items) == [(os.getpid(), False, [7])]
 
 
 def _damaged_in_the_second(share, forked):
     items = list(share)
-    if items == ["bad"]:
+    if "bad" in items:
         raise DamagedObject("/store/objects/ab/cd", "catalog-key")
     return items
 
 
 def test_an_error_in_a_worker_is_raised_here_with_its_details():
     with pytest.raises(DamagedObject) as caught:
-        shares.run_shares([["good"], ["bad"]], _damaged_in_the_second)
+        shares.run_pulled(["good", "bad"], 2, _damaged_in_the_second)
     assert caught.value.path == "/store/objects/ab/cd" and caught.value.catalog_key == "catalog-key"
     assert "store object /store/objects/ab/cd is missing or was changed." in str(caught.value)
 
@@ -79,7 +110,7 @@ def _raise_unpicklable(share, forked):
 @forking
 def test_an_error_that_cannot_travel_arrives_as_its_text():
     with pytest.raises(MaterializeError, match="a linking process failed: _Unpicklable"):
-        shares.run_shares([[1], [2]], _raise_unpicklable)
+        shares.run_pulled([1, 2], 2, _raise_unpicklable)
 
 
 def _killed_when_forked(share, forked):
@@ -91,7 +122,7 @@ def _killed_when_forked(share, forked):
 @forking
 def test_a_worker_killed_by_a_signal_is_one_clear_error():
     with pytest.raises(MaterializeError, match="a linking process ended by signal 9 before it finished"):
-        shares.run_shares([[1], [2]], _killed_when_forked)
+        shares.run_pulled([1, 2], 2, _killed_when_forked)
 
 
 @forking
@@ -108,7 +139,7 @@ def test_when_this_process_fails_its_workers_are_stopped_before_the_error_is_rai
         raise KeyboardInterrupt("stopped")
 
     with pytest.raises(KeyboardInterrupt):
-        shares.run_shares([[1], [2]], work)
+        shares.run_pulled([1, 2], 2, work)
     with pytest.raises(ProcessLookupError):  # killed and reaped: no such process any more
         os.kill(int(pid_file.read_text()), 0)
 
@@ -133,11 +164,11 @@ def test_a_worker_whose_parent_was_killed_stops_writing(tmp_path):
                 time.sleep(0.05)
             return None
 
-        shares.run_shares([[-1], list(range(200))], work)
+        shares.run_pulled(list(range(200)), 2, work)
     """)
     parent = subprocess.run([sys.executable, "-c", script], check=False)
     assert parent.returncode == -signal.SIGKILL
-    worker = int((out / "0").read_text())
+    worker = int(next(out.iterdir()).read_text())  # only the worker wrote: its parent was killed first
     deadline = time.monotonic() + 30
     while _running(worker) and time.monotonic() < deadline:
         time.sleep(0.05)
