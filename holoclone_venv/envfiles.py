@@ -33,7 +33,7 @@ def write_shebang_script(source: str, target: str, executable: str) -> None:
 def write_console_scripts(catalog: Catalog, roots: dict[str, str], executable: str) -> list[record.Row]:
     """Write ``catalog``'s console and GUI scripts into the scripts directory (which exists); their RECORD rows."""
     rows: list[record.Row] = []
-    relative = relative_path(roots["scripts"], roots[catalog.root])
+    relative = _relative(roots["scripts"], roots[catalog.root])
     for script in catalog.scripts:
         content = render(script.template, executable)
         write_atomic(os.path.join(roots["scripts"], script.name), content, mode=0o755)
@@ -52,7 +52,7 @@ def write_metadata(store: Store, catalog: Catalog, roots: dict[str, str], extra_
     are appended.  ``whole`` gives the whole catalog when ``catalog`` is cut
     down (a template plan's), should those rows have to be made.
     """
-    relative = {scheme: relative_path(path, roots[catalog.root]) for scheme, path in roots.items()}
+    relative = {scheme: _relative(path, roots[catalog.root]) for scheme, path in roots.items()}
     tail: list[record.Row] = []
     for entry in catalog.entries:
         if entry.flags & SHEBANG:  # rewritten per environment: hash what was written
@@ -90,10 +90,10 @@ def _record_object(store: Store, catalog: Catalog, relative: dict[str, str],
         return None  # only a saving: the environment gets a RECORD written in full
 
 
-def relative_path(path: str, start: str) -> str:
+def _relative(path: str, start: str) -> str:
     """``path`` relative to ``start``, with ``/`` separators; "" for ``start`` itself."""
     rel = os.path.relpath(path, start).replace(os.sep, "/")
     return "" if rel == "." else rel
 
 
-__all__ = ["INSTALLER", "relative_path", "write_console_scripts", "write_metadata", "write_shebang_script"]
+__all__ = ["INSTALLER", "write_console_scripts", "write_metadata", "write_shebang_script"]

@@ -62,10 +62,9 @@ def seed_request(seeder: BaseEmbed, creator: Creator, resolving: bool = False) -
 def _plugin_entry_points() -> tuple[tuple[str, str, str], ...] | None:
     """holoclone's plugins from the entry points virtualenv has read in this process to find its own.
 
-    Reading every distribution's metadata again costs about 10 ms, and the
-    cache of :func:`~holoclone_venv.plugins.discover_entry_points` misses on
-    each ``python -m virtualenv ENV`` (the current directory, which the new
-    environment changes, is then on ``sys.path``).  None where virtualenv or
+    They are free here, where :func:`~holoclone_venv.plugins.discover_entry_points`
+    would read every distribution's metadata again (about 10 ms) or check its
+    cache against every ``sys.path`` directory.  None where virtualenv or
     Python cannot tell (no such loader, or Python 3.9's entry points, which
     do not know their distribution).
     """
