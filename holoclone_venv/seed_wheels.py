@@ -55,11 +55,11 @@ def seed_request(seeder: BaseEmbed, creator: Creator, resolving: bool = False) -
         search_dirs=tuple(Path(d) for d in seeder.extra_search_dir),
         download=bool(seeder.download),
         pip_wheel=_embedded_pip(info.version_release_str) if resolving else None,
-        plugin_entry_points=_plugin_entry_points(),
+        plugin_entry_points=plugin_entry_points(),
     )
 
 
-def _plugin_entry_points() -> tuple[tuple[str, str, str], ...] | None:
+def plugin_entry_points() -> tuple[tuple[str, str, str], ...] | None:
     """holoclone's plugins from the entry points virtualenv has read in this process to find its own.
 
     They are free here, where :func:`~holoclone_venv.plugins.discover_entry_points`

@@ -194,10 +194,13 @@ def _settings_or_exit(options: VirtualEnvOptions) -> Settings:
 
     try:
         settings = settings_from_options(options)
-        if settings.needs_plugins_for_strategy:
+        if settings.needs_plugins_for_strategy:  # the plugins load here, once, as the seeding will use them
+            from .plugins import shared
             from .policy import strategy_names
+            from .seed_wheels import plugin_entry_points
 
-            check_strategy(settings.strategy_typed, settings.strategy_source, strategy_names())
+            names = strategy_names(shared(plugin_entry_points()))
+            check_strategy(settings.strategy_typed, settings.strategy_source, names)
         if settings.requirements or settings.packages:
             from .requirements import read_requirements
 

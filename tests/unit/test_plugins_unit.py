@@ -182,12 +182,12 @@ def test_a_seeding_takes_plugins_from_the_entry_points_virtualenv_read(tmp_path,
     from virtualenv.run.plugin.base import PluginLoader
 
     from holoclone_venv.policy import strategy_names
-    from holoclone_venv.seed_wheels import _plugin_entry_points
+    from holoclone_venv.seed_wheels import plugin_entry_points
 
     _installed_plugin(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(PluginLoader, "_ENTRY_POINTS", None)  # virtualenv reads them afresh, as in a new process
-    found = _plugin_entry_points()
+    found = plugin_entry_points()
     if sys.version_info < (3, 10):  # entry points there do not name their distribution: discovered instead
         assert found is None
         return
