@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import DamagedObject, HoloCloneError, os_error
+from .errors import DamagedObject, HoloCloneError, StoreError, os_error
 from .materializer import Materializer
 from .plugins import shared
 from .policy import resolve_policy
@@ -84,7 +84,13 @@ def seed(request: SeedRequest, settings: Settings) -> Report:
             catalogs[index] = _imported_again(store, wheels[index], request, report)
             report = Report(store=report.store, strategy=report.strategy, imported=report.imported)
             materializer = Materializer(store, policy, report, strict=settings.strict)
-            _materialize(store, policy, materializer, catalogs, request, report, inside)
+            try:
+                _materialize(store, policy, materializer, catalogs, request, report, inside)
+            except DamagedObject as again:
+                # Gone again right after a fresh import: something removes store objects while this
+                # runs (a 'holoclone store gc --older-than 0', another tool), so healing cannot win.
+                raise StoreError(f"store objects (such as {again.path}) were removed while seeding.",
+                                 "Run again.") from None
         for catalog in catalogs:
             report.packages.append(f"{catalog.name} {catalog.version}")
             report.catalogs.append(catalog.key)
