@@ -582,7 +582,9 @@ def test_a_run_stopped_by_sigterm_while_materializing_leaves_nothing_half_instal
         assert "Traceback" not in text, text
         if process.returncode == 0:
             continue  # finished before the signal
-        assert "holoclone" not in pyvenv_cfg(env)
+        # virtualenv writes pyvenv.cfg last, so a signal landing after that (while the process exits) leaves a
+        # complete environment marked seeded; one landing earlier leaves no mark. Either way, what is there
+        # must be whole:
         _looks_installed_only_when_complete(env)  # a .dist-info is there only when all it lists is
         if not list(site_packages(env).glob("hcbig-*.dist-info")):
             during += 1  # stopped while materializing hcbig (later, it is complete and stays)
