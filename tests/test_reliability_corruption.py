@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import holoclone, run_in, site_packages, virtualenv
+from helpers import holoclone, isolated_environ, run_in, site_packages, virtualenv, virtualenv_command
 from storecheck import independent_problems, store_problems
 
 FIXED_MTIME = 1_000_000_000  # the documented mtime of every store object
@@ -88,6 +88,47 @@ def test_changed_object_with_mtime_restored_is_found_by_verify_and_repaired(warm
     assert _sha(_installed(tmp_path / "healed")) == digest
     assert store_problems(store) == []
 
+
+
+# Run virtualenv with a remover racing the seeding: right after the heal re-imports the damaged
+# wheel, the same object is damaged again (as 'holoclone store gc --older-than 0' or another tool
+# removing objects would do).
+_RACED_SEEDING = """
+import os, sys
+import holoclone_venv.run as run
+heal = run._imported_again
+
+def heal_then_damage_again(*args):
+    catalog = heal(*args)
+    os.chmod(sys.argv[1], 0o644)
+    os.utime(sys.argv[1])
+    return catalog
+
+run._imported_again = heal_then_damage_again
+from virtualenv.__main__ import run_with_catch
+run_with_catch(sys.argv[2:])
+"""
+
+
+@pytest.mark.slow
+def test_an_object_damaged_again_after_its_heal_ends_in_one_sentence_and_leaves_no_seeded_env(warm_store, tmp_path):
+    store = warm_store(None, *ARGS, fresh=True)  # damaged below
+    obj, digest, _ = _entry(store)
+    _tamper(obj)
+    env = tmp_path / "raced"
+    command = [sys.executable, "-c", _RACED_SEEDING, str(obj), *virtualenv_command(env, *ARGS, store=store)[3:]]
+    result = subprocess.run(command, capture_output=True, text=True, env=isolated_environ(), timeout=600)
+    text = result.stdout + result.stderr
+    assert result.returncode != 0 and "Traceback" not in text, text
+    assert f"store objects (such as {obj}) were removed while seeding. Run again." in text, text
+    assert "holoclone" not in (env / "pyvenv.cfg").read_text()  # not marked seeded
+    assert not list(site_packages(env).glob("pip*")), "a failed seeding left pip behind"
+
+    again = virtualenv(env, *ARGS, store=store)  # as the sentence says: run again, and it heals
+    assert "re-importing" in again.stdout + again.stderr
+    assert _sha(_installed(env)) == digest
+    assert store_problems(store) == []
+    run_in(env, "pip", "--version")
 
 def _hardlinked_file(env: Path, store: Path) -> tuple[Path, Path]:
     """An env file that shares its inode with a store object, and that object."""
