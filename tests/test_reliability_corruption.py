@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import holoclone, isolated_environ, run_in, site_packages, virtualenv, virtualenv_command
+from helpers import holoclone, isolated_environ, pyvenv_cfg, run_in, site_packages, virtualenv, virtualenv_command
 from storecheck import independent_problems, store_problems
 
 FIXED_MTIME = 1_000_000_000  # the documented mtime of every store object
@@ -121,7 +121,7 @@ def test_an_object_damaged_again_after_its_heal_ends_in_one_sentence_and_leaves_
     text = result.stdout + result.stderr
     assert result.returncode != 0 and "Traceback" not in text, text
     assert f"store objects (such as {obj}) were removed while seeding. Run again." in text, text
-    assert "holoclone" not in (env / "pyvenv.cfg").read_text()  # not marked seeded
+    assert "holoclone" not in pyvenv_cfg(env)  # not marked seeded
     assert not list(site_packages(env).glob("pip*")), "a failed seeding left pip behind"
 
     again = virtualenv(env, *ARGS, store=store)  # as the sentence says: run again, and it heals
