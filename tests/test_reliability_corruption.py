@@ -89,7 +89,6 @@ def test_changed_object_with_mtime_restored_is_found_by_verify_and_repaired(warm
     assert store_problems(store) == []
 
 
-
 # Run virtualenv with a remover racing the seeding: right after the heal re-imports the damaged
 # wheel, the same object is damaged again (as 'holoclone store gc --older-than 0' or another tool
 # removing objects would do).
@@ -116,7 +115,8 @@ def test_an_object_damaged_again_after_its_heal_ends_in_one_sentence_and_leaves_
     obj, digest, _ = _entry(store)
     _tamper(obj)
     env = tmp_path / "raced"
-    command = [sys.executable, "-c", _RACED_SEEDING, str(obj), *virtualenv_command(env, *ARGS, store=store)[3:]]
+    arguments = virtualenv_command(env, *ARGS, store=store)[3:]  # without its 'python -m virtualenv'
+    command = [sys.executable, "-c", _RACED_SEEDING, str(obj), *arguments]
     result = subprocess.run(command, capture_output=True, text=True, env=isolated_environ(), timeout=600)
     text = result.stdout + result.stderr
     assert result.returncode != 0 and "Traceback" not in text, text
@@ -129,6 +129,7 @@ def test_an_object_damaged_again_after_its_heal_ends_in_one_sentence_and_leaves_
     assert _sha(_installed(env)) == digest
     assert store_problems(store) == []
     run_in(env, "pip", "--version")
+
 
 def _hardlinked_file(env: Path, store: Path) -> tuple[Path, Path]:
     """An env file that shares its inode with a store object, and that object."""
