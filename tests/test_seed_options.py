@@ -159,8 +159,12 @@ def test_no_download_refuses_a_version_only_a_download_would_find(env, store, tm
 
 
 def _update_logs(app_data: Path) -> list[Path]:
-    """virtualenv's periodic-update logs: ``wheel/<python>/embed/<n>/<distribution>.json``."""
-    return sorted(app_data.glob("wheel/*/embed/*/*.json"))
+    """virtualenv's periodic-update logs: one ``<distribution>.json`` per seed wheel, somewhere in app data.
+
+    Only the file name is relied on (virtualenv names each log after its distribution); the
+    folders above it are virtualenv's private layout and have moved between releases.
+    """
+    return sorted(p for p in app_data.rglob("*.json") if p.stem in ("pip", "setuptools", "wheel"))
 
 
 def test_no_periodic_update_records_no_update_check(env, store, tmp_path):
@@ -171,7 +175,6 @@ def test_no_periodic_update_records_no_update_check(env, store, tmp_path):
     # the periodic update keeps a per-distribution log in app data; none may be written
     # (other caches there, such as virtualenv's interpreter information, are not update checks)
     assert _update_logs(app_data) == []
-    assert [p for p in app_data.rglob("*.json") if p.stem in ("pip", "setuptools", "wheel")] == []
 
     # the counterpart: without the option virtualenv does record one, so the check above can fail
     with_update = tmp_path / "app-data-update"
