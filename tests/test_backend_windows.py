@@ -59,7 +59,12 @@ class FakeKernel32:
     """
 
     def __init__(self, cluster=4096, size=None, sparse=False, integrity=(0, 0), fail=None, fail_at=None,
-                 reported_cluster=None, volumes=(7, 7), processes=None) -> None:
+                 reported_cluster=None, volumes=(7, 7), processes=None, posix_deletes=True,
+                 held_by_filter=False) -> None:
+        # posix_deletes: FileDispositionInfoEx exists (Windows 10 1709+); held_by_filter: another
+        # handle (an antivirus filter) holds every new file, so a classic delete keeps the name.
+        self.posix_deletes, self.held_by_filter = posix_deletes, held_by_filter
+        self.posix_delete_on_close: set[int] = set()
         self.cluster, self.size, self.sparse, self.integrity = cluster, size, sparse, integrity
         # What FSCTL_GET_INTEGRITY_INFORMATION says the cluster size is (0: not reported).
         self.reported_cluster = cluster if reported_cluster is None else reported_cluster
@@ -125,9 +130,13 @@ class FakeKernel32:
         self.steps.append(("CloseHandle", self._name(handle)))
         fd, path = self.handles.pop(handle)
         os.close(fd)
+        if handle in self.posix_delete_on_close:  # the name goes now, whoever else holds the file
+            self.posix_delete_on_close.discard(handle)
+            os.unlink(path)
         if handle in self.delete_on_close:  # what Windows does with a delete disposition
             self.delete_on_close.discard(handle)
-            os.unlink(path)
+            if not self.held_by_filter:  # else the name stays until the filter's handle closes
+                os.unlink(path)
         return 1
 
     def _GetFileInformationByHandle(self, handle, info):
@@ -176,6 +185,20 @@ class FakeKernel32:
         info = buf._obj
         assert length == ctypes.sizeof(info)
         fd = self.handles[handle][0]
+        if kind == win.FILE_DISPOSITION_INFO_EX_CLASS:
+            assert length == 4
+            self.steps.append(("SetDispositionEx", self._name(handle), info.Flags))
+            if not self.posix_deletes:  # before Windows 10 1709: no such class
+                self.last_error = win.ERROR_INVALID_PARAMETER
+                return 0
+            if self._failing("SetDispositionEx"):
+                return 0
+            if handle in self.readonly and not info.Flags & win.FILE_DISPOSITION_FLAG_IGNORE_READONLY_ATTRIBUTE:
+                self.last_error = win.ERROR_ACCESS_DENIED
+                return 0
+            (self.posix_delete_on_close if info.Flags & win.FILE_DISPOSITION_FLAG_POSIX_SEMANTICS
+             else self.delete_on_close).add(handle)
+            return 1
         if kind == win.FILE_DISPOSITION_INFO_CLASS:
             assert length == 1
             self.steps.append(("SetDisposition", self._name(handle), info.DeleteFile))
@@ -616,8 +639,36 @@ def test_too_many_references_falls_back_for_that_file(kernel32, places):
 
 # -- W5: a failed clone is deleted through its own handle
 
-def test_failed_clone_is_deleted_through_its_handle_before_closing(kernel32, places):
+def test_failed_clone_is_deleted_posix_style_through_its_handle_before_closing(kernel32, places):
     lib = kernel32(fail={"FSCTL_DUPLICATE_EXTENTS_TO_FILE": win.ERROR_NOT_SUPPORTED})
+    source, env = places
+    with pytest.raises(Unsupported):
+        _clone(source, env / "mod.py")
+    flags = (win.FILE_DISPOSITION_FLAG_DELETE | win.FILE_DISPOSITION_FLAG_POSIX_SEMANTICS
+             | win.FILE_DISPOSITION_FLAG_IGNORE_READONLY_ATTRIBUTE)
+    assert flags == 0x13 and win.FILE_DISPOSITION_INFO_EX_CLASS == 21
+    assert ctypes.sizeof(win.FILE_DISPOSITION_INFO_EX) == 4
+    assert lib.steps[-3:] == [("SetDispositionEx", "target", flags), ("CloseHandle", "target"),
+                              ("CloseHandle", "source")]
+    assert "DeleteFileW" not in _names(lib) and "SetDisposition" not in _names(lib)
+    assert os.listdir(env) == [] and lib.handles == {}
+
+
+def test_a_failed_clone_held_by_a_filter_driver_leaves_no_name_and_the_copy_fallback_works(kernel32, places):
+    # An antivirus holding every new file: a classic delete would keep the name, and the
+    # fallback's exclusive create would then fail.  The POSIX delete frees the name at close.
+    kernel32(fail={"FSCTL_DUPLICATE_EXTENTS_TO_FILE": win.ERROR_NOT_SUPPORTED}, held_by_filter=True)
+    source, env = places
+    with pytest.raises(Unsupported):
+        _clone(source, env / "mod.py")
+    assert os.listdir(env) == []
+    fd = os.open(env / "mod.py", os.O_WRONLY | os.O_CREAT | os.O_EXCL)  # what the copy fallback does
+    os.close(fd)
+
+
+def test_failed_clone_is_deleted_through_its_handle_before_closing(kernel32, places):
+    # Before Windows 10 1709 there are no POSIX deletes: the classic disposition.
+    lib = kernel32(fail={"FSCTL_DUPLICATE_EXTENTS_TO_FILE": win.ERROR_NOT_SUPPORTED}, posix_deletes=False)
     source, env = places
     with pytest.raises(Unsupported):
         _clone(source, env / "mod.py")
@@ -628,8 +679,8 @@ def test_failed_clone_is_deleted_through_its_handle_before_closing(kernel32, pla
 
 
 def test_read_only_target_is_made_writable_then_deleted_through_its_handle(kernel32, places):
-    # The read-only attribute refuses a delete disposition: it is cleared, then the handle deletes.
-    lib = kernel32()
+    # The read-only attribute refuses a classic delete disposition: it is cleared, then the handle deletes.
+    lib = kernel32(posix_deletes=False)
     _, env = places
     target = str(env / "mod.py")
     k32 = win._kernel32()
@@ -640,6 +691,7 @@ def test_read_only_target_is_made_writable_then_deleted_through_its_handle(kerne
     del lib.steps[:]
     win._discard(k32, handle, target)
     assert lib.steps == [
+        ("SetDispositionEx", "target", 0x13),
         ("SetDisposition", "target", 1),
         ("SetBasicInfo", "target", 0, 0, 0, 0, win.FILE_ATTRIBUTE_NORMAL),
         ("SetDisposition", "target", 1),
@@ -650,7 +702,7 @@ def test_read_only_target_is_made_writable_then_deleted_through_its_handle(kerne
 
 def test_delete_disposition_refused_twice_falls_back_to_deleting_the_name(kernel32, places):
     lib = kernel32(fail={"FSCTL_DUPLICATE_EXTENTS_TO_FILE": win.ERROR_NOT_SUPPORTED,
-                         "SetDisposition": win.ERROR_ACCESS_DENIED})
+                         "SetDispositionEx": win.ERROR_ACCESS_DENIED, "SetDisposition": win.ERROR_ACCESS_DENIED})
     source, env = places
     target = env / "mod.py"
     with pytest.raises(Unsupported):

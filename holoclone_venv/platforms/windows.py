@@ -30,6 +30,8 @@ from .winapi import (  # noqa: F401
     FSCTL_DUPLICATE_EXTENTS_TO_FILE, GENERIC_READ, GENERIC_WRITE, DELETE, FILE_SHARE_READ, FILE_SHARE_DELETE,
     CREATE_NEW, OPEN_EXISTING, FILE_ATTRIBUTE_READONLY, FILE_ATTRIBUTE_NORMAL, FILE_ATTRIBUTE_SPARSE_FILE,
     FILE_BASIC_INFO_CLASS, FILE_DISPOSITION_INFO_CLASS, FILE_END_OF_FILE_INFO_CLASS,
+    FILE_DISPOSITION_INFO_EX_CLASS, FILE_DISPOSITION_FLAG_DELETE, FILE_DISPOSITION_FLAG_POSIX_SEMANTICS,
+    FILE_DISPOSITION_FLAG_IGNORE_READONLY_ATTRIBUTE, FILE_DISPOSITION_INFO_EX,
     PROCESS_QUERY_LIMITED_INFORMATION, STILL_ACTIVE, COPY_FILE_FAIL_IF_EXISTS, INVALID_HANDLE_VALUE, MAX_PATH,
     CALL_LIMIT, _FILETIME_EPOCH, ERROR_FILE_NOT_FOUND, ERROR_PATH_NOT_FOUND, ERROR_ACCESS_DENIED,
     ERROR_INVALID_FUNCTION, ERROR_NOT_SAME_DEVICE, ERROR_WRITE_PROTECT, ERROR_NOT_SUPPORTED, ERROR_FILE_EXISTS,
@@ -237,7 +239,16 @@ def _discard(k32, dst: int, target: str) -> None:
     a virus scanner does with the name meanwhile.  It is refused while the
     read-only attribute is set, so that is cleared first if need be; only if
     all that fails is the name deleted after closing.
+
+    First a POSIX delete (``FileDispositionInfoEx``, Windows 10 1709+): the name goes when this
+    handle closes even while a filter driver (antivirus) holds the file, where a classic one keeps
+    it for the fallback's ``CREATE_NEW`` to meet.  Where refused, the classic disposition follows.
     """
+    posix = FILE_DISPOSITION_INFO_EX(FILE_DISPOSITION_FLAG_DELETE | FILE_DISPOSITION_FLAG_POSIX_SEMANTICS
+                                     | FILE_DISPOSITION_FLAG_IGNORE_READONLY_ATTRIBUTE)
+    if k32.SetFileInformationByHandle(dst, FILE_DISPOSITION_INFO_EX_CLASS, ctypes.byref(posix), ctypes.sizeof(posix)):
+        k32.CloseHandle(dst)
+        return
     dispose = FILE_DISPOSITION_INFO(1)
     deleted = k32.SetFileInformationByHandle(dst, FILE_DISPOSITION_INFO_CLASS, ctypes.byref(dispose),
                                              ctypes.sizeof(dispose))
