@@ -300,7 +300,9 @@ class Linker:
                 f"forbids falling back to {following}.",
                 "Put the store and the environment on one filesystem that supports it, or drop --holoclone-strict.",
             )
-        if (pair, method.name) not in self._worked:
+        # EAGAIN says "not this file, not now" (ZFS refuses to clone blocks of its open transaction
+        # group, and no sync a user may call waits for it): the next file may well clone.
+        if (pair, method.name) not in self._worked and error.errno != errno.EAGAIN:
             disabled.add(method.name)
             disabled |= skipped
         for fallback in self.fallbacks:

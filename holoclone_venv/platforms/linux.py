@@ -89,9 +89,9 @@ def ficlone_open(src: int, size: int, target: str, dir_fd: Optional[int], mode: 
     The target is created with ``O_EXCL`` (FICLONE never truncates, so a stale
     file would keep its tail) and with ``mode`` at creation, since FICLONE
     copies data only.  ``EAGAIN`` (ZFS refusing blocks not yet synced) is
-    retried once after syncing the source's filesystem.  A clone that
-    reports success but is shorter than ``size`` (a ZFS bug) is a failed
-    clone.  On any failure the target is removed.
+    a fallback for this file only (the linker keeps trying the next files).
+    A clone that reports success but is shorter than ``size`` (a ZFS bug) is
+    a failed clone.  On any failure the target is removed.
     """
     dst = os.open(target, _CREATE, mode, dir_fd=dir_fd)
     try:
@@ -108,17 +108,11 @@ def ficlone_open(src: int, size: int, target: str, dir_fd: Optional[int], mode: 
 
 
 def _clone(src: int, dst: int, size: int) -> None:
-    try:
-        _ioctl(dst, FICLONE, src)
-    except OSError as error:
-        if error.errno != errno.EAGAIN:
-            raise
-        # OpenZFS (zfs_bclone_wait_dirty=0, the default before 2.3.4) refuses
-        # blocks written in the open transaction group.  An fsync only writes
-        # the intent log and leaves them dirty; syncing the filesystem waits
-        # for the transaction group, after which the clone can work.
-        _sync_filesystem(src)
-        _ioctl(dst, FICLONE, src)
+    # OpenZFS 2.2 to 2.3.3 (zfs_bclone_wait_dirty=0) answers EAGAIN for blocks
+    # of the open transaction group.  No retry: syncfs and sync(2) reach only
+    # zil_commit, which does not wait for the group, so a retry would fail the
+    # same way after a flush.  The caller falls back for this one file.
+    _ioctl(dst, FICLONE, src)
     # The new file's size, without building a stat result: this runs once per file.
     got = os.lseek(dst, 0, os.SEEK_END)
     if got != size:
