@@ -76,14 +76,20 @@ def clone_install_root(store: Store, tree, materializer: Materializer, catalogs:
     identity = template_id([c.key for c in catalogs], layout)
     if inside is not None and not store.has_template(identity):
         raise Unsupported("the template was removed while seeding")  # a plan's catalogs cannot build one
-    template = _template(store, tree, materializer, catalogs, layout, identity)
     parent = os.path.dirname(root)
     new, old = os.path.join(parent, _NEW), os.path.join(parent, _OLD)
     for leftover in (new, old):  # of a killed run
         if os.path.lexists(leftover):
             tree.remove(leftover)
-    tree.clone(str(template), new)
+    template = _template(store, tree, materializer, catalogs, layout, identity, new)
+    # In use while cloned: gc skips a template whose use lock it cannot take (a sealed
+    # template's mtime never changes, so its age says nothing about a clone in progress).
+    with store.template_in_use(identity):
+        if not store.has_template(identity):
+            raise Unsupported("the template was removed while seeding")
+        tree.clone(str(template), new)
     try:
+        _check_clone(store, tree, identity, new)
         in_clone = layout._replace(purelib=new, platlib=new)
         for catalog in catalogs:
             materializer.finish_clone(catalog, in_clone, inside.get(catalog.key) if inside else None)
@@ -104,8 +110,14 @@ def clone_install_root(store: Store, tree, materializer: Materializer, catalogs:
 
 
 def _template(store: Store, tree, materializer: Materializer, catalogs: list[Catalog], layout: Layout,
-              identity: str):
-    """The sealed template, built now (once, under a lock) when the store has none."""
+              identity: str, probe: str):
+    """The sealed template, built now (once, under a lock) when the store has none.
+
+    Before building, the empty template is cloned to ``probe`` (absent; beside
+    the environment's site-packages) and that clone removed: a target on
+    another volume or filesystem fails there, at the cost of one empty clone,
+    not after a whole per-file build, and no template is left behind.
+    """
     if store.has_template(identity):
         return store.template_path(identity)
     store.require_writable("a template")
@@ -116,17 +128,24 @@ def _template(store: Store, tree, materializer: Materializer, catalogs: list[Cat
         tree.prepare_template(staging)  # Unsupported where the filesystem cannot clone trees
         scratch = f"{staging}.outside"
         try:
+            tree.clone(staging, probe)  # Unsupported where cloning into the environment cannot work
+            tree.remove(probe)
             # Files outside the install root go to a scratch folder: they are written per environment.
             outside = layout._replace(purelib=staging, platlib=staging, scripts=os.path.join(scratch, "bin"),
                               data=scratch, include=os.path.join(scratch, "include"))
             builder = materializer.for_template()
             builder.run(catalogs, outside)
             from .platforms import current
+            from .store.templates import listing, walk_files
 
-            current().make_durable(staging, [])  # on disk before anything names it
+            # On disk before anything names it: the files written into the template (RECORD,
+            # INSTALLER, copies) are trusted from now on, and no later call flushes them.
+            current().make_durable(staging, walk_files(staging))
             tree.seal(staging)
+            files = listing(staging)
+            store.write_atomically(store.template_files_path(identity), files.to_json())
             adopted = store.adopt_template(staging, identity)
-            _write_plan(store, identity, catalogs)
+            _write_plan(store, identity, catalogs, len(files.entries))
             return adopted
         except BaseException:
             tree.remove(staging)
@@ -139,9 +158,39 @@ def _template(store: Store, tree, materializer: Materializer, catalogs: list[Cat
 _INSIDE = ("purelib", "platlib")
 
 
-def _write_plan(store: Store, identity: str, catalogs: list[Catalog]) -> None:
-    """Keep beside the template what a clone of it needs per environment (only a saving: errors are ignored)."""
-    document = {"format": 1, "catalogs": [
+def _check_clone(store: Store, tree, identity: str, clone: str) -> None:
+    """Count the entries of a fresh clone against the template's plan (raises :class:`Unsupported` when short).
+
+    A clone made while the template was being removed (by a gc that did not
+    see the use lock: an older holoclone) is partial; it must never become an
+    environment's site-packages.  Where clones keep the template's sealed
+    modes (a macOS directory clone), the owner's write bits come back here,
+    as a per-file clone would have made them.
+    """
+    from .store.templates import count_entries
+
+    expected = _planned_entries(store, identity)
+    found = count_entries(clone, writable=tree.clones_keep_seal)
+    if expected is not None and found != expected:
+        raise Unsupported(f"the clone of the template holds {found} of its {expected} entries "
+                          "(the template was removed while it was cloned)")
+
+
+def _planned_entries(store: Store, identity: str) -> int | None:
+    data = store.read_trusted(store.template_plan_path(identity))
+    try:
+        entries = json.loads(data)["entries"] if data is not None else None
+    except (ValueError, KeyError, TypeError):
+        return None
+    return entries if type(entries) is int else None
+
+
+def _write_plan(store: Store, identity: str, catalogs: list[Catalog], entries: int) -> None:
+    """Keep beside the template what a clone of it needs per environment (only a saving: errors are ignored).
+
+    ``entries`` (files, links and folders of the template) lets a clone be checked whole.
+    """
+    document = {"format": 1, "entries": entries, "catalogs": [
         {"catalog": catalog._replace(entries=tuple(e for e in catalog.entries if e.scheme not in _INSIDE))
          .to_json().decode(),
          "files": sum(1 for e in catalog.entries if e.scheme in _INSIDE),

@@ -454,3 +454,83 @@ def test_gc_keeps_a_template_while_an_env_uses_it_and_removes_it_after(btrfs, un
     again = virtualenv(three, *SNAPSHOT, store=store)
     assert snapshotted(again) > 1000 and "imported pip" in summary_line(again)
     assert str(three) in run_in(three, "pip", "--version").stdout
+
+
+# -- 7: templates in use, checked, and restored from snapshots (platform audit 2: N3, N5, N9) --------
+def _store(path: Path):
+    from holoclone_venv.store import Store
+
+    return Store(str(path))
+
+
+def test_gc_never_removes_a_template_a_seeding_is_cloning(btrfs, unique):
+    # A sealed template's mtime never changes, so gc cannot tell its age from a clone in progress:
+    # a seeding holds the template's use lock while it clones, and gc leaves a template it cannot claim.
+    work = btrfs / unique
+    work.mkdir()
+    store = work / "store"
+    virtualenv(work / "one", *SNAPSHOT, store=store)
+    [template] = template_paths(store)
+    shutil.rmtree(work / "one")
+    with _store(store).template_in_use(template.name):  # as a seeding does around its clone
+        busy = holoclone("store", "gc", "--older-than", "0", "--json", store=store)
+        assert busy.returncode == 0, output(busy)
+        assert json.loads(busy.stdout)["templates_removed"] == []
+        assert template_paths(store) == [template] and is_subvolume(template)
+        assert (store / "templates" / f"{template.name}.plan.json").is_file()
+    gone = holoclone("store", "gc", "--older-than", "0", "--json", store=store)
+    assert json.loads(gone.stdout)["templates_removed"] == [template.name]
+    assert list((store / "templates").iterdir()) == []  # its plan and its listing went with it
+
+
+def test_an_edited_template_is_found_by_verify_and_a_short_clone_never_becomes_site_packages(btrfs, unique):
+    work = btrfs / unique
+    work.mkdir()
+    store = work / "store"
+    virtualenv(work / "one", *SNAPSHOT, store=store)
+    [template] = template_paths(store)
+    assert holoclone("store", "verify", "--json", store=store).returncode == 0
+    # Someone unseals the template and removes a file (what a gc racing a clone leaves too).
+    subprocess.run(["btrfs", "property", "set", str(template), "ro", "false"], check=True)
+    victim = next(template.glob("pip/__init__.py"))
+    victim.unlink()
+    subprocess.run(["btrfs", "property", "set", str(template), "ro", "true"], check=True)
+
+    two = virtualenv(work / "two", *SNAPSHOT, store=store)
+    assert two.returncode == 0, output(two)
+    assert "the clone of the template holds" in output(two)  # the snapshot fell back file by file
+    assert (site_packages(work / "two") / "pip" / "__init__.py").is_file()
+    assert str(work / "two") in run_in(work / "two", "pip", "--version").stdout
+
+    checked = holoclone("store", "verify", "--json", store=store)
+    problems = json.loads(checked.stdout)["problems"]
+    assert checked.returncode != 0 and [p["kind"] for p in problems] == ["template"], output(checked)
+    assert "pip/__init__.py is missing" in problems[0]["detail"]
+    repaired = holoclone("store", "verify", "--repair", "--json", store=store)
+    assert repaired.returncode == 0, output(repaired)
+    assert template_paths(store) == [] and leftovers(store) == []
+    three = virtualenv(work / "three", *SNAPSHOT, store=store)  # built again, whole
+    assert snapshotted(three) > 1000 and "the clone of the template" not in output(three)
+
+
+def test_a_template_restored_as_an_empty_placeholder_is_never_used(btrfs, unique):
+    # btrfs snapshots are not recursive: in a snapshot of the subvolume holding the store (snapper,
+    # Timeshift, Docker layers) each template is an empty directory with inode 2.
+    work = btrfs / unique
+    work.mkdir()
+    subprocess.run(["btrfs", "subvolume", "create", str(work / "home")], check=True, capture_output=True)
+    store = work / "home" / "store"
+    virtualenv(work / "one", *SNAPSHOT, store=store)
+    [template] = template_paths(store)
+    subprocess.run(["btrfs", "subvolume", "snapshot", str(work / "home"), str(work / "restored")], check=True,
+                   capture_output=True)
+    restored = work / "restored" / "store"
+    placeholder = restored / "templates" / template.name
+    assert placeholder.is_dir() and placeholder.stat().st_ino != SUBVOLUME_ROOT and not any(placeholder.iterdir())
+    assert not _store(restored).has_template(template.name)
+
+    two = virtualenv(work / "two", *SNAPSHOT, store=restored)
+    assert two.returncode == 0, output(two)
+    assert snapshotted(two) > 1000  # from a template built again, not from the placeholder
+    assert is_subvolume(restored / "templates" / template.name)
+    assert str(work / "two") in run_in(work / "two", "pip", "--version").stdout

@@ -148,7 +148,7 @@ def test_a_tree_is_cloned_in_one_clonefile_call_without_following_symlinks(libsy
     target = tmp_path / "env" / "lib" / "site-packages"
     target.parent.mkdir(parents=True)
     darwin.TREE.clone(str(template), str(target))
-    assert lib.calls == [("clonefile", (os.fsencode(template), os.fsencode(target), darwin.CLONE_NOFOLLOW))]
+    assert lib.calls == [("clonefile", (os.fsencode(template), os.fsencode(target), darwin.CLONE_FLAGS))]
     assert darwin.CLONE_NOFOLLOW == 0x1
     assert _tree(target) == _tree(template)
     assert os.readlink(target / "link.py") == "pkg/mod.py"
@@ -218,10 +218,39 @@ def test_prepare_template_when_the_volume_cannot_be_named_goes_ahead(libsystem, 
     assert (tmp_path / "t").is_dir()
 
 
-def test_seal_calls_nothing_and_changes_nothing(libsystem, template):
-    before = _tree(template)
-    darwin.TREE.seal(str(template))
-    assert libsystem.default.calls == [] and _tree(template) == before
+def test_seal_makes_every_file_and_folder_read_only_and_a_clone_gets_its_write_bits_back(libsystem, tmp_path):
+    # Template files are written with the environment's modes (0644, 0755); unsealed, an in-place
+    # edit of one would reach every later clone, since clonefile(2) copies modes.
+    from holoclone_venv.store.templates import count_entries
+
+    root = tmp_path / "templates" / "t2"
+    (root / "pkg").mkdir(parents=True)
+    (root / "pkg" / "mod.py").write_bytes(b"VALUE = 1\n")
+    os.chmod(root / "pkg" / "mod.py", 0o644)
+    (root / "tool").write_bytes(b"#!/bin/sh\n")
+    os.chmod(root / "tool", 0o755)
+    (root / "link.py").symlink_to("pkg/mod.py")
+    darwin.TREE.seal(str(root))
+    assert libsystem.default.calls == []
+    modes = {path: stat.S_IMODE(os.lstat(root / path).st_mode) for path in ("", "pkg", "pkg/mod.py", "tool")}
+    assert modes == {"": 0o555, "pkg": 0o555, "pkg/mod.py": 0o444, "tool": 0o555}
+    with pytest.raises(PermissionError):
+        if os.geteuid() == 0:  # root ignores modes: show what a user meets instead
+            raise PermissionError("read-only")
+        open(root / "pkg" / "mod.py", "r+b")
+    assert os.readlink(root / "link.py") == "pkg/mod.py"
+    assert darwin.TREE.clones_keep_seal
+    target = tmp_path / "env" / "site-packages"
+    target.parent.mkdir()
+    darwin.TREE.clone(str(root), str(target))
+    assert count_entries(str(target), writable=True) == 4
+    assert {path: stat.S_IMODE(os.lstat(target / path).st_mode) for path in modes} == {
+        "": 0o755, "pkg": 0o755, "pkg/mod.py": 0o644, "tool": 0o755}
+    (target / "pkg" / "mod.py").write_bytes(b"VALUE = 2\n")
+    assert (root / "pkg" / "mod.py").read_bytes() == b"VALUE = 1\n"
+    assert stat.S_IMODE(os.lstat(root / "pkg" / "mod.py").st_mode) == 0o444
+    darwin.TREE.remove(str(root))
+    assert not os.path.lexists(root)
 
 
 def test_remove_takes_a_read_only_tree_and_never_follows_a_symlink(libsystem, template, tmp_path):

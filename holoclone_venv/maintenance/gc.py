@@ -104,17 +104,22 @@ def gc(store: Store, dry_run: bool = False, progress: Progress | None = None, ol
         dropped = {identity for identity, _ in drop_templates}
         drop_plans = [path for identity, path in store.iter_template_plans()
                       if identity in dropped or not store.has_template(identity)]
+        drop_plans += [path for identity, path in store.iter_template_listings()
+                       if identity in dropped or not store.has_template(identity)]
         paths = [str(p) for p in drop_objects]
         total = sum(file_size(p) for p in paths) if progress else 0
         frees = measure(paths, exclusive=True, progress=progress, total=total)
         reclaimed = 0
+        in_use: set[str] = set()
         if not dry_run:
             for ref in dead:
                 store.remove(ref.path)
             # Catalogs first, objects after: a catalog never names a missing object.
             for key in drop_catalogs:
                 store.remove_catalog(key)
-            for path in drop_resolutions + drop_objects + drop_index + [p for _, p in drop_templates] + drop_plans:
+            in_use = _remove_templates(store, drop_templates)
+            drop_plans = [path for path in drop_plans if not any(path.name.startswith(i) for i in in_use)]
+            for path in drop_resolutions + drop_objects + drop_index + drop_plans:
                 store.remove(path)
             if store.objects.is_dir():
                 for sub in store.objects.iterdir():
@@ -124,7 +129,21 @@ def gc(store: Store, dry_run: bool = False, progress: Progress | None = None, ol
                         pass
             reclaimed = store.reclaim_tmp()
     return GcResult(dry_run, live, dead, drop_catalogs, len(drop_objects), len(drop_index), reclaimed, frees,
-                    kept_young, older_than, len(drop_resolutions), [identity for identity, _ in drop_templates])
+                    kept_young, older_than, len(drop_resolutions),
+                    [identity for identity, _ in drop_templates if identity not in in_use])
+
+
+def _remove_templates(store: Store, templates: list[tuple[str, Path]]) -> set[str]:
+    """Remove each template no process is cloning (a seeding holds its use lock while it clones, and a
+    sealed template's age says nothing about that); returns the ids of those kept because in use."""
+    in_use = set()
+    for identity, path in templates:
+        with store.template_claim(identity) as free:
+            if free:
+                store.remove(path)
+            else:
+                in_use.add(identity)
+    return in_use
 
 
 def _all_kept(document: dict | None, keep_wheels: set[str]) -> bool:

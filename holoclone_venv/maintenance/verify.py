@@ -20,7 +20,7 @@ _OBJECT_NAME = re.compile(r"^([0-9a-f]{62})(\.x)?$")
 class Problem:
     """Something wrong in the store; ``repaired`` says whether ``--repair`` dealt with it."""
 
-    kind: str  # corrupt, foreign, mode, stray, malformed, incomplete, untrusted
+    kind: str  # corrupt, foreign, mode, stray, malformed, incomplete, untrusted, template
     path: str
     detail: str
     repaired: bool = False
@@ -72,6 +72,8 @@ def verify(store: Store, repair: bool = False, progress: Progress | None = None)
     every catalog that is malformed, disagrees with its RECORD or needs a
     missing or corrupt object (the next seeding re-imports its wheel), restores
     the mode and mtime of intact objects, and reclaims stale ``tmp/`` entries.
+    Each template is compared with the listing of its files made when it was
+    sealed (kind, mode, size, mtime); repair removes one that differs.
     """
     result = VerifyResult()
     with store.lock():
@@ -146,9 +148,38 @@ def verify(store: Store, repair: bool = False, progress: Progress | None = None)
                 store.remove_catalog(key)
                 problem.repaired = True
             result.problems.append(problem)
+        _check_templates(store, result, repair)
         if repair:
             result.tmp_reclaimed = store.reclaim_tmp()
     return result
+
+
+def _check_templates(store: Store, result: VerifyResult, repair: bool) -> None:
+    """Compare every template with the listing made when it was sealed; repair removes one that differs
+    (with its plan and listing: the next seeding that wants it builds it again)."""
+    from ..store.templates import Listing
+
+    for identity, path in store.iter_templates():
+        def drop(path=path, identity=identity) -> None:
+            with store.template_claim(identity) as free:  # never under a seeding cloning it
+                for part in (path, store.template_plan_path(identity), store.template_files_path(identity)):
+                    if free:
+                        store.remove(part)
+
+        if not store.has_template(identity):
+            result.found("template", path, "not a template this store can clone (another owner's, or an empty "
+                         "placeholder restored from a snapshot)", repair and drop)
+            continue
+        data = store.read_trusted(store.template_files_path(identity))
+        try:
+            differences = Listing.from_json(data).differences(str(path)) if data is not None else None
+        except ValueError as error:
+            differences = [f"its listing {store.template_files_path(identity)} is unreadable ({error})"]
+        if differences is None:
+            result.found("template", path, "no listing of its files to check it against", repair and drop)
+        elif differences:
+            more = f" (and {len(differences) - 1} more)" if len(differences) > 1 else ""
+            result.found("template", path, f"changed since it was sealed: {differences[0]}{more}", repair and drop)
 
 
 def _disagreements(store: Store, catalog: Catalog) -> list[str]:

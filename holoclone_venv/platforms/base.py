@@ -93,6 +93,12 @@ class TreeCloner(NamedTuple):
     #: Whether ``smart`` uses it too: True where a tree clone is just the per-file clones made in one call
     #: (a macOS directory clone); False where it has side effects one chooses (a btrfs subvolume).
     in_smart: bool = False
+    #: ``is_template(path, lstat)``: whether the directory at ``path`` can still be cloned whole (a btrfs
+    #: template restored from a snapshot of its parent is an empty placeholder, not a subvolume); None: any.
+    is_template: Optional[Callable[[str, os.stat_result], bool]] = None
+    #: Whether a clone carries the template's sealed (read-only) modes, which the caller then restores: a
+    #: macOS template is sealed by its modes; a btrfs one by its subvolume flag, which no snapshot keeps.
+    clones_keep_seal: bool = False
 
 
 def _make_writable_and_retry(function: Callable, path: str, exc_info) -> None:

@@ -130,8 +130,29 @@ def _set_flags(fd: int, flags: int) -> None:
     _ioctl(fd, BTRFS_IOC_SUBVOL_SETFLAGS, bytearray(FLAGS.pack(flags)), True)
 
 
+#: Where the kernel lists the btrfs features it has (a seam for the tests).
+FEATURES = "/sys/fs/btrfs/features"
+
+
+def owner_can_remove_subvolumes() -> bool:
+    """Whether this kernel lets a subvolume's owner remove it with ``rmdir`` (Linux 4.18+, ``rmdir_subvol``).
+
+    Before, ``rmdir`` of a subvolume is EPERM for all but root, so neither
+    ``rm -rf ENV`` nor ``virtualenv --clear`` could remove a snapshot
+    environment.
+    """
+    return os.path.exists(os.path.join(FEATURES, "rmdir_subvol"))
+
+
 def prepare_template(path: str) -> None:
-    """Create an empty subvolume at ``path``, owned by the caller (no privileges needed)."""
+    """Create an empty subvolume at ``path``, owned by the caller (no privileges needed).
+
+    :class:`Unsupported` (nothing created) on a kernel where the owner could
+    not remove the environments cloned from it (:func:`owner_can_remove_subvolumes`).
+    """
+    if not owner_can_remove_subvolumes() and os.geteuid() != 0:
+        raise Unsupported("this kernel does not let a subvolume's owner remove it (rmdir_subvol, Linux 4.18), "
+                          "so an environment made of a snapshot could not be removed with rm -rf", errno.EPERM)
     parent, name = _split(path, BTRFS_PATH_NAME_MAX)
     fd = os.open(parent, _DIRECTORY)
     try:
@@ -237,4 +258,10 @@ def _destroy(path: str) -> None:
         os.close(fd)
 
 
-TREE = TreeCloner("btrfs-snapshot", prepare_template, seal, clone, remove)
+def is_template(path: str, info: os.stat_result) -> bool:
+    """False for a directory on btrfs that is not a subvolume root: a template restored from a snapshot of
+    the subvolume holding the store (snapshots are not recursive) is an empty placeholder (inode 2)."""
+    return info.st_ino == BTRFS_FIRST_FREE_OBJECTID or filesystem_name(path) != "btrfs"
+
+
+TREE = TreeCloner("btrfs-snapshot", prepare_template, seal, clone, remove, is_template=is_template)

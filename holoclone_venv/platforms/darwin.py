@@ -5,9 +5,9 @@ platform plugin.  The library is loaded on first use, never at import, so
 this module imports on any platform.  Every foreign function has its
 ``argtypes`` and ``restype`` declared before it is called.
 
-One clone per file: cloning a whole directory in one call is a separate
-matter (APFS serializes metadata calls, so per-file clones top out at a few
-thousand files a second whatever the thread count).
+One clone per file on the per-file path; :data:`TREE` clones a whole
+template directory in one call (APFS serializes metadata calls, so per-file
+clones top out at a few thousand files a second whatever the thread count).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import stat
 import threading
 
 from ..errors import UNSUPPORTED_ERRNOS, Unsupported
@@ -173,25 +174,44 @@ def prepare_template(path: str) -> None:
 
 
 def seal(path: str) -> None:
-    """Nothing to do: the template's files are read-only already, and a clone is a new tree."""
+    """Make every file and folder of the template read-only (its owner's write bits cleared).
+
+    APFS has no read-only subtree, and the template's files are written with
+    the environment's modes (0644 and 0755 less the umask).  Without this an
+    in-place edit of a template file would reach every environment cloned
+    from it later.  A clone carries these modes (clonefile(2) copies mode and
+    times); the caller gives the clone its write bits back.
+    """
+    for directory, folders, files in os.walk(path, topdown=False):
+        for name in files + folders:
+            _clear_write_bits(os.path.join(directory, name))
+    _clear_write_bits(path)
+
+
+def _clear_write_bits(path: str) -> None:
+    info = os.lstat(path)
+    if not stat.S_ISLNK(info.st_mode):  # a link's own mode means nothing, and chmod would follow it
+        os.chmod(path, stat.S_IMODE(info.st_mode) & ~0o222)
 
 
 def clone_tree(template: str, target: str) -> None:
-    """``clonefile(template, target, CLONE_NOFOLLOW)`` of a whole directory, in one atomic call.
+    """``clonefile(template, target, CLONE_FLAGS)`` of a whole directory, in one atomic call.
 
     :class:`Unsupported` when the volume or the pair of volumes cannot
     (ENOTSUP, EXDEV...), ``FileExistsError`` when ``target`` exists (left
     alone), ``OSError`` otherwise; a failed clonefile creates nothing.
     """
     call = _function("clonefile")
-    if call(os.fsencode(template), os.fsencode(target), CLONE_NOFOLLOW) != 0:
+    # CLONE_NOOWNERCOPY as for single files: the clone belongs to whoever makes it.
+    if call(os.fsencode(template), os.fsencode(target), CLONE_FLAGS) != 0:
         code = ctypes.get_errno()
         if code in UNSUPPORTED_ERRNOS:
             raise Unsupported(f"clonefile of the tree {template} failed: [Errno {code}] {os.strerror(code)}", code)
         raise OSError(code, os.strerror(code), template if code == errno.ENOENT else target)
 
 
-TREE = TreeCloner("darwin-clonefile", prepare_template, seal, clone_tree, remove_tree, in_smart=True)
+TREE = TreeCloner("darwin-clonefile", prepare_template, seal, clone_tree, remove_tree, in_smart=True,
+                  clones_keep_seal=True)
 
 PLUGIN = PlatformPlugin("darwin-clonefile", clonefile, filesystem_name, prepare=process_umask)
 

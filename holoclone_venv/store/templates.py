@@ -19,10 +19,13 @@ rewrite its ``..``.)  A killed build is reclaimed like any staging leftover.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
+import stat
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 _TEMPLATE_ID = re.compile(r"^[0-9a-f]{32}\Z")
 
@@ -41,14 +44,63 @@ class Templates:
         return self.templates / template_id
 
     def has_template(self, template_id: str) -> bool:
-        """True when the template is in place: a real directory (never a link) of a trusted owner."""
+        """True when the template is in place: a real directory (never a link) of a trusted owner, which
+        the platform's tree cloner can clone (on btrfs a subvolume: a template restored from a snapshot
+        of the store's subvolume is an empty placeholder directory and is never used)."""
+        path = self.template_path(template_id)
         try:
-            st = os.lstat(self.template_path(template_id))
+            st = os.lstat(path)
         except OSError:
             return False
         import stat
 
-        return stat.S_ISDIR(st.st_mode) and self.trusted(st)  # type: ignore[attr-defined]
+        if not (stat.S_ISDIR(st.st_mode) and self.trusted(st)):  # type: ignore[attr-defined]
+            return False
+        from ..platforms import current
+
+        tree = current().tree
+        return tree is None or tree.is_template is None or tree.is_template(str(path), st)
+
+    def template_files_path(self, template_id: str) -> Path:
+        """Where the listing of template ``template_id``'s files lives (see :class:`Listing`)."""
+        return self.templates / f"{self.template_path(template_id).name}.files.json"
+
+    @contextlib.contextmanager
+    def template_in_use(self, template_id: str) -> Iterator[None]:
+        """Held (shared) while a template is cloned: gc removes only templates it can claim."""
+        fd = self._use_lock(template_id)
+        try:
+            if fd is not None:
+                _flock(fd, shared=True, wait=True)
+            yield
+        finally:
+            if fd is not None:
+                os.close(fd)
+
+    @contextlib.contextmanager
+    def template_claim(self, template_id: str) -> Iterator[bool]:
+        """Yields True when no process is cloning the template, which then none can start until the end."""
+        fd = self._use_lock(template_id)
+        try:
+            yield fd is None or _flock(fd, shared=False, wait=False)
+        finally:
+            if fd is not None:
+                os.close(fd)
+
+    def _use_lock(self, template_id: str) -> int | None:
+        """An fd of the template's use lock file; None where no lock can be had (a read-only store, which
+        no gc changes either, or a platform without ``flock``, which has no tree clones)."""
+        if _fcntl() is None:
+            return None
+        path = self.locks / f"template-use-{self.template_path(template_id).name[:24]}.lock"  # type: ignore[attr-defined]
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError:
+            try:
+                return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                return None
 
     def template_staging(self, template_id: str) -> str:
         """A fresh path beside the templates to build one in (reclaimed if the builder dies)."""
@@ -83,6 +135,14 @@ class Templates:
                 if _TEMPLATE_ID.match(identity):
                     yield identity, path
 
+    def iter_template_listings(self) -> Iterator[tuple[str, Path]]:
+        """Yield ``(template id, path)`` of every template's listing of files, its template present or not."""
+        if self.templates.is_dir():
+            for path in sorted(self.templates.glob("*.files.json")):
+                identity = path.name[: -len(".files.json")]
+                if _TEMPLATE_ID.match(identity):
+                    yield identity, path
+
     def iter_templates(self) -> Iterator[tuple[str, Path]]:
         """Yield ``(id, path)`` of every template."""
         if self.templates.is_dir():
@@ -93,3 +153,107 @@ class Templates:
     def template_lock(self, template_id: str):
         """Serializes building one template."""
         return self._lock(f"template-{template_id[:24]}", "another process building the same template")  # type: ignore[attr-defined]
+
+
+def _fcntl():
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    return fcntl
+
+
+def _flock(fd: int, shared: bool, wait: bool) -> bool:
+    """Take a ``flock`` on ``fd``; False when ``wait`` is off and another process holds a conflicting one."""
+    fcntl = _fcntl()
+    operation = (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | (0 if wait else fcntl.LOCK_NB)
+    try:
+        fcntl.flock(fd, operation)
+    except BlockingIOError:
+        return False
+    return True
+
+
+# -- what a template holds, for checks --------------------------------------------------------
+
+def _entries(root: str) -> Iterator[tuple[str, os.stat_result]]:
+    """``(path, lstat)`` of every entry under ``root`` (not ``root``), never following a symlink."""
+    pending = [root]
+    while pending:
+        with os.scandir(pending.pop()) as found:
+            for entry in found:
+                info = entry.stat(follow_symlinks=False)
+                if stat.S_ISDIR(info.st_mode):
+                    pending.append(entry.path)
+                yield entry.path, info
+
+
+def walk_files(root: str) -> list[str]:
+    """Every regular file under ``root`` (for flushing)."""
+    return [path for path, info in _entries(root) if stat.S_ISREG(info.st_mode)]
+
+
+def count_entries(root: str, writable: bool = False) -> int:
+    """How many entries lie under ``root``; with ``writable`` each file and folder gets its owner's write
+    bit back (a clone of a template sealed by its modes becomes an ordinary, writable tree)."""
+    count = 0
+    for path, info in _entries(root):
+        count += 1
+        if writable and not stat.S_ISLNK(info.st_mode) and not info.st_mode & stat.S_IWUSR:
+            os.chmod(path, stat.S_IMODE(info.st_mode) | stat.S_IWUSR)
+    if writable:
+        info = os.lstat(root)
+        os.chmod(root, stat.S_IMODE(info.st_mode) | stat.S_IWUSR)
+    return count
+
+
+class Listing(NamedTuple):
+    """A sealed template's entries as built: relative path -> (kind, mode, size, mtime in ns).
+
+    Kept beside the template (``<id>.files.json``) so ``verify`` can tell a
+    template edited or emptied after it was sealed (an in-place edit would
+    reach every later environment cloned from it).
+    """
+
+    entries: dict[str, tuple[str, int, int, int]]
+
+    def to_json(self) -> bytes:
+        return json.dumps({"format": 1, "entries": self.entries}, sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> Listing:
+        """Raises ValueError for anything but a listing this module wrote."""
+        try:
+            document = json.loads(data)
+            entries = document["entries"] if document.get("format") == 1 else None
+            if not isinstance(entries, dict):
+                raise ValueError("no entries")
+            return cls({str(k): (str(v[0]), int(v[1]), int(v[2]), int(v[3])) for k, v in entries.items()})
+        except (KeyError, TypeError, IndexError, AttributeError) as error:
+            raise ValueError(str(error)) from None
+
+    def differences(self, root: str) -> list[str]:
+        """What differs between the tree at ``root`` and this listing, one phrase each (empty: none)."""
+        found = listing(root).entries
+        problems = [f"{path} is missing" for path in sorted(self.entries.keys() - found.keys())]
+        problems += [f"{path} was added" for path in sorted(found.keys() - self.entries.keys())]
+        problems += [f"{path} changed (kind, mode, size, mtime {found[path]}, built as {self.entries[path]})"
+                     for path in sorted(self.entries.keys() & found.keys()) if found[path] != self.entries[path]]
+        return problems
+
+
+def _kind(mode: int) -> str:
+    return "dir" if stat.S_ISDIR(mode) else "link" if stat.S_ISLNK(mode) else "file" if stat.S_ISREG(mode) else "other"
+
+
+def listing(root: str) -> Listing:
+    """The :class:`Listing` of the tree at ``root`` (folders carry no size or mtime: entries in them change both)."""
+    entries = {}
+    for path, info in _entries(root):
+        kind = _kind(info.st_mode)
+        relative = os.path.relpath(path, root).replace(os.sep, "/")
+        if kind == "dir":
+            entries[relative] = (kind, stat.S_IMODE(info.st_mode), 0, 0)
+        else:
+            entries[relative] = (kind, stat.S_IMODE(info.st_mode), info.st_size, info.st_mtime_ns)
+    return Listing(entries)

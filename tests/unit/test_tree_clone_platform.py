@@ -184,7 +184,8 @@ def test_a_directory_without_write_permission_is_opened_up_once(tmp_path):
 
 def test_platform_has_a_tree_field():
     assert "tree" in Platform._fields
-    assert TreeCloner._fields == ("name", "prepare_template", "seal", "clone", "remove", "in_smart")
+    assert TreeCloner._fields == ("name", "prepare_template", "seal", "clone", "remove", "in_smart", "is_template",
+                                  "clones_keep_seal")
 
 
 @pytest.mark.parametrize(("sys_platform", "expected"), [
