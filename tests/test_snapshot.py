@@ -261,6 +261,24 @@ def test_off_btrfs_snapshot_falls_back_file_by_file_with_one_line_and_strict_ref
     assert not list(strict.glob("lib/python*/site-packages/pip*"))
 
 
+def test_an_env_on_another_btrfs_falls_back_before_any_template_is_built(btrfs, make_fs, unique):
+    # The empty template is cloned into the environment's folder first: another filesystem fails
+    # there, not after a whole per-file build of a template that no clone can use.
+    work = btrfs / unique
+    work.mkdir()
+    store = work / "store"
+    other = make_fs("btrfs", 512)
+    env = other / "env"
+    result = virtualenv(env, *SNAPSHOT, store=store)
+    lines = fallback_lines(result)
+    snapshot = [line for line in lines if "snapshot is not available" in line]
+    assert len(snapshot) == 1 and "the template is on another filesystem" in snapshot[0], lines
+    assert template_paths(store) == [] and leftovers(store) == []
+    assert " snapshotted" not in summary_line(result)
+    assert str(env) in run_in(env, "pip", "--version").stdout
+    assert sorted(p.name for p in site_packages(env).parent.iterdir()) == ["site-packages"]
+
+
 def test_re_seeding_a_snapshot_env_falls_back_file_by_file(seeded, unique):
     work, store, _ = seeded
     env = work / f"{unique}-env"
