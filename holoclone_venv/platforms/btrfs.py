@@ -150,10 +150,11 @@ def prepare_template(path: str) -> None:
     :class:`Unsupported` (nothing created) on a kernel where the owner could
     not remove the environments cloned from it (:func:`owner_can_remove_subvolumes`).
     """
-    if not owner_can_remove_subvolumes() and os.geteuid() != 0:
+    parent, name = _split(path, BTRFS_PATH_NAME_MAX)
+    # Asked only on btrfs: elsewhere the ioctl below names the filesystem, the better reason.
+    if not owner_can_remove_subvolumes() and filesystem_name(parent) == "btrfs":
         raise Unsupported("this kernel does not let a subvolume's owner remove it (rmdir_subvol, Linux 4.18), "
                           "so an environment made of a snapshot could not be removed with rm -rf", errno.EPERM)
-    parent, name = _split(path, BTRFS_PATH_NAME_MAX)
     fd = os.open(parent, _DIRECTORY)
     try:
         _ioctl(fd, BTRFS_IOC_SUBVOL_CREATE, bytearray(VOL_ARGS.pack(0, name)), True)

@@ -95,6 +95,29 @@ def test_prepare_template_is_one_subvol_create_on_the_parent(monkeypatch, tmp_pa
     assert ioctl.calls == [(str(tmp_path), btrfs.BTRFS_IOC_SUBVOL_CREATE, btrfs.VOL_ARGS.pack(0, b"tmpl"))]
 
 
+@pytest.mark.parametrize("kernel", ["4.12", "4.18"])
+def test_a_template_is_made_only_where_the_owner_can_remove_snapshots(monkeypatch, tmp_path, kernel):
+    # Before Linux 4.18, rmdir of a subvolume is EPERM for its owner: rm -rf ENV and
+    # virtualenv --clear would fail on every snapshot environment.  The kernel lists the feature.
+    features = tmp_path / "features"
+    features.mkdir()
+    if kernel == "4.18":
+        (features / "rmdir_subvol").write_text("0\n")
+    ioctl = RecordingIoctl()
+    monkeypatch.setattr(btrfs, "_ioctl", ioctl)
+    monkeypatch.setattr(btrfs, "FEATURES", str(features))
+    monkeypatch.setattr(btrfs, "filesystem_name", lambda path: "btrfs")
+    (tmp_path / "store").mkdir()
+    if kernel == "4.12":
+        with pytest.raises(Unsupported) as caught:
+            btrfs.TREE.prepare_template(str(tmp_path / "store" / "tmpl"))
+        assert caught.value.errno == errno.EPERM and "rmdir_subvol, Linux 4.18" in caught.value.reason
+        assert ioctl.calls == [] and os.listdir(tmp_path / "store") == []
+    else:
+        btrfs.TREE.prepare_template(str(tmp_path / "store" / "tmpl"))
+        assert [call[1] for call in ioctl.calls] == [btrfs.BTRFS_IOC_SUBVOL_CREATE]
+
+
 @pytest.mark.parametrize(("code", "unsupported"), [
     (errno.ENOTTY, True), (errno.EOPNOTSUPP, True), (errno.EXDEV, True), (errno.EPERM, True),
     (errno.EACCES, True), (errno.EINVAL, True), (errno.ENOSPC, False), (errno.EDQUOT, False),
