@@ -67,6 +67,19 @@ def _copy_bytes(source: str, target: str) -> None:
         os.close(src)
 
 
+def replace(source: str, target: str) -> None:
+    """``os.replace(source, target)``, also over a read-only ``target`` (which Windows refuses to replace).
+
+    The store replaces objects this way when it heals one that is damaged
+    but still read-only.  On a refusal the target's write bit is set for the
+    replace and cleared again if it still fails.
+    """
+    try:
+        _os_replace(source, target)  # the usual case: one call, nothing looked up first
+    except PermissionError:
+        _replace(source, target, stat.S_IMODE(os.lstat(target).st_mode))
+
+
 def _replace(temporary: str, path: str, mode: int) -> None:
     try:
         _os_replace(temporary, path)

@@ -211,11 +211,13 @@ class Store(Staging, Caches, Templates):
         if not sealed:
             os.chmod(staged, 0o555 if executable else 0o444)
             os.utime(staged, (FIXED_MTIME, FIXED_MTIME))
+        from ..platforms.reseed import replace  # over a damaged but read-only object too (Windows)
+
         try:
-            os.replace(staged, final)
+            replace(staged, final)
         except FileNotFoundError:
             os.makedirs(os.path.dirname(final), exist_ok=True)
-            os.replace(staged, final)
+            replace(staged, final)
 
     def put_bytes(self, data: bytes) -> str:
         """Store ``data`` as an object (if it is not there yet); return its digest."""

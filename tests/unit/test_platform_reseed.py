@@ -82,3 +82,41 @@ def test_reseed_restores_the_mode_when_the_replace_still_fails(store_object, mon
 def test_reseed_of_a_vanished_object_is_file_not_found(tmp_path):
     with pytest.raises(FileNotFoundError):
         reseed(str(tmp_path / "gone"))
+
+
+def test_healing_replaces_a_damaged_object_that_is_still_read_only(tmp_path, monkeypatch):
+    # Windows refuses os.replace over a read-only file: an object damaged only in its mtime (still
+    # 0444) could not be healed by importing its wheel again.  Played here for every replace.
+    import hashlib
+
+    from holoclone_venv.catalog import FIXED_MTIME
+    from holoclone_venv.store import Store
+
+    store = Store(tmp_path / "store")
+    store.check(create=True)
+    data = b"print('hello')\n"
+    digest = hashlib.sha256(data).hexdigest()
+    damaged = store.object_path(digest)
+    os.makedirs(os.path.dirname(damaged))
+    with open(damaged, "wb") as handle:
+        handle.write(data)
+    os.chmod(damaged, 0o444)
+    os.utime(damaged, (1_000_000_000, 1_000_000_000))  # the damage: its mtime
+    staged = store.tmp_file("object")
+    with open(staged, "wb") as handle:
+        handle.write(data)
+
+    def windows_like(source, target):
+        if os.path.exists(target) and not os.stat(target).st_mode & stat.S_IWRITE:
+            raise PermissionError(errno.EACCES, "Access is denied", target)
+        real_replace(source, target)
+
+    real_replace = os.replace
+    monkeypatch.setattr(os, "replace", windows_like)
+    monkeypatch.setattr(reseed_module, "_os_replace", windows_like)
+    store.adopt_object(staged, digest, False)
+    monkeypatch.undo()
+    assert store.has_object(digest, len(data))
+    info = os.stat(damaged)
+    assert stat.S_IMODE(info.st_mode) == 0o444 and int(info.st_mtime) == FIXED_MTIME
+    assert not os.path.exists(staged)
