@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import sys
 from pathlib import Path
 
 import pytest
@@ -458,3 +459,23 @@ def test_filesystem_name_matches_stat(tmp_path):
                                check=True).stdout.strip(), 16)
     assert linux.filesystem_name(str(tmp_path)) == linux._FS_MAGIC.get(magic, f"0x{magic:x}")
     assert linux.filesystem_name(str(tmp_path / "gone")) is None
+
+
+# -- L3: statfs f_type is __fsword_t: 32 bits on s390x, long elsewhere
+
+@pytest.mark.parametrize(("arch", "width"), [("s390x", 4), ("x86_64", None), ("aarch64", None), ("ppc64le", None)])
+def test_statfs_f_type_has_the_width_of_the_architectures_fsword(monkeypatch, arch, width):
+    import ctypes
+
+    monkeypatch.setattr(linux, "machine", lambda: arch)
+    linux._statfs_type.cache_clear()
+    try:
+        head = linux._statfs_type()
+        assert head.f_type.offset == 0
+        assert head.f_type.size == (width or ctypes.sizeof(ctypes.c_long))
+        if width:  # on s390x a long would read f_type and the 4 bytes after it
+            buf = head()
+            ctypes.memmove(ctypes.addressof(buf), (0x9123683E).to_bytes(4, sys.byteorder) + b"\xff" * 4, 8)
+            assert buf.f_type == 0x9123683E
+    finally:
+        linux._statfs_type.cache_clear()

@@ -188,6 +188,29 @@ def test_copy_writes_bytes_mode_and_mtime(tmp_path):
     assert st.st_ino != source.stat().st_ino
 
 
+def test_copy_sets_the_mtime_by_name_where_descriptors_cannot_take_one(tmp_path, monkeypatch):
+    # Windows: os.utime refuses a descriptor (utime not in os.supports_fd), played here.
+    import holoclone_venv.linking as linking
+
+    real_utime = os.utime
+    by_name = []
+
+    def windows_utime(path, *args, **kwargs):
+        if isinstance(path, int):
+            raise NotImplementedError("utime: fd unavailable on this platform")
+        by_name.append(os.fspath(path))
+        return real_utime(path, *args, **kwargs)
+
+    monkeypatch.setattr(linking, "_UTIME_FD", False)
+    monkeypatch.setattr(os, "utime", windows_utime)
+    source = tmp_path / "src"
+    source.write_bytes(b"data")
+    copy(str(source), str(tmp_path / "dst"), None, 0o644, FIXED_MTIME)
+    monkeypatch.undo()
+    assert by_name == [str(tmp_path / "dst")]
+    assert int((tmp_path / "dst").stat().st_mtime) == FIXED_MTIME and (tmp_path / "dst").read_bytes() == b"data"
+
+
 def test_copy_relative_to_a_directory_descriptor(tmp_path):
     source = tmp_path / "src"
     source.write_bytes(b"data")
