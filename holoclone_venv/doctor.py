@@ -251,6 +251,45 @@ def _snapshot_advice(d: Diagnosis) -> None:
             "site-packages one snapshot of a template, in one call whatever its size. Side effect: site-packages "
             "becomes a subvolume, with its own st_dev, a boundary for du -x, find -xdev and backup tools"
         )
+    if d.snapshot.ok and d.directory_fs == "btrfs":
+        d.advice.extend(snapshot_caveats(d.store))
+
+
+#: Files that say this runs in a container (Docker, Podman), and the configurations of tools that
+#: roll a btrfs system back to a snapshot.  Module attributes, so the tests can point them elsewhere.
+CONTAINER_MARKERS = ("/.dockerenv", "/run/.containerenv")
+ROLLBACK_TOOLS = (("snapper", "/etc/snapper/configs"), ("Timeshift", "/etc/timeshift/timeshift.json"),
+                  ("Timeshift", "/etc/timeshift.json"))
+
+
+def snapshot_caveats(store: str) -> list[str]:
+    """What btrfs snapshot environments mean here, one sentence each: the read-only templates always, the
+    container and rollback tools when found (btrfs snapshots are not recursive)."""
+    caveats = [
+        f"with snapshot, templates in {store} are read-only subvolumes: rm -rf of the store, or a cache cleaner "
+        "on ~/.cache, fails on them with 'Read-only file system'; remove them with 'holoclone store clean --yes' "
+        "(or 'holoclone store gc'), or with 'btrfs property set PATH ro false' first",
+        "with snapshot, uv pip install (hardlinks by default on Linux) cannot link across the site-packages "
+        "subvolume and copies instead, with a warning",
+    ]
+    if any(os.path.exists(marker) for marker in CONTAINER_MARKERS):
+        caveats.append("this runs in a container: on Docker's btrfs storage driver each image layer is a "
+                       "snapshot, which does not include nested subvolumes, so a later RUN sees an empty "
+                       "site-packages in snapshot environments; build images with the smart strategy")
+    tools = sorted({name for name, path in ROLLBACK_TOOLS if _configured(path)})
+    if tools:
+        caveats.append(f"{' and '.join(tools)} snapshot this system: their snapshots do not include nested "
+                       "subvolumes, so a rollback restores snapshot environments with an empty site-packages "
+                       "(and templates as empty folders, which holoclone builds again)")
+    return caveats
+
+
+def _configured(path: str) -> bool:
+    """A configuration file, or a folder of them that is not empty."""
+    try:
+        return bool(os.listdir(path)) if os.path.isdir(path) else os.path.isfile(path)
+    except OSError:
+        return False
 
 
 def _sharing(d: Diagnosis, store: Store) -> None:

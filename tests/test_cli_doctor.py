@@ -44,6 +44,29 @@ def test_btrfs_clones_so_smart_reflinks(btrfs, unique):
     store = make_store(btrfs / f"store-{unique}")
     status, report = doctor(directory, store)
     assert (status, report["smart"], report["directory_fs"]) == (0, "reflink", "btrfs")
+    # Snapshot templates are read-only subvolumes: the way out is named before anyone meets EROFS.
+    assert report["snapshot"]["ok"]
+    said = [line for line in report["advice"] if "read-only subvolumes" in line]
+    assert len(said) == 1 and "holoclone store clean --yes" in said[0] and str(store) in said[0], report["advice"]
+
+
+def test_snapshot_caveats_name_containers_and_rollback_tools_only_where_found(tmp_path, monkeypatch):
+    from holoclone_venv import doctor as doctor_module
+
+    markers = tmp_path / "dockerenv", tmp_path / "containerenv"
+    snapper, timeshift = tmp_path / "snapper-configs", tmp_path / "timeshift.json"
+    snapper.mkdir()
+    monkeypatch.setattr(doctor_module, "CONTAINER_MARKERS", tuple(map(str, markers)))
+    monkeypatch.setattr(doctor_module, "ROLLBACK_TOOLS", (("snapper", str(snapper)), ("Timeshift", str(timeshift))))
+    plain = doctor_module.snapshot_caveats("/s")
+    assert len(plain) == 2 and "Read-only file system" in plain[0] and "uv pip install" in plain[1]
+    markers[1].write_text("")
+    (snapper / "root").write_text("SUBVOLUME=/\n")
+    timeshift.write_text("{}")
+    found = doctor_module.snapshot_caveats("/s")[2:]
+    assert len(found) == 2
+    assert "container" in found[0] and "empty site-packages" in found[0]
+    assert found[1].startswith("Timeshift and snapper snapshot this system") and "rollback" in found[1]
 
 
 def test_ext4_hardlinks_and_says_why_and_what_to_do(ext4, unique):
