@@ -552,3 +552,20 @@ def test_a_template_restored_as_an_empty_placeholder_is_never_used(btrfs, unique
     assert snapshotted(two) > 1000  # from a template built again, not from the placeholder
     assert is_subvolume(restored / "templates" / template.name)
     assert str(work / "two") in run_in(work / "two", "pip", "--version").stdout
+
+
+def test_store_clean_removes_read_only_templates_so_rm_rf_of_the_store_works(btrfs, unique):
+    # rm -rf fails with EROFS on a sealed template; 'holoclone store clean --yes' is the way out.
+    work = btrfs / unique
+    work.mkdir()
+    store = work / "store"
+    virtualenv(work / "one", *SNAPSHOT, store=store)
+    [template] = template_paths(store)
+    refused = subprocess.run(["rm", "-rf", str(template)], capture_output=True, text=True)
+    assert refused.returncode != 0 and "Read-only file system" in refused.stderr
+    cleaned = holoclone("store", "clean", "--yes", store=store)
+    assert cleaned.returncode == 0, output(cleaned)
+    assert not os.path.lexists(template) and template_paths(store) == []
+    removed = subprocess.run(["rm", "-rf", str(store)], capture_output=True, text=True)
+    assert removed.returncode == 0, removed.stderr
+    assert str(work / "one") in run_in(work / "one", "pip", "--version").stdout  # its files are its own

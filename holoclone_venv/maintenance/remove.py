@@ -63,8 +63,14 @@ def clean(store: Store) -> CleanResult:
     """Empty the store: everything but its layout marker and locks."""
     removed = []
     with store.lock():
+        for identity, path in store.iter_templates():
+            # One by one: a sealed template (a read-only btrfs subvolume) is unsealed by its own removal,
+            # and one a seeding is cloning right now stays.
+            with store.template_claim(identity) as free:
+                if free:
+                    store.remove(path)
         for folder in (store.catalogs, store.objects, store.index, store.refs, store.wheels, store.resolutions,
-                       store.tmp):
+                       store.tmp, store.templates):
             if folder.exists():
                 store.remove(folder)
                 removed.append(folder.name)
