@@ -268,7 +268,7 @@ def snapshot_caveats(store: str) -> list[str]:
     caveats = [
         f"with snapshot, templates in {store} are read-only subvolumes: rm -rf of the store, or a cache cleaner "
         "on ~/.cache, fails on them with 'Read-only file system'; remove them with 'holoclone store clean --yes' "
-        "(or 'holoclone store gc'), or with 'btrfs property set PATH ro false' first",
+        "('holoclone store gc' removes those no environment uses), or with 'btrfs property set PATH ro false' first",
         "with snapshot, uv pip install (hardlinks by default on Linux) cannot link across the site-packages "
         "subvolume and copies instead, with a warning",
     ]
