@@ -8,7 +8,13 @@ one owner of its folder names)::
                         read-only (on btrfs: a read-only subvolume)
     templates/<id>.plan.json
                         what a clone of it still needs per environment (see
-                        ``tree.py``), so a seeding need not read whole catalogs
+                        ``tree.py``), so a seeding need not read whole catalogs,
+                        and how many entries a whole clone of it holds
+    templates/<id>.files.json
+                        its entries as sealed (:class:`Listing`), for ``verify``
+    locks/template-use-<id>.lock
+                        held shared while a seeding clones the template; gc and
+                        repairs remove only a template they can lock exclusively
 
 A template is built beside the others under a staging name
 (``templates/.stage-<id>.<pid>.<ns>``) and renamed into place only once
