@@ -223,3 +223,24 @@ def _wheel_of_size(folder: Path, size: int) -> Path:
         if wheel.stat().st_size == size:
             return wheel
     raise AssertionError(f"no padding gives a wheel of {size} bytes")
+
+
+def test_two_catalogs_swapped_by_a_co_user_are_refused_in_one_sentence_and_verify_heals(demo_store):
+    store, house, _ = demo_store
+    by_version = {}
+    for path in (store / "catalogs").glob(f"*-{TAG}.json"):
+        document = json.loads(path.read_bytes())
+        if document["name"] == "hcdemo":
+            by_version[document["version"]] = path
+    one, two = (by_version[v].relative_to(store) for v in ("1.0", "2.0"))
+    as_co_user(store, f"mv {one} swap.json; mv {two} {one}; mv swap.json {two}")  # the owner's files, renamed
+
+    env = store.parent / "env"
+    line = refusal(seed(env, store, house, "2.0", check=False), str(store / two))
+    assert f"the catalog {store / two} describes hcdemo 1.0 (" in line, line
+    assert "Run 'holoclone store verify --repair' to remove it" in line
+    assert not (site_packages(env) / "hcdemo").exists()
+
+    assert holoclone("store", "verify", "--repair", store=store).returncode == 0
+    seed(store.parent / "healed", store, house, "2.0")
+    assert installed_version(store.parent / "healed") == "VERSION = '2.0'\n"

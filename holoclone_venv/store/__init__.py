@@ -266,9 +266,19 @@ class Store(Folders, Staging, Caches, Templates):
         if data is None:
             return None
         try:
-            return Catalog.from_json(data, str(path))
+            catalog = Catalog.from_json(data, str(path))
         except OutdatedCatalogError:
             return None
+        if catalog.key != key:
+            # The owner's file, renamed or swapped by someone who can write into catalogs/: its
+            # signature-free content decides what gets installed, so it must be the one its name promises.
+            raise StoreError(
+                f"the catalog {path} describes {catalog.name} {catalog.version} ({catalog.key}), not the wheel its "
+                "name stands for.",
+                "Run 'holoclone store verify --repair' to remove it (the next seeding imports the wheel again), "
+                "and check who else can write into the store.",
+            )
+        return catalog
 
     def require_catalog(self, key: str) -> Catalog:
         """The catalog ``key``, which a seeding in progress relies on; :class:`StoreError` when it is gone."""
