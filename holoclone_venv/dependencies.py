@@ -143,10 +143,10 @@ def _cached(store: Store, key: str) -> list[Path] | None:
     for name, digest in listed:
         if "/" in name or os.sep in name or not is_sha256(digest) or not name.endswith(".whl"):
             return None
-        path = store.wheel_path(name, digest)
+        path = store.kept_wheel(name, digest)  # the owner's regular file, never reached through a link
         # wheel_digest is remembered by (name, size, mtime): cheap after the first time.
         try:
-            if store.wheel_digest(path) != digest:
+            if path is None or store.wheel_digest(path) != digest:
                 return None
         except OSError:
             return None

@@ -38,15 +38,14 @@ def object_name(digest: str, executable: bool) -> str:
 
 def read_catalogs(store: Store) -> Iterator[tuple[str, Catalog | None, str]]:
     """``(key, catalog or None, error)`` for every catalog file of ``store``."""
-    import stat
-
     for key, path in store.iter_catalogs():
         try:
-            st = os.lstat(path)
-            if not stat.S_ISREG(st.st_mode) or not store.trusted(st):
+            data = store.read_trusted(path)  # never through a link, only the owner's (or root's) file
+            if data is None:
+                st = os.lstat(path)
                 yield key, None, f"catalog {path} is not a regular file of the store's owner (uid {st.st_uid})"
                 continue
-            catalog = Catalog.from_json(path.read_bytes(), str(path))
+            catalog = Catalog.from_json(data, str(path))
         except (StoreError, OSError) as error:
             yield key, None, str(getattr(error, "message", error))
             continue

@@ -14,7 +14,7 @@ from .space import Space, measure
 
 def _age(path: Path, now: float) -> float:
     try:
-        return now - path.stat().st_mtime
+        return now - path.lstat().st_mtime  # a link's own age: nothing is followed out of the store
     except OSError:
         return float("inf")
 
@@ -121,12 +121,7 @@ def gc(store: Store, dry_run: bool = False, progress: Progress | None = None, ol
             drop_plans = [path for path in drop_plans if not any(path.name.startswith(i) for i in in_use)]
             for path in drop_resolutions + drop_objects + drop_index + drop_plans:
                 store.remove(path)
-            if store.objects.is_dir():
-                for sub in store.objects.iterdir():
-                    try:
-                        sub.rmdir()  # only succeeds when empty
-                    except OSError:
-                        pass
+            store.remove_empty_folders(store.objects)
             reclaimed = store.reclaim_tmp()
     return GcResult(dry_run, live, dead, drop_catalogs, len(drop_objects), len(drop_index), reclaimed, frees,
                     kept_young, older_than, len(drop_resolutions),

@@ -20,7 +20,7 @@ _OBJECT_NAME = re.compile(r"^([0-9a-f]{62})(\.x)?$")
 class Problem:
     """Something wrong in the store; ``repaired`` says whether ``--repair`` dealt with it."""
 
-    kind: str  # corrupt, foreign, mode, stray, malformed, incomplete, untrusted, template
+    kind: str  # link, corrupt, foreign, mode, stray, malformed, incomplete, untrusted, template
     path: str
     detail: str
     repaired: bool = False
@@ -76,14 +76,22 @@ def verify(store: Store, repair: bool = False, progress: Progress | None = None)
     sealed (kind, mode, size, mtime); repair removes one that differs.
     """
     result = VerifyResult()
+    # Before the lock, which lives in one of these folders: a link where a store folder belongs (planted by
+    # another account that can write into the store) is removed itself, never followed.
+    links = store.folder_links()
+    for link in links:
+        result.found("link", link, "a symbolic link or a file where the store keeps a folder (never followed)",
+                     repair and (lambda link=link: store.remove(link)))
+    if links and not repair:
+        return result  # nothing is looked at through them
     with store.lock():
         intact: dict[tuple[str, bool], int] = {}
         files = []
-        if store.objects.is_dir():
-            for sub in sorted(store.objects.iterdir()):
-                entries = sorted(sub.iterdir()) if sub.is_dir() and not sub.is_symlink() else [sub]
-                for path in entries:
-                    files.append((sub.name, path))
+        for prefix in sorted(store.list_folder(store.objects)):
+            sub = store.objects / prefix
+            is_folder = stat.S_ISDIR(sub.lstat().st_mode)
+            for name in sorted(store.list_folder(sub)) if is_folder else [""]:
+                files.append((prefix, sub / name if name else sub))
         total = sum(file_size(str(p)) for _, p in files)
         for prefix, path in files:
             match = _OBJECT_NAME.match(path.name)

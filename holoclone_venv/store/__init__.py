@@ -40,7 +40,9 @@ from ..catalog import EXECUTABLE, FIXED_MTIME, Catalog, OutdatedCatalogError, ca
 from ..errors import StoreError
 from ..fsutil import write_atomic
 from ..locks import StoreLock
+from . import folders
 from .caches import Caches
+from .folders import Folders
 from .staging import Staging
 from .templates import Templates
 
@@ -48,7 +50,7 @@ LAYOUT = 1
 _LAYOUT_PREFIX = "holoclone-store "
 
 
-class Store(Staging, Caches, Templates):
+class Store(Folders, Staging, Caches, Templates):
     """A store directory.  Opening one never writes; writes create what they need."""
 
     def __init__(self, root: str | os.PathLike[str], lock_timeout: float = 300.0) -> None:
@@ -211,6 +213,13 @@ class Store(Staging, Caches, Templates):
         if not sealed:
             os.chmod(staged, 0o555 if executable else 0o444)
             os.utime(staged, (FIXED_MTIME, FIXED_MTIME))
+        if folders.AT:  # into objects/ab/ as opened without following a link, never where a link points
+            folder = folders.open_folder(self.root, Path(os.path.dirname(final)), create=True)
+            try:
+                os.replace(staged, os.path.basename(final), dst_dir_fd=folder)
+            finally:
+                os.close(folder)
+            return
         from ..platforms.reseed import replace  # over a damaged but read-only object too (Windows)
 
         try:
@@ -232,16 +241,16 @@ class Store(Staging, Caches, Templates):
         return digest
 
     def iter_objects(self) -> Iterator[tuple[str, bool, Path]]:
-        """Yield ``(digest, executable, path)`` for every object file."""
-        if not self.objects.is_dir():
-            return
-        for sub in sorted(self.objects.iterdir()):
-            if not sub.is_dir():
-                continue
-            for path in sorted(sub.iterdir()):
-                name = path.name
+        """Yield ``(digest, executable, path)`` for every object file.
+
+        Raises :class:`StoreError` when a link stands where a folder of objects belongs."""
+        for prefix in sorted(self.list_folder(self.objects)):
+            sub = self.objects / prefix
+            if not self.is_folder(sub):
+                continue  # a stray file: verify reports it
+            for name in sorted(self.list_folder(sub)):
                 executable = name.endswith(".x")
-                yield sub.name + (name[:-2] if executable else name), executable, path
+                yield prefix + (name[:-2] if executable else name), executable, sub / name
 
     # -- catalogs ----------------------------------------------------------------------------
     def catalog_path(self, key: str) -> Path:
@@ -259,9 +268,19 @@ class Store(Staging, Caches, Templates):
         if data is None:
             return None
         try:
-            return Catalog.from_json(data, str(path))
+            catalog = Catalog.from_json(data, str(path))
         except OutdatedCatalogError:
             return None
+        if catalog.key != key:
+            # The owner's file, renamed or swapped by someone who can write into catalogs/: its
+            # signature-free content decides what gets installed, so it must be the one its name promises.
+            raise StoreError(
+                f"the catalog {path} describes {catalog.name} {catalog.version} ({catalog.key}), not the wheel its "
+                "name stands for.",
+                "Run 'holoclone store verify --repair' to remove it (the next seeding imports the wheel again), "
+                "and check who else can write into the store.",
+            )
+        return catalog
 
     def require_catalog(self, key: str) -> Catalog:
         """The catalog ``key``, which a seeding in progress relies on; :class:`StoreError` when it is gone."""
@@ -271,17 +290,14 @@ class Store(Staging, Caches, Templates):
         return catalog
 
     def read_trusted(self, path: str | os.PathLike[str]) -> bytes | None:
-        """The bytes of a store file when it is a regular file (opened without following a symlink) of a
-        trusted owner; None when it is absent, a link, unreadable or another account's."""
-        try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0))
-        except OSError:  # absent, a symlink (ELOOP) or unreadable: not the owner's file
+        """The bytes of a store document (catalog, resolution, ref, plan, index entry) when it is a regular
+        file of a trusted owner, opened without following a link, neither it nor a folder on its way;
+        None when it is absent, a link, unreadable or another account's.  Raises :class:`StoreError` when a
+        folder on its way is a link."""
+        found = folders.read_file(self.root, Path(path))
+        if found is None or not self.trusted(found[1]):
             return None
-        with os.fdopen(fd, "rb") as handle:
-            st = os.fstat(handle.fileno())
-            if not stat.S_ISREG(st.st_mode) or not self.trusted(st):
-                return None
-            return handle.read()
+        return found[0]
 
     def stored_catalog(self, wheel: Path, tag: str) -> Catalog | None:
         """The stored catalog of ``wheel`` for interpreter ``tag``, or None when the wheel must be imported.
@@ -298,15 +314,16 @@ class Store(Staging, Caches, Templates):
 
     def iter_catalogs(self) -> Iterator[tuple[str, Path]]:
         """Yield ``(key, path)`` of every catalog file."""
-        if not self.catalogs.is_dir():
-            return
-        for path in sorted(self.catalogs.glob("*.json")):
-            yield path.stem, path
+        for name in sorted(self.list_folder(self.catalogs)):
+            if name.endswith(".json"):
+                yield name[: -len(".json")], self.catalogs / name
 
     def remove_catalog(self, key: str) -> None:
         """Remove a catalog and the RECORD objects' index files that belong to it."""
-        for path in [self.catalog_path(key), *self.catalogs.glob(f"{key}.record-*")]:
-            _unlink(path)
+        self.remove(self.catalog_path(key))
+        for name in self.list_folder(self.catalogs):
+            if name.startswith(f"{key}.record-"):
+                self.remove(self.catalogs / name)
 
     # -- locks ---------------------------------------------------------------------------------
     def lock(self) -> StoreLock:
@@ -326,18 +343,11 @@ class Store(Staging, Caches, Templates):
         return self._lock(f"resolve-{key[:24]}", "another process resolving the same requirements")
 
     def _lock(self, name: str, what: str) -> StoreLock:
-        self.locks.mkdir(parents=True, exist_ok=True)
-        return StoreLock(str(self.locks / f"{name}.lock"), what, self.lock_timeout)
+        self.make_folder(self.locks)
+        return StoreLock(str(self.locks / f"{name}.lock"), what, self.lock_timeout, self.open_lock_file)
 
 
 def _foreign(st: os.stat_result) -> bool:
     """True when a store path is owned by someone other than this user or root."""
     getuid = getattr(os, "getuid", None)
     return getuid is not None and st.st_uid not in (getuid(), 0)
-
-
-def _unlink(path: Path) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass

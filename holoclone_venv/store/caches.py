@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import time
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -44,14 +45,10 @@ class Caches:
         return digest
 
     def iter_wheel_index(self) -> Iterator[tuple[Path, str]]:
-        """Yield ``(index entry, wheel sha256)``; an unreadable entry yields an empty digest."""
-        if not self.index.is_dir():
-            return
-        for path in self.index.iterdir():
-            try:
-                yield path, path.read_text(encoding="ascii").strip()
-            except (OSError, UnicodeError):
-                yield path, ""
+        """Yield ``(index entry, wheel sha256)``; an entry that is not the owner's sha256 yields an empty digest."""
+        for name in self.list_folder(self.index):  # type: ignore[attr-defined]
+            path = self.index / name
+            yield path, self._stored_digest(path) or ""
 
     def wheel_path(self, name: str, digest: str) -> Path:
         """Where a kept wheel of a dependency set lives (it may not exist)."""
@@ -60,24 +57,38 @@ class Caches:
     def adopt_wheel(self, staged: Path, name: str, digest: str) -> Path:
         """Keep a downloaded wheel (staged under ``tmp/``) read-only under its digest; returns its path."""
         final = self.wheel_path(name, digest)
-        if not final.exists():
+        if self.kept_wheel(name, digest) is None:
             os.chmod(staged, 0o444)
-            final.parent.mkdir(parents=True, exist_ok=True)
+            self.make_folder(final.parent)  # type: ignore[attr-defined]
             os.replace(staged, final)  # tmp/ is in the store: same filesystem, atomic
         return final
 
+    def kept_wheel(self, name: str, digest: str) -> Path | None:
+        """The kept wheel ``name`` of sha256 ``digest`` when it is a regular file of the store's owner (or root)
+        in a real folder, never reached through a link; None otherwise (resolve again, which replaces it).
+        Its content is checked by the caller against ``digest``."""
+        path = self.wheel_path(name, digest)
+        try:
+            if not self.is_folder(path.parent):  # type: ignore[attr-defined]
+                return None
+            st = os.lstat(path)
+        except OSError:
+            return None
+        return path if stat.S_ISREG(st.st_mode) and self.trusted(st) else None  # type: ignore[attr-defined]
+
     def iter_wheels(self) -> Iterator[tuple[str, Path]]:
         """Yield ``(sha256, folder)`` of every kept wheel."""
-        if self.wheels.is_dir():
-            for path in self.wheels.iterdir():
-                yield path.name, path
+        for name in self.list_folder(self.wheels):  # type: ignore[attr-defined]
+            yield name, self.wheels / name
 
     # -- resolutions: requirements resolved to kept wheels -----------------------------------
     def load_resolution(self, key: str) -> dict | None:
-        """The resolution document stored under ``key``, or None (absent or unreadable)."""
+        """The resolution document stored under ``key``, or None: absent, unreadable, or not the store owner's
+        regular file (it decides which wheels are installed, so it is read like a catalog)."""
+        data = self.read_trusted(self.resolutions / f"{key}.json")  # type: ignore[attr-defined]
         try:
-            document = json.loads((self.resolutions / f"{key}.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            document = json.loads(data) if data is not None else None
+        except (ValueError, RecursionError):
             return None
         return document if isinstance(document, dict) else None
 
@@ -86,9 +97,10 @@ class Caches:
 
     def iter_resolutions(self) -> Iterator[tuple[str, Path, dict | None]]:
         """Yield ``(key, path, document or None)`` for every resolution."""
-        if self.resolutions.is_dir():
-            for path in sorted(self.resolutions.glob("*.json")):
-                yield path.stem, path, self.load_resolution(path.stem)
+        for name in sorted(self.list_folder(self.resolutions)):  # type: ignore[attr-defined]
+            if name.endswith(".json"):
+                key = name[: -len(".json")]
+                yield key, self.resolutions / name, self.load_resolution(key)
 
     # -- environments that use the store -----------------------------------------------------
     def add_ref(self, env_dir: str, catalog_keys: Iterable[str], template: str | None = None) -> str:
@@ -105,12 +117,14 @@ class Caches:
 
     def iter_refs(self) -> Iterator[tuple[Path, dict]]:
         """Yield ``(ref file, document)``; unreadable refs yield an empty document."""
-        if not self.refs.is_dir():
-            return
-        for path in sorted(self.refs.glob("*.json")):
+        for name in sorted(self.list_folder(self.refs)):  # type: ignore[attr-defined]
+            if not name.endswith(".json"):
+                continue
+            path = self.refs / name
+            data = self.read_trusted(path)  # type: ignore[attr-defined]
             try:
-                document = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
+                document = json.loads(data) if data is not None else {}
+            except (ValueError, RecursionError):
                 document = {}
             yield path, document if isinstance(document, dict) else {}
 
@@ -131,8 +145,10 @@ class Caches:
     def record_digests(self, key: str) -> set[str]:
         """Digests of the RECORD objects kept for catalog ``key``."""
         found = set()
-        for path in self.catalogs.glob(f"{key}.record-*"):
-            digest = self._stored_digest(path)
+        for name in self.list_folder(self.catalogs):  # type: ignore[attr-defined]
+            if not name.startswith(f"{key}.record-"):
+                continue
+            digest = self._stored_digest(self.catalogs / name)
             if digest is not None:
                 found.add(digest)
         return found

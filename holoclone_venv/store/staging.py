@@ -3,17 +3,23 @@
 Part of :class:`~holoclone_venv.store.Store` (a mixin: the store stays the one
 owner of its folder names).  Anything under ``tmp/`` is incomplete by
 definition; its names end in ``.<pid>.<ns>`` so a dead writer's leftovers can
-be told apart and removed.
+be told apart and removed.  Reclaiming removes only entries with such names,
+and never through a link (see ``folders.py``): whatever else is in ``tmp/``
+was not put there by holoclone and stays.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
+import re
 import time
 from pathlib import Path
 
-from ..fsutil import write_atomic
+from . import folders
+
+#: Names holoclone gives what it stages: ``<label>.<pid>.<ns>`` (write_atomic's ``.<name>.partial.<pid>.<ns>``
+#: included, and a template build's ``.outside`` scratch folder), and the doctor's ``.holoclone-doctor-<label>.<pid>``.
+_STAGING_NAME = re.compile(r"^(?:[^/]+\.(\d+)\.\d+(?:\.outside)?|\.holoclone-doctor-[a-z]+\.(\d+))\Z")
 
 
 class Staging:
@@ -25,14 +31,13 @@ class Staging:
     _reclaimed: bool
 
     def write_atomically(self, final: str | os.PathLike[str], data: bytes) -> None:
-        """Put a small file in the store whole or not at all: staged under ``tmp/``, then renamed."""
-        os.makedirs(os.path.dirname(final), exist_ok=True)
-        self.tmp.mkdir(parents=True, exist_ok=True)
-        write_atomic(final, data, mode=0o644, stage_dir=self.tmp)
+        """Put a small file in the store whole or not at all: staged under ``tmp/``, then renamed; no folder
+        on the way is entered through a link (:class:`StoreError` when one is)."""
+        folders.write_file(self.root, Path(final), data, self.tmp)
 
     def tmp_file(self, label: str) -> str:
         """A fresh path under ``tmp/`` that no other process uses."""
-        self.tmp.mkdir(parents=True, exist_ok=True)
+        self.make_folder(self.tmp)  # type: ignore[attr-defined]
         return f"{self.tmp}/{label}.{os.getpid()}.{time.monotonic_ns()}"
 
     def staging_dir(self, label: str) -> Path:
@@ -45,39 +50,38 @@ class Staging:
         """Remove a file or folder this store listed (never following a symlink); gone already is fine."""
         path = Path(path)
         try:
-            if path.is_dir() and not path.is_symlink():
-                _make_writable(path)
-                shutil.rmtree(path)
-            else:
-                path.unlink()
-        except FileNotFoundError:
-            pass
+            folders.remove(self.root, path)
         except OSError:
             # A sealed template (a read-only subvolume) is removed only by the platform's tree cloner.
             from ..platforms import current
 
             tree = current().tree
-            if tree is None or not path.is_dir():
+            if tree is None or not self.is_folder(path):  # type: ignore[attr-defined]
                 raise
             tree.remove(str(path))
 
     def reclaim_tmp(self, older_than: float = 3600.0) -> int:
-        """Remove staging leftovers of dead processes (or very old ones); returns how many."""
+        """Remove staging leftovers of dead processes (or very old ones); returns how many.
+
+        Only entries carrying holoclone's staging names are removed, each without following a link;
+        raises :class:`StoreError` when ``tmp/`` or ``templates/`` is a link."""
         from ..platforms import current
 
         alive = current().pid_alive
         removed = 0
         now = time.time()
-        leftovers = list(self.tmp.iterdir()) if self.tmp.is_dir() else []
+        leftovers = [self.tmp / name for name in self.list_folder(self.tmp)]  # type: ignore[attr-defined]
         leftovers += self.template_leftovers()  # type: ignore[attr-defined]
         for path in leftovers:
-            parts = path.name.rsplit(".", 2)
-            pid = int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None
+            match = _STAGING_NAME.match(path.name)
+            if match is None:
+                continue  # not staged by holoclone: whoever put it there decides about it
+            pid = int(match.group(1) or match.group(2))
             try:
                 age = now - path.lstat().st_mtime
             except FileNotFoundError:
                 continue
-            if (pid is not None and pid != os.getpid() and not alive(pid)) or age > older_than:
+            if (pid != os.getpid() and not alive(pid)) or age > older_than:
                 self.remove(path)
                 removed += 1
         return removed
@@ -97,16 +101,3 @@ class Staging:
             except OSError:
                 pass  # only housekeeping: a later run tries again
 
-
-
-def _make_writable(path: Path) -> None:
-    """Let rmtree empty read-only folders (objects are 0444 inside 0755 folders; staged ones may not be)."""
-    for dirpath, dirnames, _ in os.walk(path):
-        for name in dirnames:
-            path_ = os.path.join(dirpath, name)
-            if os.path.islink(path_):
-                continue  # a planted link: never change what it points to
-            try:
-                os.chmod(path_, 0o755)
-            except OSError:
-                pass

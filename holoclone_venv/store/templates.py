@@ -112,20 +112,19 @@ class Templates:
         """A fresh path beside the templates to build one in (reclaimed if the builder dies)."""
         import time
 
-        self.templates.mkdir(parents=True, exist_ok=True)
+        self.make_folder(self.templates)  # type: ignore[attr-defined]
         return f"{self.templates}/.stage-{template_id[:12]}.{os.getpid()}.{time.monotonic_ns()}"
 
     def template_leftovers(self) -> Iterator[Path]:
         """Staging folders of template builds (reclaimed with ``tmp/`` when their process is gone)."""
-        if self.templates.is_dir():
-            for path in self.templates.iterdir():
-                if path.name.startswith(".stage-"):
-                    yield path
+        for name in self.list_folder(self.templates):  # type: ignore[attr-defined]
+            if name.startswith(".stage-"):
+                yield self.templates / name
 
     def adopt_template(self, staged: str, template_id: str) -> Path:
         """Rename a complete, sealed template into place; returns its path."""
         final = self.template_path(template_id)
-        final.parent.mkdir(parents=True, exist_ok=True)
+        self.make_folder(final.parent)  # type: ignore[attr-defined]
         os.rename(staged, final)
         return final
 
@@ -135,11 +134,10 @@ class Templates:
 
     def iter_template_plans(self) -> Iterator[tuple[str, Path]]:
         """Yield ``(template id, path)`` of every template plan, its template present or not."""
-        if self.templates.is_dir():
-            for path in sorted(self.templates.glob("*.plan.json")):
-                identity = path.name[: -len(".plan.json")]
-                if _TEMPLATE_ID.match(identity):
-                    yield identity, path
+        for name in sorted(self.list_folder(self.templates)):  # type: ignore[attr-defined]
+            identity = name[: -len(".plan.json")]
+            if name.endswith(".plan.json") and _TEMPLATE_ID.match(identity):
+                yield identity, self.templates / name
 
     def iter_template_listings(self) -> Iterator[tuple[str, Path]]:
         """Yield ``(template id, path)`` of every template's listing of files, its template present or not."""
@@ -151,10 +149,9 @@ class Templates:
 
     def iter_templates(self) -> Iterator[tuple[str, Path]]:
         """Yield ``(id, path)`` of every template."""
-        if self.templates.is_dir():
-            for path in sorted(self.templates.iterdir()):
-                if _TEMPLATE_ID.match(path.name):
-                    yield path.name, path
+        for name in sorted(self.list_folder(self.templates)):  # type: ignore[attr-defined]
+            if _TEMPLATE_ID.match(name):
+                yield name, self.templates / name
 
     def template_lock(self, template_id: str):
         """Serializes building one template."""

@@ -111,7 +111,10 @@ def test_healing_replaces_a_damaged_object_that_is_still_read_only(tmp_path, mon
             raise PermissionError(errno.EACCES, "Access is denied", target)
         real_replace(source, target)
 
+    from holoclone_venv.store import folders
+
     real_replace = os.replace
+    monkeypatch.setattr(folders, "AT", False)  # Windows has no dir_fd operations: objects are adopted by path
     monkeypatch.setattr(os, "replace", windows_like)
     monkeypatch.setattr(reseed_module, "_os_replace", windows_like)
     store.adopt_object(staged, digest, False)
