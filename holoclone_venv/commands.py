@@ -129,13 +129,24 @@ def _space(space) -> str:
     return f"{_size(space.physical)} on disk, {_size(space.apparent)} apparent{how}"
 
 
-def info_command(args: argparse.Namespace) -> Result:
-    from .maintenance.info import info
+def _open_or_none(args: argparse.Namespace):
+    """The store, or None when there is none yet at its path (pip, uv and pnpm report an empty cache then)."""
+    settings = _settings(args)
+    if not os.path.lexists(settings.store):
+        return None
+    return _open(args)
 
-    result = info(_open(args), _progress("measuring"))
+
+def info_command(args: argparse.Namespace) -> Result:
+    from .maintenance.info import StoreInfo, info
+    from .maintenance.space import Space
+
+    store = _open_or_none(args)
+    result = info(store, _progress("measuring")) if store else StoreInfo(_store_path(args), 0, Space(), [], [])
 
     def text(_) -> str:
-        lines = [f"store        {result.root}", f"objects      {result.objects:,}",
+        created = "" if store else " (empty: not created yet; the first seeding creates it)"
+        lines = [f"store        {result.root}{created}", f"objects      {result.objects:,}",
                  f"size         {_space(result.space)}", f"catalogs     {len(result.catalogs)}"]
         for c in result.catalogs:
             lines.append(f"  {c.name} {c.version} {c.tag}  {c.key[:16]}..." if not c.error
@@ -151,6 +162,21 @@ def info_command(args: argparse.Namespace) -> Result:
         return "\n".join(lines)
 
     return result.as_dict(), EXIT_OK, text
+
+
+def list_command(args: argparse.Namespace) -> Result:
+    from .maintenance import read_catalogs
+
+    store = _open_or_none(args)
+    found = sorted(((c.name, c.version, c.tag, key) for key, c, _ in (read_catalogs(store) if store else ()) if c),
+                   key=lambda row: (row[0].lower(), row[1], row[2]))
+    data = [{"name": name, "version": version, "tag": tag, "key": key} for name, version, tag, key in found]
+    by_version: dict[tuple[str, str], list[str]] = {}
+    for name, version, tag, _ in found:
+        by_version.setdefault((name, version), []).append(tag)
+    return data, EXIT_OK, lambda _: "\n".join(
+        f"{name} {version} ({', '.join(tags)})" for (name, version), tags in by_version.items()
+    ) or f"no catalogs in {_store_path(args)}"
 
 
 def verify_command(args: argparse.Namespace) -> Result:
@@ -185,7 +211,7 @@ def gc_command(args: argparse.Namespace) -> Result:
 
     def text(_) -> str:
         verb = "would remove" if result.dry_run else "removed"
-        lines = [f"kept {_count(len(result.live), 'live environment')}"]
+        lines = [_grace_line(result.grace), f"kept {_count(len(result.live), 'live environment')}"]
         lines += [f"  {r.env}: {r.why}" for r in result.live]
         if result.kept_young:
             lines.append(f"kept {_count(len(result.kept_young), 'unused catalog')} younger than {result.grace:g} s "
@@ -199,6 +225,15 @@ def gc_command(args: argparse.Namespace) -> Result:
         return "\n".join(lines)
 
     return result.as_dict(), EXIT_OK, text
+
+
+def _grace_line(grace: float) -> str:
+    """gc's first line: its safety rule, which users of 'uv cache prune' or 'pnpm store prune' do not expect."""
+    if grace <= 0:
+        return "removing what no live environment needs, of any age (--older-than 0)"
+    age = "an hour" if grace == 3600 else f"{grace:g} s"
+    return (f"keeping everything younger than {age}, in case a seeder is about to use it "
+            "(--older-than SECONDS changes this)")
 
 
 def _count(n: int, one: str, many: str = "") -> str:

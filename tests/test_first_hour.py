@@ -160,3 +160,25 @@ def test_verbose_output_names_what_is_resolved_not_pips_arguments_and_counts_man
     assert "--only-binary" not in text and "--dest" not in text, text
     summary = next(line for line in text.splitlines() if line.strip().startswith("seeder HoloCloneSeeder("))
     assert "(imported 5 wheels)" in summary and ".whl" not in summary, summary  # pip and the four
+
+
+def test_where_files_cannot_be_cloned_the_default_output_says_why_in_a_few_words(ext4, unique):
+    store = ext4 / unique / "store"
+    quiet = virtualenv(ext4 / unique / "quiet", "--no-setuptools", store=store)
+    lines = output(quiet).splitlines()
+    seeder = next(line for line in lines if line.strip().startswith("seeder HoloCloneSeeder("))
+    assert "(0 reflinked" in seeder and seeder.endswith("; ext4 cannot clone files, so none were reflinked"), seeder
+    assert not any(line.startswith("holoclone:") for line in lines), lines  # no more than that at default verbosity
+    verbose = virtualenv(ext4 / unique / "verbose", "--no-setuptools", "-v", store=store)
+    assert "reflink is not available for " in output(verbose) and "Operation not supported" in output(verbose)
+
+
+def test_store_list_names_each_catalog_by_name_and_version(tmp_path):
+    store = tmp_path / "store"
+    virtualenv(tmp_path / "env", store=store)
+    listed = holoclone("store", "list", store=store)
+    assert listed.returncode == 0, listed.stderr
+    expected = sorted(f"{c.name} {c.version} ({c.tag})" for c in catalogs(store))
+    assert listed.stdout.splitlines() == expected and len(expected) >= 2
+    data = json.loads(holoclone("store", "list", "--json", store=store).stdout)
+    assert sorted((row["name"], row["version"]) for row in data) == sorted((c.name, c.version) for c in catalogs(store))

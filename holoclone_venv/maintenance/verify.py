@@ -11,7 +11,7 @@ from typing import Callable
 from ..catalog import EXECUTABLE, FIXED_MTIME, Catalog
 from ..fsutil import hash_file
 from ..store import Store
-from . import Progress, file_size, read_catalogs
+from . import Progress, file_size, held, read_catalogs
 
 _OBJECT_NAME = re.compile(r"^([0-9a-f]{62})(\.x)?$")
 
@@ -74,7 +74,7 @@ def verify(store: Store, repair: bool = False, progress: Progress | None = None)
     the mode and mtime of intact objects, and reclaims stale ``tmp/`` entries.
     """
     result = VerifyResult()
-    with store.lock():
+    with held(store, changes=repair):
         intact: dict[tuple[str, bool], int] = {}
         files = []
         if store.objects.is_dir():

@@ -97,3 +97,34 @@ def test_keygen_without_the_remote_extra_says_what_to_install(tmp_path):
 def test_pulling_everything_from_a_url_that_is_no_remote_is_an_error_not_zero_catalogs(tmp_path, store):
     result = _run("--store", str(store), "store", "pull", (tmp_path / "nowhere").as_uri(), "--all", text=True)
     assert result.returncode == 2 and "is not a holoclone remote" in result.stderr, result.stderr
+
+
+def test_info_and_list_on_a_store_not_created_yet_report_it_empty(tmp_path):
+    missing = tmp_path / "not-yet"
+    info = _run("--store", str(missing), "store", "info")
+    assert info.returncode == 0 and b"not created yet" in info.stdout and info.stderr == b"", info.stderr
+    data = json.loads(_run("--store", str(missing), "store", "info", "--json").stdout)
+    assert (data["store"], data["objects"], data["catalogs"], data["environments"]) == (str(missing), 0, [], [])
+    listed = _run("--store", str(missing), "store", "list")
+    assert listed.returncode == 0 and listed.stdout.decode().strip() == f"no catalogs in {missing}"
+    assert json.loads(_run("--store", str(missing), "store", "list", "--json").stdout) == []
+    assert not missing.exists()  # looking creates nothing
+    assert _run("--store", str(missing), "store", "verify").returncode == 2  # a check of nothing is a wrong path
+
+
+def test_gc_says_first_what_it_spares_and_prune_is_the_same_command(store):
+    gc = _run("--store", str(store), "store", "gc", "--dry-run")
+    prune = _run("--store", str(store), "store", "prune", "--dry-run")
+    assert gc.returncode == prune.returncode == 0 and gc.stdout == prune.stdout, prune.stderr
+    first = gc.stdout.decode().splitlines()[0]
+    assert first.startswith("keeping everything younger than an hour") and "--older-than SECONDS" in first
+    any_age = _run("--store", str(store), "store", "gc", "--dry-run", "--older-than", "0")
+    assert any_age.stdout.decode().splitlines()[0].endswith("of any age (--older-than 0)")
+
+
+@pytest.mark.parametrize("args, meant", [(["store", "prnue"], "prune"), (["stor", "info"], "store"),
+                                         (["store", "lst"], "list")])
+def test_a_mistyped_command_gets_a_did_you_mean(tmp_path, args, meant):
+    result = _run("--store", str(tmp_path), *args)
+    assert result.returncode == 2
+    assert result.stderr.decode().splitlines()[-1].endswith(f"did you mean '{meant}'?"), result.stderr
