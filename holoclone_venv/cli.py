@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 from . import __version__, commands
 from .commands import EXIT_OK, EXIT_USAGE
 from .errors import HoloCloneError
-from .settings import DEFAULT_LOCK_TIMEOUT, STORE_ENV
+from .settings import DEFAULT_LOCK_TIMEOUT, STORE_ENV, default_store
 
 _EXIT_CODES = """\
 exit status:
@@ -55,7 +55,7 @@ def _common() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--store", metavar="DIR", default=argparse.SUPPRESS,
                         help=f"the store (default: ${STORE_ENV}, else holoclone_store in virtualenv.ini, "
-                        "else the per-user cache store)")
+                        f"else {default_store()})")
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
                         help="print one JSON document instead of text")
     common.add_argument("--lock-timeout", metavar="SECONDS", type=float, default=argparse.SUPPRESS,

@@ -128,3 +128,9 @@ def test_a_mistyped_command_gets_a_did_you_mean(tmp_path, args, meant):
     result = _run("--store", str(tmp_path), *args)
     assert result.returncode == 2
     assert result.stderr.decode().splitlines()[-1].endswith(f"did you mean '{meant}'?"), result.stderr
+
+
+def test_the_store_option_help_names_the_real_default_store(tmp_path):
+    result = _run("store", "info", "--help", env={"XDG_CACHE_HOME": str(tmp_path / "cache"), "COLUMNS": "300"})
+    text = " ".join(result.stdout.decode().split())
+    assert result.returncode == 0 and f"else {tmp_path / 'cache' / 'holoclone' / 'store'})" in text, text
