@@ -165,18 +165,17 @@ def info_command(args: argparse.Namespace) -> Result:
 
 
 def list_command(args: argparse.Namespace) -> Result:
-    from .maintenance import read_catalogs
+    from .maintenance.info import list_catalogs
 
     store = _open_or_none(args)
-    found = sorted(((c.name, c.version, c.tag, key) for key, c, _ in (read_catalogs(store) if store else ()) if c),
-                   key=lambda row: (row[0].lower(), row[1], row[2]))
-    data = [{"name": name, "version": version, "tag": tag, "key": key} for name, version, tag, key in found]
-    by_version: dict[tuple[str, str], list[str]] = {}
-    for name, version, tag, _ in found:
-        by_version.setdefault((name, version), []).append(tag)
-    return data, EXIT_OK, lambda _: "\n".join(
-        f"{name} {version} ({', '.join(tags)})" for (name, version), tags in by_version.items()
-    ) or f"no catalogs in {_store_path(args)}"
+    found = list_catalogs(store) if store else []
+    tags: dict[str, list[str]] = {}  # "pip 26.3" -> its interpreter tags
+    for c in found:
+        if not c.error:
+            tags.setdefault(f"{c.name} {c.version}", []).append(c.tag)
+    lines = [f"{release} ({', '.join(names)})" for release, names in tags.items()]
+    lines += [f"BROKEN {c.key}: {c.error} ('holoclone store verify --repair' removes it)" for c in found if c.error]
+    return [c.as_dict() for c in found], EXIT_OK, lambda _: "\n".join(lines) or f"no catalogs in {_store_path(args)}"
 
 
 def verify_command(args: argparse.Namespace) -> Result:
@@ -231,7 +230,8 @@ def _grace_line(grace: float) -> str:
     """gc's first line: its safety rule, which users of 'uv cache prune' or 'pnpm store prune' do not expect."""
     if grace <= 0:
         return "removing what no live environment needs, of any age (--older-than 0)"
-    age = "an hour" if grace == 3600 else f"{grace:g} s"
+    hours = grace / 3600
+    age = "an hour" if hours == 1 else f"{hours:g} hours" if hours.is_integer() else f"{grace:g} s"
     return (f"keeping everything younger than {age}, in case a seeder is about to use it "
             "(--older-than SECONDS changes this)")
 

@@ -143,9 +143,12 @@ def _ini_value(env: Mapping[str, str], key: str) -> str | None:
 def settings_from_options(options: object) -> Settings:
     """Build :class:`Settings` from virtualenv's parsed options.
 
-    Raises :class:`ConfigError` for an empty strategy name, an empty
-    exclusion pattern or a non-positive lock timeout.  Whether a name that is
-    not built in exists is for the policy to say (it loads the plugins).
+    Raises :class:`ConfigError` for an empty strategy name, an empty store
+    path or exclusion pattern, a non-positive lock timeout, or a lock timeout
+    in ``VIRTUALENV_HOLOCLONE_LOCK_TIMEOUT`` or virtualenv.ini that is no
+    number (virtualenv drops it).  Options still at a :class:`Default` count
+    as not given.  Whether a name that is not built in exists is for the
+    policy to say (it loads the plugins).
     """
     env: Mapping[str, str] = getattr(options, "env", None) or os.environ
     cli_value = _given(getattr(options, "holoclone_strategy", None))

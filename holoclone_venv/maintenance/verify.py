@@ -72,6 +72,8 @@ def verify(store: Store, repair: bool = False, progress: Progress | None = None)
     every catalog that is malformed, disagrees with its RECORD or needs a
     missing or corrupt object (the next seeding re-imports its wheel), restores
     the mode and mtime of intact objects, and reclaims stale ``tmp/`` entries.
+    Without ``repair``, a store this process cannot write is checked without
+    its lock (:func:`~holoclone_venv.maintenance.held`).
     """
     result = VerifyResult()
     with held(store, changes=repair):

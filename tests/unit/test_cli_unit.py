@@ -134,3 +134,16 @@ def test_the_store_option_help_names_the_real_default_store(tmp_path):
     result = _run("store", "info", "--help", env={"XDG_CACHE_HOME": str(tmp_path / "cache"), "COLUMNS": "300"})
     text = " ".join(result.stdout.decode().split())
     assert result.returncode == 0 and f"else {tmp_path / 'cache' / 'holoclone' / 'store'})" in text, text
+
+
+def test_list_names_a_catalog_it_cannot_read_and_what_repairs_it(store):
+    opened = Store(store)
+    opened.catalogs.mkdir(parents=True, exist_ok=True)
+    key = "ab" * 32 + "-cpython-311"
+    opened.catalog_path(key).write_text("not a catalog")
+    listed = _run("--store", str(store), "store", "list")
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.decode().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"BROKEN {key}: ") and "store verify --repair" in lines[0]
+    data = json.loads(_run("--store", str(store), "store", "list", "--json").stdout)
+    assert [row["key"] for row in data] == [key] and data[0]["error"]
