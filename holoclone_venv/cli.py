@@ -80,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"holoclone-venv {__version__}")
     subcommands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    def command(parent, name: str, help: str, example: str, run: Callable, aliases: Sequence[str] = ()) -> argparse.ArgumentParser:
+    def command(parent, name: str, help: str, example: str, run: Callable,
+                aliases: Sequence[str] = ()) -> argparse.ArgumentParser:
         sub = parent.add_parser(name, parents=[common], help=help, description=help[0].upper() + help[1:] + ".",
                                 formatter_class=_formatter, epilog=f"example:\n  {example}\n\n{_EXIT_CODES}",
                                 aliases=list(aliases))

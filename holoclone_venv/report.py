@@ -121,5 +121,6 @@ def _across_mounts(store_dir: str, env_dir: str) -> str:
         return (f"the store is on a read-only mount, and links cannot cross mounts; for links, use a writable store "
                 f"under the environments' mount {keep}")
     if same_device:
-        return f"the store and the environment are on different mounts of one filesystem (a bind mount); keep them under one {keep}"
+        return ("the store and the environment are on different mounts of one filesystem (a bind mount); "
+                f"keep them under one {keep}")
     return f"the store and the environment are on different filesystems; keep them on one {keep}"

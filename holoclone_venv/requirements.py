@@ -112,7 +112,9 @@ def _check_syntax(line: str, where: str) -> None:
     cannot judge alone are left to pip: wheel files and URLs, per-requirement options
     (``--hash``), ``${VARIABLES}`` and continued lines.
     """
-    if line.endswith("\\") or "${" in line or " -" in line or "://" in line or line.split(";", 1)[0].strip().endswith(".whl"):
+    if line.endswith("\\") or "${" in line or " -" in line or "://" in line:
+        return
+    if line.split(";", 1)[0].strip().endswith(".whl"):
         return
     try:
         from packaging.requirements import InvalidRequirement, Requirement

@@ -158,8 +158,8 @@ class HoloCloneSeeder(BaseEmbed):
         except KeyboardInterrupt as interrupt:
             # virtualenv would log a bare "KeyboardInterrupt: "; the run has removed what it half wrote.
             how = str(interrupt) or "interrupted"
-            print(f"holoclone: {how} while seeding {creator.dest}, which is not complete; run the same command "  # noqa: T201
-                  "again to finish it.", file=sys.stderr)
+            print(f"holoclone: {how} while seeding {creator.dest}, which is not complete; "  # noqa: T201
+                  "run the same command again to finish it.", file=sys.stderr)
             raise _QuietExit(130) from None
         creator.pyenv_cfg["holoclone"] = __version__
         creator.pyenv_cfg["holoclone_store"] = report.store

@@ -185,7 +185,8 @@ def settings_from_options(options: object) -> Settings:
         requirements=_values(getattr(options, "holoclone_requirements", None)),
         packages=_values(getattr(options, "holoclone_package", None)),
         refresh=bool(getattr(options, "holoclone_refresh", False)),
-        remote=str(_given(getattr(options, "holoclone_remote", None)) or env.get("VIRTUALENV_HOLOCLONE_REMOTE") or "").strip(),
+        remote=str(_given(getattr(options, "holoclone_remote", None))
+                   or env.get("VIRTUALENV_HOLOCLONE_REMOTE") or "").strip(),
         trusted_keys=_keys(_given(getattr(options, "holoclone_trusted_keys", None))
                            or env.get("VIRTUALENV_HOLOCLONE_TRUSTED_KEYS")),
     )
