@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 from . import __version__, commands
 from .commands import EXIT_OK, EXIT_USAGE
 from .errors import HoloCloneError
-from .settings import DEFAULT_LOCK_TIMEOUT, STORE_ENV
+from .settings import DEFAULT_LOCK_TIMEOUT, STORE_ENV, default_store
 
 _EXIT_CODES = """\
 exit status:
@@ -30,6 +30,22 @@ exit status:
 """
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a did-you-mean for a mistyped command or action (``holoclone store prnue``)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        import difflib
+        import re
+
+        wrong = re.search(r"invalid choice: '?([^'\s]*)'? \(choose from (.*)\)", message)
+        if wrong:
+            choices = re.findall(r"[\w-]+", wrong.group(2))
+            close = difflib.get_close_matches(wrong.group(1), choices, n=1)
+            if close:
+                message = f"{message}; did you mean {close[0]!r}?"
+        super().error(message)
+
+
 def _formatter(prog: str) -> argparse.HelpFormatter:
     return argparse.RawDescriptionHelpFormatter(prog, max_help_position=30)
 
@@ -39,7 +55,7 @@ def _common() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--store", metavar="DIR", default=argparse.SUPPRESS,
                         help=f"the store (default: ${STORE_ENV}, else holoclone_store in virtualenv.ini, "
-                        "else the per-user cache store)")
+                        f"else {default_store()})")
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
                         help="print one JSON document instead of text")
     common.add_argument("--lock-timeout", metavar="SECONDS", type=float, default=argparse.SUPPRESS,
@@ -55,7 +71,7 @@ _TRUSTED_HELP = ("comma-separated NAME:BASE64 public keys whose signatures are a
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (also used to render ``--help``)."""
     common = _common()
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="holoclone", parents=[common], formatter_class=_formatter,
         description="Inspect and maintain the holoclone store and make holoclone virtualenv's default seeder.",
         epilog="examples:\n  holoclone doctor ~/projects\n  holoclone store info --json\n  holoclone store gc --dry-run\n\n"
@@ -64,9 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"holoclone-venv {__version__}")
     subcommands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    def command(parent, name: str, help: str, example: str, run: Callable) -> argparse.ArgumentParser:
+    def command(parent, name: str, help: str, example: str, run: Callable,
+                aliases: Sequence[str] = ()) -> argparse.ArgumentParser:
         sub = parent.add_parser(name, parents=[common], help=help, description=help[0].upper() + help[1:] + ".",
-                                formatter_class=_formatter, epilog=f"example:\n  {example}\n\n{_EXIT_CODES}")
+                                formatter_class=_formatter, epilog=f"example:\n  {example}\n\n{_EXIT_CODES}",
+                                aliases=list(aliases))
         sub.set_defaults(run=run)
         return sub
 
@@ -92,9 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--repair", action="store_true",
                         help="remove corrupt objects and the catalogs that need them (re-imported on next use), "
                         "fix modes, reclaim stale tmp/ entries")
+    command(store_commands, "list", "list the catalogs the store holds, by name and version",
+            "holoclone store list --json", commands.list_command)
     command(store_commands, "path", "print the store's directory", "cd \"$(holoclone store path)\"", commands.path_command)
-    gc = command(store_commands, "gc", "remove what no live environment needs",
-                 "holoclone store gc --dry-run", commands.gc_command)
+    gc = command(store_commands, "gc", "remove what no live environment needs (alias: prune); nothing under an hour old",
+                 "holoclone store prune --dry-run", commands.gc_command, aliases=["prune"])
     gc.add_argument("--dry-run", action="store_true", help="only show what would be removed and the space it frees")
     gc.add_argument("--older-than", metavar="SECONDS", type=float, default=None,
                     help="remove unused catalogs and wheels once older than this (default 3600: a seeder may be "

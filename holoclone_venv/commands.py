@@ -129,13 +129,24 @@ def _space(space) -> str:
     return f"{_size(space.physical)} on disk, {_size(space.apparent)} apparent{how}"
 
 
-def info_command(args: argparse.Namespace) -> Result:
-    from .maintenance.info import info
+def _open_or_none(args: argparse.Namespace):
+    """The store, or None when there is none yet at its path (pip, uv and pnpm report an empty cache then)."""
+    settings = _settings(args)
+    if not os.path.lexists(settings.store):
+        return None
+    return _open(args)
 
-    result = info(_open(args), _progress("measuring"))
+
+def info_command(args: argparse.Namespace) -> Result:
+    from .maintenance.info import StoreInfo, info
+    from .maintenance.space import Space
+
+    store = _open_or_none(args)
+    result = info(store, _progress("measuring")) if store else StoreInfo(_store_path(args), 0, Space(), [], [])
 
     def text(_) -> str:
-        lines = [f"store        {result.root}", f"objects      {result.objects:,}",
+        created = "" if store else " (empty: not created yet; the first seeding creates it)"
+        lines = [f"store        {result.root}{created}", f"objects      {result.objects:,}",
                  f"size         {_space(result.space)}", f"catalogs     {len(result.catalogs)}"]
         for c in result.catalogs:
             lines.append(f"  {c.name} {c.version} {c.tag}  {c.key[:16]}..." if not c.error
@@ -151,6 +162,20 @@ def info_command(args: argparse.Namespace) -> Result:
         return "\n".join(lines)
 
     return result.as_dict(), EXIT_OK, text
+
+
+def list_command(args: argparse.Namespace) -> Result:
+    from .maintenance.info import list_catalogs
+
+    store = _open_or_none(args)
+    found = list_catalogs(store) if store else []
+    tags: dict[str, list[str]] = {}  # "pip 26.3" -> its interpreter tags
+    for c in found:
+        if not c.error:
+            tags.setdefault(f"{c.name} {c.version}", []).append(c.tag)
+    lines = [f"{release} ({', '.join(names)})" for release, names in tags.items()]
+    lines += [f"BROKEN {c.key}: {c.error} ('holoclone store verify --repair' removes it)" for c in found if c.error]
+    return [c.as_dict() for c in found], EXIT_OK, lambda _: "\n".join(lines) or f"no catalogs in {_store_path(args)}"
 
 
 def verify_command(args: argparse.Namespace) -> Result:
@@ -185,7 +210,7 @@ def gc_command(args: argparse.Namespace) -> Result:
 
     def text(_) -> str:
         verb = "would remove" if result.dry_run else "removed"
-        lines = [f"kept {_count(len(result.live), 'live environment')}"]
+        lines = [_grace_line(result.grace), f"kept {_count(len(result.live), 'live environment')}"]
         lines += [f"  {r.env}: {r.why}" for r in result.live]
         if result.kept_young:
             lines.append(f"kept {_count(len(result.kept_young), 'unused catalog')} younger than {result.grace:g} s "
@@ -199,6 +224,16 @@ def gc_command(args: argparse.Namespace) -> Result:
         return "\n".join(lines)
 
     return result.as_dict(), EXIT_OK, text
+
+
+def _grace_line(grace: float) -> str:
+    """gc's first line: its safety rule, which users of 'uv cache prune' or 'pnpm store prune' do not expect."""
+    if grace <= 0:
+        return "removing what no live environment needs, of any age (--older-than 0)"
+    hours = grace / 3600
+    age = "an hour" if hours == 1 else f"{hours:g} hours" if hours.is_integer() else f"{grace:g} s"
+    return (f"keeping everything younger than {age}, in case a seeder is about to use it "
+            "(--older-than SECONDS changes this)")
 
 
 def _count(n: int, one: str, many: str = "") -> str:

@@ -35,6 +35,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -199,17 +200,29 @@ def _pip_download(settings: Settings, request: SeedRequest, dest: Path) -> None:
     for requirements in settings.requirements:
         cmd += ["--requirement", os.path.abspath(requirements)]
     cmd += list(settings.packages)
-    LOG.info("holoclone: resolving %s with pip (once for this set)", " ".join(cmd[3:]))
+    # What is resolved, in the user's words; pip's own arguments only at debug level (-vv).
+    wanted = [*settings.packages, *(os.path.basename(r) for r in settings.requirements)]
+    LOG.info("holoclone: resolving %s with pip (once for this set)", ", ".join(wanted))
+    LOG.debug("holoclone: running %s", " ".join(cmd))
     try:
         returncode, stdout, stderr = _run_pip(cmd)
     except OSError as error:
         raise ResolveError(f"cannot run pip with {interpreter.executable}: {error.strerror or error}.") from None
     if returncode:
-        raise ResolveError(
-            f"pip could not resolve the requested packages to wheels: {_last_error(stderr, stdout)}",
-            "Check the requirements and your pip index settings (pip.conf, PIP_INDEX_URL, --extra-search-dir); "
-            "only wheels can be used, not source distributions.",
-        )
+        reason = _last_error(stderr, stdout)
+        raise ResolveError(f"pip could not resolve the requested packages to wheels: {reason}", _advice(reason))
+
+
+def _advice(reason: str) -> str:
+    """What to do, for the kind of failure pip reported (a name it cannot find is not an index problem)."""
+    missing = re.search(r"no matching distribution found for (\S+?)\.?$", reason, re.IGNORECASE)
+    if missing:
+        return (f"Check that {missing.group(1)!r} is spelt as on the index and has a wheel for this Python "
+                "(holoclone uses wheels only).")
+    if "invalid requirement" in reason.lower():
+        return "Write the requirement as pip does, e.g. 'numpy>=2'."
+    return ("Check the requirements and your pip index settings (pip.conf, PIP_INDEX_URL, --extra-search-dir); "
+            "only wheels can be used, not source distributions.")
 
 
 def _run_pip(cmd: list[str]) -> tuple[int, str, str]:

@@ -43,10 +43,13 @@ class Report:
     def summary(self) -> str:
         """One line, e.g. ``seeded pip 26.3: 880 files (880 reflinked, ...) in 38 ms from STORE``."""
         parts = ", ".join(f"{n:,} {k}" for k, n in self.counts.items())
+        cannot = sorted({self.filesystems.get(fb.target_dir, "?") for fb in self.fallbacks if not _actionable(fb)})
         return (
             f"seeded {', '.join(self.packages) or 'nothing'}: {self.files:,} files ({parts}, "
             f"{self.generated:,} written per env) in {self.seconds * 1000:.0f} ms from {self.store}"
-            + (f" (imported {', '.join(self.imported)})" if self.imported else "")
+            + (f" (imported {_wheels(self.imported)})" if self.imported else "")
+            # Why nothing was reflinked, in a few words at default verbosity; -v prints the whole line.
+            + (f"; {' and '.join(cannot)} cannot clone files, so none were reflinked" if cannot else "")
         )
 
     def fallback_lines(self) -> list[tuple[bool, str]]:
@@ -65,19 +68,15 @@ class Report:
             dst_fs = self.filesystems.get(fb.target_dir, "?")
             instead = {"hardlink": "hardlinked (bytecode and excluded files copied)", "reflink": "reflinked",
                        "copy": "copied", "per-file": "placed file by file"}.get(fb.to, f"placed with {fb.to}")
+            actionable = _actionable(fb)
             if fb.method == "snapshot":
-                actionable = True
                 advice = ("snapshots need the store and the environment on one btrfs filesystem, and a new "
                           "environment; 'holoclone doctor DIR' says what this one can do")
             elif fb.errno == errno.EXDEV:
-                actionable = True
-                advice = ("the store and the environment are on different filesystems; keep them on one "
-                          "(--holoclone-store or VIRTUALENV_HOLOCLONE_STORE)")
-            elif fb.method == "reflink" and fb.errno in _CANNOT_CLONE:
-                actionable = False
+                advice = _across_mounts(fb.source_dir, fb.target_dir)
+            elif not actionable:
                 advice = f"{dst_fs} cannot clone files; for reflinks keep the store and environments on XFS (reflink=1) or btrfs"
             else:
-                actionable = True
                 advice = "check the filesystem and the permissions of the store and the environment"
             lines.append((actionable,
                           f"holoclone: {fb.method} is not available for {fb.target_dir} ({fb.reason}; store on {src_fs}, "
@@ -89,3 +88,39 @@ class Report:
 _CANNOT_CLONE = frozenset(
     getattr(errno, name) for name in ("EOPNOTSUPP", "ENOTSUP", "ENOTTY", "ENOSYS", "EINVAL") if hasattr(errno, name)
 ) | {None}
+
+
+def _actionable(fb: Fallback) -> bool:
+    """False only for a filesystem that cannot clone at all: nothing the user changes for this environment."""
+    return not (fb.method == "reflink" and fb.errno in _CANNOT_CLONE)
+
+
+def _wheels(names: list[str]) -> str:
+    """``pip 26.3, setuptools 80.9.0`` for a few wheel file names, a count for many."""
+    if len(names) > 3:
+        return f"{len(names)} wheels"
+    return ", ".join(" ".join(name.split("-")[:2]) for name in names)
+
+
+def _across_mounts(store_dir: str, env_dir: str) -> str:
+    """Why links cannot cross from the store to the environment (EXDEV), and what to do.
+
+    Linux refuses links between two mounts even of one filesystem, so a bind mount (often a
+    read-only one, of a shared store) is named as such, not as another filesystem.
+    """
+    import os
+
+    keep = "(--holoclone-store or VIRTUALENV_HOLOCLONE_STORE)"
+    try:
+        same_device = os.stat(store_dir).st_dev == os.stat(env_dir).st_dev
+        statvfs = getattr(os, "statvfs", None)  # POSIX only; elsewhere a mount's flags are not asked
+        read_only = bool(statvfs and statvfs(store_dir).f_flag & getattr(os, "ST_RDONLY", 1))
+    except OSError:
+        same_device, read_only = False, False
+    if read_only:
+        return (f"the store is on a read-only mount, and links cannot cross mounts; for links, use a writable store "
+                f"under the environments' mount {keep}")
+    if same_device:
+        return ("the store and the environment are on different mounts of one filesystem (a bind mount); "
+                f"keep them under one {keep}")
+    return f"the store and the environment are on different filesystems; keep them on one {keep}"

@@ -51,6 +51,7 @@ def read_requirements(files: Iterable[str], specs: Iterable[str]) -> Requirement
                 "Put pip options into a requirements file or pip.conf.",
             )
         _refuse_unbuilt(spec.strip(), "--holoclone-package")
+        _check_syntax(spec.strip(), "--holoclone-package")
     seen: set[str] = set()
 
     def visit(path: str, included_from: str | None) -> None:
@@ -90,6 +91,7 @@ def read_requirements(files: Iterable[str], specs: Iterable[str]) -> Requirement
                     found.local_paths.append(_local(links.group(1), base))
             elif not line.startswith("-") or _EDITABLE.match(line):
                 _refuse_unbuilt(line, path)
+                _check_syntax(line, path)
                 if line.endswith(".whl") and "://" not in line.replace("file://", ""):
                     found.local_paths.append(_local(line, base))
 
@@ -101,6 +103,31 @@ def read_requirements(files: Iterable[str], specs: Iterable[str]) -> Requirement
 def _local(reference: str, base: str) -> str:
     reference = reference[len("file://"):] if reference.startswith("file://") else reference
     return os.path.normpath(os.path.join(base, os.path.expanduser(reference)))
+
+
+def _check_syntax(line: str, where: str) -> None:
+    """Refuse a requirement pip could never parse (``numpy>=``), before anything is made.
+
+    Checked with ``packaging``'s PEP 508 parser, as pip parses it.  Lines this check
+    cannot judge alone are left to pip: wheel files and URLs, per-requirement options
+    (``--hash``), ``${VARIABLES}`` and continued lines.
+    """
+    if line.endswith("\\") or "${" in line or " -" in line or "://" in line:
+        return
+    if line.split(";", 1)[0].strip().endswith(".whl"):
+        return
+    try:
+        from packaging.requirements import InvalidRequirement, Requirement
+    except ImportError:  # packaging is a dependency; without it pip still reports the error, later
+        return
+    try:
+        Requirement(line)
+    except InvalidRequirement as error:
+        detail = (str(error).splitlines() or ["unreadable"])[0].strip()  # the lines after it draw an arrow
+        raise ResolveError(
+            f"{line!r} in {where} is not a valid requirement ({detail}), and nothing was created.",
+            "Write it as pip does, e.g. 'numpy>=2', 'numpy==2.3.0' or 'numpy'.",
+        ) from None
 
 
 def _refuse_unbuilt(line: str, where: str) -> None:

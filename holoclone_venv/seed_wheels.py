@@ -33,7 +33,7 @@ def seed_request(seeder: BaseEmbed, creator: Creator, resolving: bool = False) -
         implementation=info.implementation,
         version=(major, minor),
         release=tuple(info.version_info[:3]),
-        platform=info.sysconfig_platform,
+        platform=_platform(info),
         architecture=info.architecture,
         markers=tuple(sorted((getattr(info, "marker_environment", None) or {}).items())),
     )
@@ -57,6 +57,20 @@ def seed_request(seeder: BaseEmbed, creator: Creator, resolving: bool = False) -
         pip_wheel=_embedded_pip(info.version_release_str) if resolving else None,
         plugin_entry_points=plugin_entry_points(),
     )
+
+
+def _platform(info: object) -> str:
+    """The interpreter's ``sysconfig.get_platform()`` (``linux-x86_64``), part of a resolution's cache key.
+
+    Newer virtualenvs record it for the interpreter; older ones (20.35 and before) do not, and then this
+    machine's own is used, which names the same OS and machine (the word size is recorded separately).
+    """
+    found = getattr(info, "sysconfig_platform", None)
+    if found:
+        return str(found)
+    import sysconfig
+
+    return sysconfig.get_platform()
 
 
 def plugin_entry_points() -> tuple[tuple[str, str, str], ...] | None:

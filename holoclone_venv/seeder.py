@@ -8,6 +8,7 @@ The work happens in :mod:`holoclone_venv.run`, imported inside ``run``.
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from typing import TYPE_CHECKING, Iterator
 
@@ -37,12 +38,15 @@ class HoloCloneSeeder(BaseEmbed):
         self.settings = _settings_or_exit(options)
         if self.settings.requirements or self.settings.packages:
             self.enabled = options.no_seed is False
+        # Whether this run makes the environment: if so, a request pip cannot resolve removes it again.
+        dest = getattr(options, "dest", None)
+        self._new_env = bool(dest) and not os.path.lexists(str(dest))
 
     @classmethod
     def add_parser_arguments(cls, parser: ArgumentParser, interpreter: object, app_data: AppData) -> None:
         """Add virtualenv's seed options and holoclone's own."""
         super().add_parser_arguments(parser, interpreter, app_data)  # type: ignore[arg-type]
-        from .settings import BUILTIN_STRATEGIES, DEFAULT_LOCK_TIMEOUT
+        from .settings import BUILTIN_STRATEGIES, DEFAULT_LOCK_TIMEOUT, DEFAULT_STRATEGY, RCC_ENV, Default, default_store
 
         # Straight into virtualenv's seeder group (``parser``): argparse never prints a group
         # nested in a group (and deprecates nesting), so the help would lose these options.
@@ -50,17 +54,16 @@ class HoloCloneSeeder(BaseEmbed):
             "--holoclone-strategy",
             dest="holoclone_strategy",
             metavar="NAME",
-            default=None,
+            default=Default.shown(f"${RCC_ENV}={rcc}" if (rcc := os.environ.get(RCC_ENV)) else DEFAULT_STRATEGY),
             help=f"how files get into the env: {', '.join(BUILTIN_STRATEGIES)} or a plugin's strategy; "
-            "None means $RCC_HOLOTREE_STRATEGY, else smart",
+            f"without it ${RCC_ENV}, else {DEFAULT_STRATEGY}",
         )
         parser.add_argument(
             "--holoclone-store",
             dest="holoclone_store",
             metavar="DIR",
-            default=None,
-            help="store directory, on the same filesystem as your environments for reflinks; "
-            "None means the user cache directory",
+            default=Default.shown(default_store()),
+            help="store directory, on the same filesystem as your environments for reflinks",
         )
         parser.add_argument(
             "--holoclone-strict",
@@ -117,7 +120,7 @@ class HoloCloneSeeder(BaseEmbed):
             "--holoclone-remote",
             dest="holoclone_remote",
             metavar="URL",
-            default=None,
+            default=Default.shown("none"),
             help="on a local miss, pull signed catalogs from this remote store (s3://, https://, file://) before "
             "importing wheels or running pip",
         )
@@ -125,7 +128,7 @@ class HoloCloneSeeder(BaseEmbed):
             "--holoclone-trusted-keys",
             dest="holoclone_trusted_keys",
             metavar="KEYS",
-            default=None,
+            default=Default.shown("none"),
             help="comma-separated NAME:BASE64 public keys; a remote's catalogs are used only when signed by one",
         )
 
@@ -147,7 +150,17 @@ class HoloCloneSeeder(BaseEmbed):
                 resolving = bool(self.settings.requirements or self.settings.packages)
                 report = seed(seed_request(self, creator, resolving), self.settings)
         except HoloCloneError as error:
+            from .requirements import ResolveError
+
+            if isinstance(error, ResolveError) and self._new_env:
+                _unmake(creator.dest, error)
             raise SeedError(str(error)) from None
+        except KeyboardInterrupt as interrupt:
+            # virtualenv would log a bare "KeyboardInterrupt: "; the run has removed what it half wrote.
+            how = str(interrupt) or "interrupted"
+            print(f"holoclone: {how} while seeding {creator.dest}, which is not complete; "  # noqa: T201
+                  "run the same command again to finish it.", file=sys.stderr)
+            raise _QuietExit(130) from None
         creator.pyenv_cfg["holoclone"] = __version__
         creator.pyenv_cfg["holoclone_store"] = report.store
         self.report = report
@@ -158,6 +171,19 @@ class HoloCloneSeeder(BaseEmbed):
         extra = f", strategy={self.settings.strategy}, store={self.settings.store}"
         report = getattr(self, "report", None)
         return f"{base[:-1]}{extra}{base[-1]}" + (f" {report.summary()}" if report is not None else "")
+
+
+def _unmake(env: object, error: Exception) -> None:
+    """Bad input found only by pip (a name the index lacks): remove the environment this run made, and stop.
+
+    An environment with Python but without the packages asked for would look complete; the same
+    command works again once the request is fixed.
+    """
+    import shutil
+
+    shutil.rmtree(str(env), ignore_errors=True)
+    print(f"holoclone: error: {error} Nothing was created.", file=sys.stderr)  # noqa: T201
+    raise _QuietExit(2) from None
 
 
 @contextlib.contextmanager
@@ -181,7 +207,7 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 
 def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"stopped by signal {signum}")
+    raise KeyboardInterrupt(f"stopped by signal {signum}")  # the words the interrupted run prints
 
 
 class SeedError(RuntimeError):
@@ -208,18 +234,18 @@ def _settings_or_exit(options: VirtualEnvOptions) -> Settings:
         return settings
     except HoloCloneError as error:
         print(f"holoclone: error: {error}", file=sys.stderr)  # noqa: T201
-        raise _UsageExit() from None
+        raise _QuietExit(2) from None
 
 
-class _UsageExit(SystemExit):
-    """Exit status 2 for a bad setting, already explained on stderr in one sentence.
+class _QuietExit(SystemExit):
+    """An exit already explained on stderr in one sentence: 2 for a bad setting, 130 for Ctrl-C.
 
     virtualenv logs every non-zero SystemExit as ``SystemExit: 2`` after the
     message; a filter on its logger drops that line for this exit only.
     """
 
-    def __init__(self) -> None:
-        super().__init__(2)
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
         import logging
 
         # "__main__" when virtualenv runs as ``python -m virtualenv``.
@@ -229,4 +255,4 @@ class _UsageExit(SystemExit):
 
 def _drop_usage_exit(record: object) -> bool:
     args = getattr(record, "args", None) or ()
-    return not any(isinstance(arg, _UsageExit) for arg in args)
+    return not any(isinstance(arg, _QuietExit) for arg in args)

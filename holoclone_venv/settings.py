@@ -34,6 +34,25 @@ RCC_ENV = "RCC_HOLOTREE_STRATEGY"
 STORE_ENV = "VIRTUALENV_HOLOCLONE_STORE"
 #: Seconds a run waits for a store lock before it gives up with a message.
 DEFAULT_LOCK_TIMEOUT = 300.0
+LOCK_TIMEOUT_ENV = "VIRTUALENV_HOLOCLONE_LOCK_TIMEOUT"
+
+
+class Default(str):
+    """An option's default as ``--help`` shows it (the real store path, the real strategy), never a user's choice.
+
+    argparse prints the default value itself; a plain ``None`` would read "default: None".  Settings
+    treat a value of this type as "not given", so the precedence below still decides.  Only
+    :meth:`shown` makes one: virtualenv converts ``VIRTUALENV_*`` and virtualenv.ini values by calling
+    the default's type, and ``Default(value)`` therefore returns a plain ``str``, a choice.
+    """
+
+    def __new__(cls, value: object = "") -> str:  # type: ignore[misc]
+        return str(value)
+
+    @classmethod
+    def shown(cls, value: str) -> Default:
+        """The default to show in ``--help``."""
+        return str.__new__(cls, value)
 
 
 class Settings(NamedTuple):
@@ -124,12 +143,15 @@ def _ini_value(env: Mapping[str, str], key: str) -> str | None:
 def settings_from_options(options: object) -> Settings:
     """Build :class:`Settings` from virtualenv's parsed options.
 
-    Raises :class:`ConfigError` for an empty strategy name, an empty
-    exclusion pattern or a non-positive lock timeout.  Whether a name that is
-    not built in exists is for the policy to say (it loads the plugins).
+    Raises :class:`ConfigError` for an empty strategy name, an empty store
+    path or exclusion pattern, a non-positive lock timeout, or a lock timeout
+    in ``VIRTUALENV_HOLOCLONE_LOCK_TIMEOUT`` or virtualenv.ini that is no
+    number (virtualenv drops it).  Options still at a :class:`Default` count
+    as not given.  Whether a name that is not built in exists is for the
+    policy to say (it loads the plugins).
     """
     env: Mapping[str, str] = getattr(options, "env", None) or os.environ
-    cli_value = getattr(options, "holoclone_strategy", None)
+    cli_value = _given(getattr(options, "holoclone_strategy", None))
     env_value = env.get("VIRTUALENV_HOLOCLONE_STRATEGY")
     if cli_value is None and env_value is not None:
         # virtualenv drops an env value it cannot convert; never ignore one silently.
@@ -137,15 +159,19 @@ def settings_from_options(options: object) -> Settings:
     typed, source = strategy_from(cli_value, env)
     if not normalize_strategy(typed):
         check_strategy(typed, source, list(BUILTIN_STRATEGIES))
-    store = getattr(options, "holoclone_store", None) or env.get(STORE_ENV) or default_store()
-    if not str(store).strip():
-        raise ConfigError("the holoclone store path is empty.", "Pass --holoclone-store DIR or unset it.")
+    given_store = _given(getattr(options, "holoclone_store", None))
+    if given_store is not None and not str(given_store).strip():
+        raise ConfigError("the holoclone store path given is empty ('').",
+                          "Name a directory, or leave the option out for the default store.")
+    store = given_store or env.get(STORE_ENV) or default_store()
     raw_excludes = getattr(options, "holoclone_exclude", None)
     items = [raw_excludes] if isinstance(raw_excludes, str) else list(raw_excludes or ())
     if any(isinstance(item, str) and not item.strip() for item in items):
         raise ConfigError("an empty --holoclone-exclude pattern matches nothing.", "Remove it or give a glob.")
     excludes = _values(raw_excludes)
     timeout = float(getattr(options, "holoclone_lock_timeout", DEFAULT_LOCK_TIMEOUT))
+    if timeout == DEFAULT_LOCK_TIMEOUT:  # the default: perhaps because virtualenv dropped a bad value
+        _check_number(env, LOCK_TIMEOUT_ENV, "holoclone_lock_timeout")
     if not timeout > 0:
         raise ConfigError(f"--holoclone-lock-timeout must be positive, got {timeout}.")
     return Settings(
@@ -159,10 +185,28 @@ def settings_from_options(options: object) -> Settings:
         requirements=_values(getattr(options, "holoclone_requirements", None)),
         packages=_values(getattr(options, "holoclone_package", None)),
         refresh=bool(getattr(options, "holoclone_refresh", False)),
-        remote=str(getattr(options, "holoclone_remote", None) or env.get("VIRTUALENV_HOLOCLONE_REMOTE") or "").strip(),
-        trusted_keys=_keys(getattr(options, "holoclone_trusted_keys", None)
+        remote=str(_given(getattr(options, "holoclone_remote", None))
+                   or env.get("VIRTUALENV_HOLOCLONE_REMOTE") or "").strip(),
+        trusted_keys=_keys(_given(getattr(options, "holoclone_trusted_keys", None))
                            or env.get("VIRTUALENV_HOLOCLONE_TRUSTED_KEYS")),
     )
+
+
+def _given(value: object) -> object:
+    """None for an option left at its default (:class:`Default`), else the value."""
+    return None if isinstance(value, Default) else value
+
+
+def _check_number(env: Mapping[str, str], variable: str, ini_key: str) -> None:
+    """Refuse a number setting virtualenv could not convert: it would drop it and use the default, silently."""
+    for value, where in ((env.get(variable), variable), (_ini_value(env, ini_key), f"{ini_key} in virtualenv.ini")):
+        if not value or not value.strip():
+            continue
+        try:
+            float(value)
+        except ValueError:
+            raise ConfigError(f"{where}={value!r} is not a number of seconds.",
+                              "Set it to a positive number such as 300, or remove it.") from None
 
 
 def _keys(value: object) -> tuple[str, ...]:
@@ -199,6 +243,8 @@ def settings_for_command(env: Mapping[str, str], **flags: object) -> Settings:
     from virtualenv.config.env_var import get_env_var
     from virtualenv.config.ini import IniConfig
 
+    if flags.get("lock_timeout") is None:  # before virtualenv's converter logs its own warning about it
+        _check_number(env, LOCK_TIMEOUT_ENV, "holoclone_lock_timeout")
     ini = IniConfig(env)
     types = {"store": TypeData(str, str), "strategy": TypeData(str, str), "exclude": ListType(list, str),
              "lock_timeout": TypeData(float, float), "remote": TypeData(str, str),

@@ -12,6 +12,7 @@ holoclone, a strategy or a store).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -160,3 +161,15 @@ _DONE = {"copy": "copied", "hardlink": "hardlinked", "reflink": "reflinked"}
 def fell_back(line: str, method: str, instead: str) -> bool:
     """True when a fallback line says ``method`` gave way to ``instead`` (``... so files were copied``)."""
     return f"{method} is not available for " in line and f"so files were {_DONE.get(instead, instead)}" in line
+
+
+@contextlib.contextmanager
+def read_only_bind(source: Path, target: Path):
+    """``source`` mounted again, read-only, at ``target`` (as root), as a shared store is often offered."""
+    target.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "--bind", str(source), str(target)], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(target)], check=True)
+        yield target
+    finally:
+        subprocess.run(["umount", str(target)], check=True)

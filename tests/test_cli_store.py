@@ -10,7 +10,8 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from helpers import REPO, TAG, catalog_by_name, holoclone, run_in, summary_line, virtualenv
+from helpers import (REPO, TAG, catalog_by_name, fallback_lines, holoclone, output, read_only_bind, run_in,
+                     summary_line, virtualenv)
 
 from holoclone_venv.catalog import EXECUTABLE
 from holoclone_venv.store import Store
@@ -234,7 +235,8 @@ def test_import_refuses_bad_bundles_and_writes_nothing(xfs, unique, tmp_path):
 
 
 @pytest.mark.parametrize("command", [[], ["doctor"], ["enable"], ["disable"], ["plugins"], ["store"],
-                                     ["store", "info"], ["store", "verify"], ["store", "gc"], ["store", "export"],
+                                     ["store", "info"], ["store", "verify"], ["store", "gc"], ["store", "prune"],
+                                     ["store", "list"], ["store", "export"],
                                      ["store", "import"], ["store", "manifest"]])
 def test_every_command_has_help_with_an_example_and_the_exit_codes(command, tmp_path):
     result = holoclone(*command, "--help", store=tmp_path)
@@ -243,7 +245,7 @@ def test_every_command_has_help_with_an_example_and_the_exit_codes(command, tmp_
 
 
 def test_missing_newer_or_locked_store_is_one_sentence_and_exit_2(tmp_path):
-    missing = holoclone("store", "info", store=tmp_path / "nope")
+    missing = holoclone("store", "verify", store=tmp_path / "nope")
     assert missing.returncode == 2 and missing.stderr.startswith("holoclone: no holoclone store at")
 
     newer = tmp_path / "newer"
@@ -282,3 +284,26 @@ def test_without_extents_info_counts_blocks_and_says_so_and_verify_fixes_a_writa
     assert as_json(store, "store", "verify", "--repair")["ok"]
     assert loosened.stat().st_mode & 0o777 == 0o444
     assert [key for key, _ in Store(store).iter_catalogs()] == [catalog_by_name(store, "pip").key]
+
+
+def test_a_read_only_store_can_be_checked_listed_and_used_and_is_called_read_only(xfs, unique):
+    store = xfs / unique / "store"
+    seed(xfs / unique / "first", store, "--no-setuptools")
+    with read_only_bind(store, xfs / unique / "shared") as shared:
+        verify = holoclone("store", "verify", store=shared)
+        assert verify.returncode == 0 and "store is intact" in verify.stdout, output(verify)
+        dry = holoclone("store", "gc", "--dry-run", store=shared)
+        assert dry.returncode == 0 and "would free" in dry.stdout, output(dry)
+        listed = holoclone("store", "list", store=shared)
+        assert listed.returncode == 0 and listed.stdout.startswith("pip "), output(listed)
+        # What would change it still needs the lock, and says why it cannot have it, in one sentence.
+        gc = holoclone("store", "gc", store=shared)
+        assert gc.returncode == 2 and "Read-only file system" in gc.stderr and gc.stderr.count("\n") == 1
+
+        # Linux links across no two mounts, even of one filesystem: the reason is the mount, not another filesystem.
+        env = xfs / unique / "env"
+        result = virtualenv(env, "--no-setuptools", "--holoclone-strategy", "hardlink", store=shared)
+        lines = fallback_lines(result)
+        assert len(lines) == 1 and "the store is on a read-only mount, and links cannot cross mounts" in lines[0]
+        assert "different filesystems" not in output(result)
+        assert str(env) in run_in(env, "pip", "--version").stdout

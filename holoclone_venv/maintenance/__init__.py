@@ -6,11 +6,14 @@ moves catalogs between stores.  Every function takes an opened
 :class:`~holoclone_venv.store.Store` and returns a plain result object; the
 CLI turns results into text or JSON.  Functions that change the store hold
 its lock (:meth:`Store.lock`) for their whole run (seeders take it briefly to
-write a ref), so nothing a seeder has just registered is removed under it.
+write a ref), so nothing a seeder has just registered is removed under it;
+checks that change nothing (``verify``, ``gc --dry-run``) work on a read-only
+store without it (:func:`held`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Callable, Iterator
 
@@ -29,6 +32,22 @@ def open_store(path: str, lock_timeout: float) -> Store:
                          "Pass the right --store DIR (or set VIRTUALENV_HOLOCLONE_STORE); seeding creates it.")
     store.check(create=False)
     return store
+
+
+@contextlib.contextmanager
+def held(store: Store, changes: bool) -> Iterator[None]:
+    """The store lock for a whole maintenance run; none for a check that changes nothing on a store this
+    process cannot write (a read-only mount, or a shared store of another account).
+
+    There the lock file cannot be made, and a check that only reads needs no lock to be right about
+    what it reads; the store's owner, the only one who could change it meanwhile, would at worst make
+    it report a catalog whose objects vanished during the check.
+    """
+    if not changes and not store.writable:
+        yield
+        return
+    with store.lock():
+        yield
 
 
 def object_name(digest: str, executable: bool) -> str:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..store import Store
-from . import Progress, file_size, read_catalogs
+from . import Progress, file_size, held, read_catalogs
 from .refs import REF_GRACE, Ref, classify_refs
 from .space import Space, measure
 
@@ -64,9 +64,11 @@ def gc(store: Store, dry_run: bool = False, progress: Progress | None = None, ol
     shares.  A catalog, wheel or resolution younger than ``older_than``
     seconds is kept even when unused: a seeder may have just imported it and
     not yet written its ref (with ``older_than=0`` nothing young is spared,
-    which is safe only when no seeder runs).
+    which is safe only when no seeder runs).  It holds the store lock
+    throughout, except a ``dry_run`` on a store this process cannot write
+    (:func:`~holoclone_venv.maintenance.held`).
     """
-    with store.lock():
+    with held(store, changes=not dry_run):
         refs = classify_refs(store, grace=older_than)
         live = [r for r in refs if r.live]
         dead = [r for r in refs if not r.live]

@@ -78,3 +78,20 @@ def info(store: Store, progress: Progress | None = None) -> StoreInfo:
         templates.append(TemplateInfo(identity, len(files), measure(files, exclusive=True), users))
     wheels = sum(1 for _ in store.iter_wheels())
     return StoreInfo(str(store.root), len(paths), space, catalogs, refs, templates, wheels)
+
+
+def list_catalogs(store: Store) -> list[CatalogInfo]:
+    """Every catalog, by name and then version in release order (9.0 before 10.0); unreadable ones last."""
+    found = [CatalogInfo(key, catalog.name, catalog.version, catalog.tag, len(catalog.entries)) if catalog
+             else CatalogInfo(key, error=error) for key, catalog, error in read_catalogs(store)]
+    return sorted(found, key=lambda c: (bool(c.error), c.name.lower(), _release(c.version), c.tag, c.key))
+
+
+def _release(version: str) -> tuple:
+    """A sort key in release order (1.2rc1 before 1.2); a string that is no version after every version."""
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return (0, Version(version))
+    except InvalidVersion:
+        return (1, version)

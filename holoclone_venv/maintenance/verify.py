@@ -11,7 +11,7 @@ from typing import Callable
 from ..catalog import EXECUTABLE, FIXED_MTIME, Catalog
 from ..fsutil import hash_file
 from ..store import Store
-from . import Progress, file_size, read_catalogs
+from . import Progress, file_size, held, read_catalogs
 
 _OBJECT_NAME = re.compile(r"^([0-9a-f]{62})(\.x)?$")
 
@@ -74,6 +74,8 @@ def verify(store: Store, repair: bool = False, progress: Progress | None = None)
     the mode and mtime of intact objects, and reclaims stale ``tmp/`` entries.
     Each template is compared with the listing of its files made when it was
     sealed (kind, mode, size, mtime); repair removes one that differs.
+    Without ``repair``, a store this process cannot write is checked without
+    its lock (:func:`~holoclone_venv.maintenance.held`).
     """
     result = VerifyResult()
     # Before the lock, which lives in one of these folders: a link where a store folder belongs (planted by
@@ -84,7 +86,7 @@ def verify(store: Store, repair: bool = False, progress: Progress | None = None)
                      repair and (lambda link=link: store.remove(link)))
     if links and not repair:
         return result  # nothing is looked at through them
-    with store.lock():
+    with held(store, changes=repair):
         intact: dict[tuple[str, bool], int] = {}
         files = []
         for prefix in sorted(store.list_folder(store.objects)):

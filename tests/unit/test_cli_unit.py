@@ -97,3 +97,53 @@ def test_keygen_without_the_remote_extra_says_what_to_install(tmp_path):
 def test_pulling_everything_from_a_url_that_is_no_remote_is_an_error_not_zero_catalogs(tmp_path, store):
     result = _run("--store", str(store), "store", "pull", (tmp_path / "nowhere").as_uri(), "--all", text=True)
     assert result.returncode == 2 and "is not a holoclone remote" in result.stderr, result.stderr
+
+
+def test_info_and_list_on_a_store_not_created_yet_report_it_empty(tmp_path):
+    missing = tmp_path / "not-yet"
+    info = _run("--store", str(missing), "store", "info")
+    assert info.returncode == 0 and b"not created yet" in info.stdout and info.stderr == b"", info.stderr
+    data = json.loads(_run("--store", str(missing), "store", "info", "--json").stdout)
+    assert (data["store"], data["objects"], data["catalogs"], data["environments"]) == (str(missing), 0, [], [])
+    listed = _run("--store", str(missing), "store", "list")
+    assert listed.returncode == 0 and listed.stdout.decode().strip() == f"no catalogs in {missing}"
+    assert json.loads(_run("--store", str(missing), "store", "list", "--json").stdout) == []
+    assert not missing.exists()  # looking creates nothing
+    assert _run("--store", str(missing), "store", "verify").returncode == 2  # a check of nothing is a wrong path
+
+
+def test_gc_says_first_what_it_spares_and_prune_is_the_same_command(store):
+    gc = _run("--store", str(store), "store", "gc", "--dry-run")
+    prune = _run("--store", str(store), "store", "prune", "--dry-run")
+    assert gc.returncode == prune.returncode == 0 and gc.stdout == prune.stdout, prune.stderr
+    first = gc.stdout.decode().splitlines()[0]
+    assert first.startswith("keeping everything younger than an hour") and "--older-than SECONDS" in first
+    any_age = _run("--store", str(store), "store", "gc", "--dry-run", "--older-than", "0")
+    assert any_age.stdout.decode().splitlines()[0].endswith("of any age (--older-than 0)")
+
+
+@pytest.mark.parametrize("args, meant", [(["store", "prnue"], "prune"), (["stor", "info"], "store"),
+                                         (["store", "lst"], "list")])
+def test_a_mistyped_command_gets_a_did_you_mean(tmp_path, args, meant):
+    result = _run("--store", str(tmp_path), *args)
+    assert result.returncode == 2
+    assert result.stderr.decode().splitlines()[-1].endswith(f"did you mean '{meant}'?"), result.stderr
+
+
+def test_the_store_option_help_names_the_real_default_store(tmp_path):
+    result = _run("store", "info", "--help", env={"XDG_CACHE_HOME": str(tmp_path / "cache"), "COLUMNS": "300"})
+    text = " ".join(result.stdout.decode().split())
+    assert result.returncode == 0 and f"else {tmp_path / 'cache' / 'holoclone' / 'store'})" in text, text
+
+
+def test_list_names_a_catalog_it_cannot_read_and_what_repairs_it(store):
+    opened = Store(store)
+    opened.catalogs.mkdir(parents=True, exist_ok=True)
+    key = "ab" * 32 + "-cpython-311"
+    opened.catalog_path(key).write_text("not a catalog")
+    listed = _run("--store", str(store), "store", "list")
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.decode().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"BROKEN {key}: ") and "store verify --repair" in lines[0]
+    data = json.loads(_run("--store", str(store), "store", "list", "--json").stdout)
+    assert [row["key"] for row in data] == [key] and data[0]["error"]

@@ -152,3 +152,40 @@ def test_store_path_expands_the_home_directory(env, tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     settings = settings_from_options(_options(env, tmp_path, holoclone_store="~/my-store"))
     assert settings.store == os.path.join(str(tmp_path / "home"), "my-store")
+
+
+@pytest.mark.parametrize("where", ["env", "ini"])
+def test_a_lock_timeout_that_is_no_number_is_refused_not_dropped(env, tmp_path, where):
+    # virtualenv drops a value it cannot convert and keeps the default: the user would never know.
+    if where == "env":
+        env["VIRTUALENV_HOLOCLONE_LOCK_TIMEOUT"] = "abc"
+    else:
+        _ini(env, holoclone_lock_timeout="abc")
+    named = "VIRTUALENV_HOLOCLONE_LOCK_TIMEOUT='abc'" if where == "env" else "holoclone_lock_timeout in virtualenv.ini='abc'"
+    with pytest.raises(ConfigError, match="is not a number of seconds") as seeding:
+        settings_from_options(_options(env, tmp_path))
+    with pytest.raises(ConfigError) as command:
+        settings_for_command(env, store=str(tmp_path / "store"))
+    assert named in str(seeding.value) and named in str(command.value)
+    assert settings_for_command(env, store=str(tmp_path / "store"), lock_timeout=5.0).lock_timeout == 5.0
+
+
+def test_an_empty_store_path_is_refused_not_replaced_by_the_default(env, tmp_path):
+    for value in ("", "  "):
+        with pytest.raises(ConfigError, match="store path given is empty"):
+            settings_from_options(_options(env, tmp_path, holoclone_store=value))
+        with pytest.raises(ConfigError, match="store path given is empty"):
+            settings_for_command(env, store=value)
+
+
+def test_defaults_shown_in_the_help_are_not_taken_for_choices(env, tmp_path):
+    from holoclone_venv.settings import Default
+
+    env["RCC_HOLOTREE_STRATEGY"] = "copy"
+    settings = settings_from_options(_options(env, tmp_path, holoclone_strategy=Default.shown("smart"),
+                                              holoclone_store=Default.shown("/shown/in/help")))
+    assert (settings.strategy, settings.strategy_source) == ("copy", "RCC_HOLOTREE_STRATEGY")
+    assert settings.store != "/shown/in/help"
+    # virtualenv converts a VIRTUALENV_* or virtualenv.ini value with the default's type: that is a choice.
+    converted = settings_from_options(_options(env, tmp_path, holoclone_strategy=type(Default.shown("smart"))("hardlink")))
+    assert (converted.strategy, converted.strategy_source) == ("hardlink", "--holoclone-strategy")
