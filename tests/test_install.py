@@ -134,9 +134,10 @@ def test_extras_and_markers_as_pip_with_requested_scripts_and_reflinks(envs, hou
 _BACKEND = '''
 import base64, hashlib, os, zipfile
 
-NAME, VERSION = "proj", "1.0"
+NAME, VERSION, REQUIRES = "@NAME@", "1.0", "@REQUIRES@"
 HERE = os.path.dirname(os.path.abspath(__file__))
-METADATA = f"Metadata-Version: 2.1\\nName: {NAME}\\nVersion: {VERSION}\\nRequires-Dist: beta==2.0\\n"
+METADATA = f"Metadata-Version: 2.1\\nName: {NAME}\\nVersion: {VERSION}\\n" + (
+    f"Requires-Dist: {REQUIRES}\\n" if REQUIRES else "")
 DIST_INFO = f"{NAME}-{VERSION}.dist-info"
 
 
@@ -174,8 +175,24 @@ def _wheel(directory, files):
 
 
 def build_wheel(directory, config_settings=None, metadata_directory=None):
-    with open(os.path.join(HERE, "proj_mod.py"), "rb") as handle:
-        return _wheel(directory, {"proj_mod.py": handle.read()})
+    with open(os.path.join(HERE, f"{NAME}_mod.py"), "rb") as handle:
+        return _wheel(directory, {f"{NAME}_mod.py": handle.read()})
+
+
+def build_sdist(directory, config_settings=None):
+    import tarfile
+
+    name = f"{NAME}-{VERSION}"
+    with tarfile.open(os.path.join(directory, f"{name}.tar.gz"), "w:gz") as archive:
+        for member in ("pyproject.toml", "backend.py", f"{NAME}_mod.py"):
+            archive.add(os.path.join(HERE, member), f"{name}/{member}")
+        info = tarfile.TarInfo(f"{name}/PKG-INFO")
+        data = METADATA.encode()
+        info.size = len(data)
+        import io
+
+        archive.addfile(info, io.BytesIO(data))
+    return f"{name}.tar.gz"
 
 
 def build_editable(directory, config_settings=None, metadata_directory=None):
@@ -183,12 +200,12 @@ def build_editable(directory, config_settings=None, metadata_directory=None):
 '''
 
 
-def _project(root: Path, fail: bool = False) -> Path:
-    """A project folder whose in-tree build backend needs nothing from an index (it depends on beta==2.0)."""
+def _project(root: Path, fail: bool = False, name: str = "proj", requires: str = "beta==2.0") -> Path:
+    """A project folder whose in-tree build backend needs nothing from an index (it depends on ``requires``)."""
     root.mkdir(parents=True)
     (root / "pyproject.toml").write_text('[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n')
-    (root / "backend.py").write_text(_BACKEND)
-    (root / "proj_mod.py").write_text("VALUE = 42\n")
+    (root / "backend.py").write_text(_BACKEND.replace("@NAME@", name).replace("@REQUIRES@", requires))
+    (root / f"{name}_mod.py").write_text("VALUE = 42\n")
     if fail:
         (root / "FAIL").write_text("")
     return root
@@ -388,3 +405,42 @@ def test_a_fully_pinned_plan_never_expires(xfs, unique, house, tmp_path):
     _index(tmp_path / "index", house, {"gamma": ["1.0"]})
     changed = hc_install(env, store, *args)
     assert changed.returncode == 0 and "plan from pip" in changed.stderr and "gamma==1.0" in freeze(env)
+
+
+def test_an_environment_made_by_venv_without_pip_is_planned_by_virtualenvs_embedded_pip(xfs, unique, house):
+    import sys
+
+    env, store = xfs / f"venv-{unique}", xfs / f"store-{unique}"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True)
+    result = hc_install(env, store, "-q", "--no-index", "-f", str(house), "alpha")
+    assert result.returncode == 0 and result.stdout == "" and result.stderr == "", output(result)  # -q: silent
+    listed = subprocess.run([str(env / "bin" / "python"), "-I", "-c", "import importlib.metadata as m; print(sorted("
+                             "(d.metadata['Name'], d.version, d.read_text('INSTALLER')) for d in m.distributions()))"],
+                            capture_output=True, text=True, check=True).stdout
+    assert listed.strip() == "[('alpha', '1.0', 'holoclone\\n'), ('beta', '2.0', 'holoclone\\n')]"
+
+
+def test_an_sdist_dependency_is_built_by_pip_and_not_marked_requested(envs, house, tmp_path):
+    import sys
+
+    env_pip, env_holo, store = envs
+    links = tmp_path / "links"
+    links.mkdir()
+    project = _project(tmp_path / "zeta", name="zeta", requires="")
+    sys.path.insert(0, str(project))
+    try:
+        import backend
+
+        backend.build_sdist(str(links))
+    finally:
+        sys.path.remove(str(project))
+        sys.modules.pop("backend", None)
+    _wheel(links, "omega", "1.0", requires=("zeta>=1.0", "beta==1.0"))
+    args = ["--no-index", "-f", str(house), "-f", str(links), "omega"]
+    assert pip_install(env_pip, *args).returncode == 0
+    result = hc_install(env_holo, store, *args)
+    assert result.returncode == 0, output(result)
+    same_as_pip(env_pip, env_holo)
+    site = site_packages(env_holo)
+    assert (site / "zeta-1.0.dist-info" / "INSTALLER").read_text() == "pip\n"
+    assert not (site / "zeta-1.0.dist-info" / "REQUESTED").exists()

@@ -86,6 +86,9 @@ def apply(store, policy, settings, target: Target, items: list[dict], wheels: di
             report.packages.append(f"{item['name']} {item['version']}")
         if by_pip:
             _pip_install(pip, by_pip, forwarded, force_reinstall)
+            for item in by_pip:
+                if not item["requested"]:  # named on pip's command line only because a requirement needs it
+                    _unrequest(item, target)
             report.packages += [f"{item['name']} {item['version']}" for item in by_pip]
         os.utime(target.layout.purelib)  # the import system's directory cache sees the new files
     except BaseException:
@@ -188,6 +191,28 @@ def install_local_wheel(item: dict, target: Target) -> None:
             raise InstallError(f"the wheel {path} could not be installed: {error}; nothing was changed.",
                                "Rebuild it.") from None
         raise
+
+
+def _unrequest(item: dict, target: Target) -> None:
+    """Remove the ``REQUESTED`` marker (and its RECORD row) pip wrote for a dependency it was handed."""
+    from ..catalog import canonical_name
+
+    wanted = (canonical_name(item["name"]), item["version"])
+    for site in target.site_dirs:
+        for entry in os.listdir(site):
+            name, _, version = entry[: -len(".dist-info")].rpartition("-")
+            if not entry.endswith(".dist-info") or (canonical_name(name), version) != wanted:
+                continue
+            marker = os.path.join(site, entry, "REQUESTED")
+            if os.path.exists(marker):
+                os.unlink(marker)
+                path = os.path.join(site, entry, "RECORD")
+                with open(path, "rb") as handle:
+                    rows = [row for row in handle.read().splitlines(keepends=True)
+                            if not row.startswith(f"{entry}/REQUESTED,".encode())]
+                from ..fsutil import write_atomic
+
+                write_atomic(path, b"".join(rows), mode=0o644)
 
 
 def _pip_install(pip: list[str], items: list[dict], forwarded: list[str], force_reinstall: bool) -> None:
