@@ -444,3 +444,36 @@ def test_an_sdist_dependency_is_built_by_pip_and_not_marked_requested(envs, hous
     site = site_packages(env_holo)
     assert (site / "zeta-1.0.dist-info" / "INSTALLER").read_text() == "pip\n"
     assert not (site / "zeta-1.0.dist-info" / "REQUESTED").exists()
+
+
+def _plain_sdist(project: Path, dest: Path) -> None:
+    """``zeta-1.0.zip`` (stored, not compressed: a one-character change keeps its size) of a project, dated 2020."""
+    import zipfile
+
+    with zipfile.ZipFile(dest, "w", zipfile.ZIP_STORED) as archive:
+        members = {name: (project / name).read_bytes() for name in ("pyproject.toml", "backend.py", "zeta_mod.py")}
+        members["PKG-INFO"] = b"Metadata-Version: 2.1\nName: zeta\nVersion: 1.0\n"
+        for name, data in members.items():
+            archive.writestr(zipfile.ZipInfo(f"zeta-1.0/{name}", date_time=(2020, 1, 1, 0, 0, 0)), data)
+    os.utime(dest, (1_600_000_000, 1_600_000_000))
+
+
+def test_an_sdist_handed_to_pip_must_be_the_archive_pip_planned_with(envs, house, tmp_path):
+    env_pip, env_holo, store = envs
+    project = _project(tmp_path / "zeta", name="zeta", requires="")
+    links = tmp_path / "links"
+    links.mkdir()
+    sdist = links / "zeta-1.0.zip"
+    _plain_sdist(project, sdist)
+    # (No cache: pip would reuse the wheel it built from that path, whatever the archive holds now.)
+    args = ["--no-index", "--no-cache-dir", "-f", str(links), "zeta"]
+    planned = hc_install(env_pip, store, *args)  # the plan is kept in the store
+    assert planned.returncode == 0, output(planned)
+    # Same name, size and time, other bytes: the stored plan still applies, and pip must refuse the archive.
+    (project / "zeta_mod.py").write_text("VALUE = 43\n")
+    size = sdist.stat().st_size
+    _plain_sdist(project, sdist)
+    assert sdist.stat().st_size == size
+    result = hc_install(env_holo, store, *args)
+    assert result.returncode == 1, output(result)
+    assert "hash" in result.stderr.lower() and "zeta" not in " ".join(freeze(env_holo))

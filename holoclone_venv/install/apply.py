@@ -216,12 +216,27 @@ def _unrequest(item: dict, target: Target) -> None:
 
 
 def _pip_install(pip: list[str], items: list[dict], forwarded: list[str], force_reinstall: bool) -> None:
-    """What holoclone does not build (editables, folders, sdists, VCS): the environment's pip, ``--no-deps``."""
-    specs = [arg for item in items for arg in item["pip"]]
-    cmd = [*pip, "install", "--no-deps", "--disable-pip-version-check", *(["--force-reinstall"] if force_reinstall else []),
-           *forwarded, *specs]
-    LOG.debug("holoclone: handing %s to pip: %s", ", ".join(item["name"] for item in items), " ".join(cmd))
-    result = subprocess.run(cmd, capture_output=True, text=True, errors="replace", stdin=subprocess.DEVNULL)
+    """What holoclone does not build (editables, folders, sdists, VCS): the environment's pip, ``--no-deps``.
+
+    When every item is an sdist from an index with the sha256 pip planned with, they are handed over as a
+    requirements file with those hashes, so pip builds exactly the archive it planned with.
+    """
+    import tempfile
+
+    hashed = all(item["sha256"] and item["direct_url"] is None and item["pip"] == [f"{item['name']}=={item['version']}"]
+                 for item in items)
+    with tempfile.TemporaryDirectory(prefix="holoclone-install-") as scratch:
+        if hashed:
+            listed = os.path.join(scratch, "planned.txt")
+            with open(listed, "w", encoding="utf-8") as handle:
+                handle.writelines(f"{item['name']}=={item['version']} --hash=sha256:{item['sha256']}\n" for item in items)
+            specs = ["--require-hashes", "-r", listed]
+        else:
+            specs = [arg for item in items for arg in item["pip"]]
+        cmd = [*pip, "install", "--no-deps", "--disable-pip-version-check",
+               *(["--force-reinstall"] if force_reinstall else []), *forwarded, *specs]
+        LOG.debug("holoclone: handing %s to pip: %s", ", ".join(item["name"] for item in items), " ".join(cmd))
+        result = subprocess.run(cmd, capture_output=True, text=True, errors="replace", stdin=subprocess.DEVNULL)
     LOG.debug("%s", result.stdout + result.stderr)
     if result.returncode:
         from ..dependencies import _last_error
