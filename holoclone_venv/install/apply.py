@@ -22,6 +22,7 @@ import logging
 import os
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import record
 from ..errors import DamagedObject
@@ -29,32 +30,41 @@ from .plan import InstallError
 from .replace import SetAside
 from .target import Target
 
+if TYPE_CHECKING:
+    from ..catalog import Catalog
+    from ..policy import Policy
+    from ..report import Report
+    from ..settings import Settings
+    from ..store import Store
+
 LOG = logging.getLogger("holoclone")
 _INSTALLER = b"holoclone\n"
 
 
-def catalogs_for(store, wheels: list[Path], target: Target, report) -> list:
-    """The catalog of each wheel for the target interpreter, importing the wheels not imported yet."""
+def catalogs_for(store: Store, wheels: list[Path], target: Target, report: Report) -> list[Catalog]:
+    """The catalog of each wheel for the target interpreter, importing the wheels not imported yet (with one
+    progress bar over them, on a terminal).  The objects are checked as they are linked, not here."""
     from ..importer import ensure_catalog
     from ..progress import bar
 
-    found = []
-    cold = [w for w in wheels if store.stored_catalog(w, target.interpreter.tag) is None]
-    progress = bar(f"holoclone: importing {len(cold)} wheel{'s' if len(cold) != 1 else ''} into the store") if cold else None
-    for index, wheel in enumerate(wheels):
-        catalog = store.stored_catalog(wheel, target.interpreter.tag)
-        if catalog is None:
-            step = (lambda done, total, i=cold.index(wheel): progress(i * 1000 + 1000 * done // max(total, 1),
-                                                                      len(cold) * 1000)) if progress else None
-            catalog, imported = ensure_catalog(store, wheel, target.interpreter, step)
-            if imported:
-                report.imported.append(wheel.name)
-        found.append(catalog)
-    return found
+    found: list[Catalog | None] = [store.stored_catalog(wheel, target.interpreter.tag) for wheel in wheels]
+    cold = [wheel for wheel, catalog in zip(wheels, found) if catalog is None]
+    progress = bar(f"holoclone: importing {len(cold)} wheel{'s' if len(cold) != 1 else ''} into the store") \
+        if cold else None
+    for number, wheel in enumerate(cold):
+        step = None
+        if progress is not None:
+            def step(done: int, total: int, base: int = number * 1000) -> None:
+                progress(base + 1000 * done // max(total, 1), len(cold) * 1000)
+        catalog, imported = ensure_catalog(store, wheel, target.interpreter, step)
+        if imported:
+            report.imported.append(wheel.name)
+        found[wheels.index(wheel)] = catalog
+    return found  # type: ignore[return-value]
 
 
-def apply(store, policy, settings, target: Target, items: list[dict], wheels: dict[str, Path], pip: list[str],
-          forwarded: list[str], force_reinstall: bool, report) -> None:
+def apply(store: Store, policy: Policy, settings: Settings, target: Target, items: list[dict],
+          wheels: dict[str, Path], pip: list[str], forwarded: list[str], force_reinstall: bool, report: Report) -> None:
     """Carry out ``items`` (see the module's docstring); raises :class:`InstallError`, environment unchanged."""
     from ..materializer import Materializer
 
@@ -115,7 +125,7 @@ def _prune(removed: list[str], target: Target) -> None:
             folder = os.path.dirname(folder)
 
 
-def _imported_again(store, wheel: Path, target: Target, report):
+def _imported_again(store: Store, wheel: Path, target: Target, report: Report) -> Catalog:
     from ..importer import ensure_catalog
 
     catalog, imported = ensure_catalog(store, wheel, target.interpreter)
@@ -178,7 +188,7 @@ def install_local_wheel(item: dict, target: Target) -> None:
                            bytecode_optimization_levels=(0,) if target.interpreter.is_running else ())
     metadata = {"INSTALLER": _INSTALLER, **_extra_files(item)}
     try:
-        with WheelFile.open(path) as source:
+        with WheelFile.open(Path(path)) as source:
             source.validate_record()
             install(source, destination, metadata)
     except BaseException as error:

@@ -35,7 +35,7 @@ import json
 import os
 import subprocess
 import time
-from typing import Mapping
+from typing import Callable, Mapping
 from urllib.parse import unquote, urlparse
 from urllib.request import url2pathname
 
@@ -71,11 +71,11 @@ def pip_command(target: Target) -> list[str]:
     return [target.python, os.path.join(str(wheel.path), "pip")]
 
 
-def ask_pip(pip: list[str], args: PipArgs, quiet_log=None) -> list[dict]:
+def ask_pip(pip: list[str], args: PipArgs, log: Callable[..., None] | None = None) -> list[dict]:
     """Run pip's dry run and return its report's ``install`` items; :class:`InstallError` with pip's error line."""
     cmd = [*pip, "install", "--dry-run", "--quiet", "--report", "-", "--disable-pip-version-check", *args.args]
-    if quiet_log is not None:
-        quiet_log("holoclone: planning with pip: %s", " ".join(cmd))
+    if log is not None:
+        log("holoclone: planning with pip: %s", " ".join(cmd))
     result = subprocess.run(cmd, capture_output=True, text=True, errors="replace", stdin=subprocess.DEVNULL)
     if result.returncode:
         from ..dependencies import _last_error
@@ -99,7 +99,7 @@ def _item(entry: dict) -> dict:
     meta, info = entry["metadata"], entry["download_info"]
     name, version, url = str(meta["name"]), str(meta["version"]), str(info["url"])
     direct = bool(entry.get("is_direct"))
-    item = {"name": name, "version": version, "url": url, "requested": bool(entry.get("requested")),
+    item: dict = {"name": name, "version": version, "url": url, "requested": bool(entry.get("requested")),
             "direct_url": info if direct else None, "sha256": "", "filename": "", "kind": "pip", "pip": []}
     if "dir_info" in info:
         path = url2pathname(urlparse(url).path)

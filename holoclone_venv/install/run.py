@@ -10,12 +10,17 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 from ..errors import HoloCloneError
 from .pipargs import Options, PipArgs
 from .plan import InstallError
 from .target import Target
+
+if TYPE_CHECKING:
+    from ..report import Report
+    from ..settings import Settings
+    from ..store import Store
 
 LOG = logging.getLogger("holoclone")
 _ITEM_FIELDS = {"name": str, "version": str, "url": str, "requested": bool, "sha256": str, "filename": str,
@@ -25,7 +30,7 @@ _ITEM_FIELDS = {"name": str, "version": str, "url": str, "requested": bool, "sha
 class Outcome:
     """What one install did: the report, whether the plan was the store's, the seconds it took."""
 
-    def __init__(self, report, planned_by: str, seconds: float = 0.0) -> None:
+    def __init__(self, report: Report, planned_by: str, seconds: float = 0.0) -> None:
         self.report = report
         self.planned_by = planned_by  # "store", "pip" or "files"
         self.seconds = seconds
@@ -40,7 +45,7 @@ class Outcome:
                 f"plan from {self.planned_by}" + (f" (imported {', '.join(report.imported)})" if report.imported else ""))
 
 
-def install(target: Target, args: PipArgs, settings, options: Options, ttl: float,
+def install(target: Target, args: PipArgs, settings: Settings, options: Options, ttl: float,
             environ: Mapping[str, str] | None = None) -> Outcome:
     """Install what ``pip install ARGS`` would into ``target``; raises :class:`HoloCloneError`, environment unchanged."""
     from ..plugins import shared
@@ -71,7 +76,7 @@ def install(target: Target, args: PipArgs, settings, options: Options, ttl: floa
     LOG.debug("holoclone: plan: %s", ", ".join(f"{i['name']} {i['version']} ({i['kind']})" for i in items) or "nothing")
     stored = [item for item in items if item["kind"] == "store"]
     wheels = store_wheels(store, stored, pip or pip_command(target), args.forwarded) if stored else {}
-    if planned_by == "pip" and key is not None:
+    if planned_by == "pip" and key is not None and plan is not None:
         _keep(store, key, plan)  # after fetching: a sha256 the report lacked is filled in
     if items:
         apply(store, policy, settings, target, items, wheels, pip or [], args.forwarded, args.force_reinstall, report)
@@ -84,7 +89,7 @@ def install(target: Target, args: PipArgs, settings, options: Options, ttl: floa
     return Outcome(report, planned_by, time.perf_counter() - start)
 
 
-def _keep(store, key: str, plan: dict) -> None:
+def _keep(store: Store, key: str, plan: dict) -> None:
     if not store.writable:
         return
     try:
