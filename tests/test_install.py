@@ -161,6 +161,10 @@ prepare_metadata_for_build_editable = prepare_metadata_for_build_wheel
 def _wheel(directory, files):
     if os.path.exists(os.path.join(HERE, "FAIL")):
         raise RuntimeError("this build fails on purpose")
+    if os.path.exists(os.path.join(HERE, "SLOW")):  # says it has started, then waits to be stopped
+        open(os.path.join(HERE, "STARTED"), "w").close()
+        import time
+        time.sleep(600)
     files = {**files, f"{DIST_INFO}/METADATA": METADATA.encode(),
              f"{DIST_INFO}/WHEEL": b"Wheel-Version: 1.0\\nGenerator: test\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n"}
     name = f"{NAME}-{VERSION}-py3-none-any.whl"
@@ -477,3 +481,38 @@ def test_an_sdist_handed_to_pip_must_be_the_archive_pip_planned_with(envs, house
     result = hc_install(env_holo, store, *args)
     assert result.returncode == 1, output(result)
     assert "hash" in result.stderr.lower() and "zeta" not in " ".join(freeze(env_holo))
+
+
+def test_sigterm_while_pip_builds_puts_the_replaced_version_back(envs, house, tmp_path):
+    import signal
+    import time
+
+    from helpers import REPO, isolated_environ
+
+    _, env_holo, store = envs
+    assert pip_install(env_holo, "--no-index", "-f", str(house), "beta==1.0").returncode == 0
+    before = sorted(str(p.relative_to(env_holo)) for p in env_holo.rglob("*") if "__pycache__" not in p.parts)
+    slow = _project(tmp_path / "slow")
+    (slow / "SLOW").write_text("")
+    environ = isolated_environ({"PYTHONPATH": str(REPO), **OFFLINE})
+    with subprocess.Popen([os.sys.executable, "-m", "holoclone_venv", "--store", str(store), "install", "--python",
+                           str(env_holo), "--no-index", "-f", str(house), str(slow)], env=environ,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
+        while not (slow / "STARTED").exists():  # beta 2.0 is in place and pip is building the project
+            assert process.poll() is None, process.communicate()
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate()
+    assert process.returncode == 130, err
+    assert err.strip().splitlines()[-1] == f"holoclone: interrupted; {env_holo} is as it was."
+    after = sorted(str(p.relative_to(env_holo)) for p in env_holo.rglob("*") if "__pycache__" not in p.parts)
+    assert after == before and "beta==1.0" in freeze(env_holo)
+    # pip and the build backend it started were stopped too: no process works in the project any more.
+    assert [pid for pid in os.listdir("/proc") if pid.isdigit() and _cwd(pid) == str(slow)] == []
+
+
+def _cwd(pid: str) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/cwd")
+    except OSError:  # gone, or a zombie waiting to be reaped
+        return ""

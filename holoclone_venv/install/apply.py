@@ -20,14 +20,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import record
 from ..errors import DamagedObject
-from .plan import InstallError
-from .replace import SetAside
+from .plan import InstallError, run_pip
+from .replace import SetAside, reclaim
 from .target import Target
 
 if TYPE_CHECKING:
@@ -75,6 +74,7 @@ def apply(store: Store, policy: Policy, settings: Settings, target: Target, item
     if store.writable and catalogs:
         with store.lock():  # under the lock gc holds, before linking: gc keeps what this install uses
             store.extend_ref(target.env_dir, [c.key for c in catalogs])
+    reclaim(target.env_dir)
     aside = SetAside(target.env_dir, target.site_dirs)
     installed: list[str] = []
     try:
@@ -246,7 +246,7 @@ def _pip_install(pip: list[str], items: list[dict], forwarded: list[str], force_
         cmd = [*pip, "install", "--no-deps", "--disable-pip-version-check",
                *(["--force-reinstall"] if force_reinstall else []), *forwarded, *specs]
         LOG.debug("holoclone: handing %s to pip: %s", ", ".join(item["name"] for item in items), " ".join(cmd))
-        result = subprocess.run(cmd, capture_output=True, text=True, errors="replace", stdin=subprocess.DEVNULL)
+        result = run_pip(cmd)
     LOG.debug("%s", result.stdout + result.stderr)
     if result.returncode:
         from ..dependencies import _last_error

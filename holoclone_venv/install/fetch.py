@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
@@ -21,7 +20,7 @@ from urllib.request import url2pathname
 
 from ..fsutil import hash_file
 from .pipargs import VALUED
-from .plan import InstallError
+from .plan import InstallError, run_pip
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -111,7 +110,7 @@ def _download(pip: list[str], urls: list[str], dest: Path, forwarded: list[str])
     cmd = [*pip, "download", "--no-deps", "--dest", str(dest), "--disable-pip-version-check", "--progress-bar", "off",
            *network_options(forwarded), *urls]
     LOG.debug("holoclone: fetching %d wheel%s with pip", len(urls), "" if len(urls) == 1 else "s")
-    result = subprocess.run(cmd, capture_output=True, text=True, errors="replace", stdin=subprocess.DEVNULL)
+    result = run_pip(cmd)
     if result.returncode:
         from ..dependencies import _last_error
 
