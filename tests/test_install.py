@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import textwrap
 from pathlib import Path
@@ -369,13 +370,17 @@ def test_a_warm_plan_runs_no_pip_and_an_unpinned_one_expires(xfs, unique, house,
     first = hc_install(_fresh_env(xfs, store, f"a-{unique}"), store, *args)
     assert first.returncode == 0 and "plan from pip" in first.stderr, output(first)
 
-    # The same command into a fresh environment: the plan and every wheel come from the store, pip is never run.
+    # The same command into a fresh environment: the plan and every catalog come from the store; pip is never
+    # run, and no wheel is needed (neither the store's copies nor the index's files are there to be read).
     env = _fresh_env(xfs, store, f"b-{unique}")
     restore = _without_pip(env)
+    shutil.move(store / "wheels", tmp_path / "kept-wheels")
+    house.rename(house.with_name("house-away"))
     try:
         warm = hc_install(env, store, *args)
     finally:
         restore()
+        house.with_name("house-away").rename(house)
     assert warm.returncode == 0 and "plan from the store" in warm.stderr, output(warm)
     assert "beta==1.0" in freeze(env)
 

@@ -21,7 +21,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from .. import record
 from ..errors import DamagedObject
@@ -63,14 +63,22 @@ def catalogs_for(store: Store, wheels: list[Path], target: Target, report: Repor
 
 
 def apply(store: Store, policy: Policy, settings: Settings, target: Target, items: list[dict],
-          wheels: dict[str, Path], pip: list[str], forwarded: list[str], force_reinstall: bool, report: Report) -> None:
-    """Carry out ``items`` (see the module's docstring); raises :class:`InstallError`, environment unchanged."""
+          ready: dict[str, Catalog], wheel_of: Callable[[dict], Path], pip: list[str], forwarded: list[str],
+          force_reinstall: bool, report: Report) -> None:
+    """Carry out ``items`` (see the module's docstring); raises :class:`InstallError`, environment unchanged.
+
+    ``ready`` holds the catalogs the store has already (by item name); the other ``store`` items are
+    imported from ``wheel_of(item)``, the wheel in the store (fetched when missing).
+    """
     from ..materializer import Materializer
 
     stored = [item for item in items if item["kind"] == "store"]
     local = [item for item in items if item["kind"] == "local"]
     by_pip = [item for item in items if item["kind"] == "pip"]
-    catalogs = catalogs_for(store, [wheels[item["name"]] for item in stored], target, report)
+    cold = [item for item in stored if item["name"] not in ready]
+    imported = dict(zip((item["name"] for item in cold),
+                        catalogs_for(store, [wheel_of(item) for item in cold], target, report)))
+    catalogs = [ready.get(item["name"]) or imported[item["name"]] for item in stored]
     if store.writable and catalogs:
         with store.lock():  # under the lock gc holds, before linking: gc keeps what this install uses
             store.extend_ref(target.env_dir, [c.key for c in catalogs])
@@ -84,7 +92,7 @@ def apply(store: Store, policy: Policy, settings: Settings, target: Target, item
             Materializer(store, policy, report, strict=settings.strict).run(catalogs, target.layout)
         except DamagedObject as error:  # an object damaged since import: import it again (heals), once
             index = [c.key for c in catalogs].index(error.catalog_key)
-            catalogs[index] = _imported_again(store, wheels[stored[index]["name"]], target, report)
+            catalogs[index] = _imported_again(store, wheel_of(stored[index]), target, report)
             Materializer(store, policy, report, strict=settings.strict).run(catalogs, target.layout)
         for item, catalog in zip(stored, catalogs):
             root = target.layout.scheme_dirs(catalog.name)[catalog.root]

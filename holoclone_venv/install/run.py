@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
 
 from ..errors import HoloCloneError
@@ -18,6 +19,7 @@ from .plan import InstallError
 from .target import Target
 
 if TYPE_CHECKING:
+    from ..catalog import Catalog
     from ..report import Report
     from ..settings import Settings
     from ..store import Store
@@ -75,11 +77,25 @@ def install(target: Target, args: PipArgs, settings: Settings, options: Options,
             plan = {"created": time.time(), "pinned": is_pinned(items, args), "items": items}
     LOG.debug("holoclone: plan: %s", ", ".join(f"{i['name']} {i['version']} ({i['kind']})" for i in items) or "nothing")
     stored = [item for item in items if item["kind"] == "store"]
-    wheels = store_wheels(store, stored, pip or pip_command(target), args.forwarded) if stored else {}
+    # A wheel whose catalog the store has for this interpreter is not needed at all (it may be gone, or
+    # never have been here when the catalog came from a remote store); the others are fetched once.
+    ready = {item["name"]: catalog for item in stored
+             if (catalog := _stored_catalog(store, item, target.interpreter.tag)) is not None}
+    missing = [item for item in stored if item["name"] not in ready]
+    if pip is None and (missing or any(item["kind"] == "pip" for item in items)):
+        pip = pip_command(target)
+    wheels = store_wheels(store, missing, pip or [], args.forwarded) if missing else {}
     if planned_by == "pip" and key is not None and plan is not None:
         _keep(store, key, plan)  # after fetching: a sha256 the report lacked is filled in
+
+    def wheel_of(item: dict) -> Path:
+        if item["name"] not in wheels:  # a stored catalog found damaged while linking: its wheel heals it
+            wheels.update(store_wheels(store, [item], pip or pip_command(target), args.forwarded))
+        return wheels[item["name"]]
+
     if items:
-        apply(store, policy, settings, target, items, wheels, pip or [], args.forwarded, args.force_reinstall, report)
+        apply(store, policy, settings, target, items, ready, wheel_of, pip or [], args.forwarded,
+              args.force_reinstall, report)
         if key is not None and plan is not None and not args.force_reinstall and all(i["kind"] == "store" for i in items):
             # The same command on the environment as it is now: pip would find everything satisfied.
             # Kept too (as fresh as the plan it follows), so a repeated install starts no pip either.
@@ -87,6 +103,14 @@ def install(target: Target, args: PipArgs, settings: Settings, options: Options,
     for directory in {d for fb in report.fallbacks for d in (fb.source_dir, fb.target_dir)}:
         report.filesystems[directory] = policy.filesystem_name(directory) or "?"  # only fallbacks are explained
     return Outcome(report, planned_by, time.perf_counter() - start)
+
+
+def _stored_catalog(store: Store, item: dict, tag: str) -> Catalog | None:
+    """The store's catalog of a planned wheel for ``tag``, by the wheel's sha256 (its objects are checked as
+    they are linked); None when there is none yet."""
+    from ..catalog import catalog_key, is_sha256
+
+    return store.load_catalog(catalog_key(item["sha256"], tag)) if is_sha256(item["sha256"]) else None
 
 
 def _keep(store: Store, key: str, plan: dict) -> None:
