@@ -521,3 +521,42 @@ def _cwd(pid: str) -> str:
         return os.readlink(f"/proc/{pid}/cwd")
     except OSError:  # gone, or a zombie waiting to be reaped
         return ""
+
+
+def test_a_pinned_plan_travels_signed_through_a_remote_store(xfs, unique, house, tmp_path):
+    keys = {}
+    for name in ("fleet-ci", "stranger"):
+        made = holoclone("store", "keygen", name, "-o", str(tmp_path / f"{name}.key"))
+        assert made.returncode == 0, output(made)
+        keys[name] = made.stdout.strip()
+    index = _index(tmp_path / "index", house, {"alpha": ["1.0"], "beta": ["1.0"]})
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("alpha==1.0\nbeta==1.0\n")
+    args = ["-i", index, "-r", str(requirements)]
+    source, remote = xfs / f"source-{unique}", tmp_path / "remote"
+    assert hc_install(_fresh_env(xfs, source, f"a-{unique}"), source, *args).returncode == 0
+    pushed = holoclone("store", "push", remote.as_uri(), "--all", "--signing-key", str(tmp_path / "fleet-ci.key"),
+                       store=source)
+    # The plan, and the one for the same command once it is done (nothing to install).
+    assert pushed.returncode == 0 and "2 install plans" in pushed.stdout, output(pushed)
+
+    # Another machine's empty store: the plan and the catalogs come from the remote, signed; no pip, no wheel.
+    def elsewhere(name: str, trusted: str) -> tuple[subprocess.CompletedProcess, Path]:
+        store = xfs / f"{name}-{unique}"
+        env = _fresh_env(xfs, store, f"env-{name}-{unique}")
+        restore = _without_pip(env)
+        house.rename(house.with_name("house-away"))
+        try:
+            return hc_install(env, store, *args, extra_env={"VIRTUALENV_HOLOCLONE_REMOTE": remote.as_uri(),
+                                                            "VIRTUALENV_HOLOCLONE_TRUSTED_KEYS": trusted}), env
+        finally:
+            restore()
+            house.with_name("house-away").rename(house)
+
+    result, env = elsewhere("trusting", keys["fleet-ci"])
+    assert result.returncode == 0 and "plan from the remote store" in result.stderr, output(result)
+    assert [line for line in freeze(env) if line.startswith(("alpha", "beta"))] == ["alpha==1.0", "beta==1.0"]
+    # Signed by a key this machine does not trust: not used (one warning), so pip is asked, which fails here.
+    refused, _ = elsewhere("wary", keys["stranger"])
+    assert refused.returncode == 1 and "stranger, which is not a trusted key" not in refused.stderr
+    assert "fleet-ci, which is not a trusted key" in refused.stderr, output(refused)

@@ -70,11 +70,16 @@ def install(target: Target, args: PipArgs, settings: Settings, options: Options,
         pip = pip_command(target)
         key = plan_key(args, target, pip, environ, os.getcwd())
         plan = None if options.refresh else store.load_install_plan(key)
-        items = _items(plan) if plan is not None and fresh(plan, ttl) else None
         planned_by = "the store"
+        if plan is None and settings.remote and not options.refresh:  # a signed plan and its catalogs
+            from ..remote.plans import find_install_plan
+
+            plan, planned_by = find_install_plan(settings, store, key, target.interpreter.tag), "the remote store"
+        items = _items(plan) if plan is not None and fresh(plan, ttl) else None
         if items is None:
             items, planned_by = items_of(ask_pip(pip, args, LOG.debug)), "pip"
-            plan = {"created": time.time(), "pinned": is_pinned(items, args), "items": items}
+            plan = {"created": time.time(), "pinned": is_pinned(items, args), "tag": target.interpreter.tag,
+                    "items": items}
     LOG.debug("holoclone: plan: %s", ", ".join(f"{i['name']} {i['version']} ({i['kind']})" for i in items) or "nothing")
     stored = [item for item in items if item["kind"] == "store"]
     # A wheel whose catalog the store has for this interpreter is not needed at all (it may be gone, or
