@@ -58,6 +58,13 @@ def main(argv: Sequence[str], store: str | None = None, lock_timeout: float | No
         settings = settings_for_command(os.environ, store=options.store, lock_timeout=options.lock_timeout)
         ttl = plan_ttl(options.plan_ttl, os.environ)
         target = find_target(options.python, os.environ)
+        from ..plugins import shared
+        from ..policy import resolve_policy
+        from ..store import Store
+
+        opened = Store(settings.store, settings.lock_timeout)
+        opened.check(create=True)  # a store of a newer layout, another user's, not creatable: a usage error
+        policy = resolve_policy(settings, shared())  # an unknown strategy: a usage error
     except HoloCloneError as error:
         print(f"holoclone: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -65,7 +72,7 @@ def main(argv: Sequence[str], store: str | None = None, lock_timeout: float | No
 
     try:
         with _sigterm_as_interrupt():
-            outcome = install(target, pip_args, settings, options, ttl)
+            outcome = install(target, pip_args, settings, options, ttl, opened, policy)
     except KeyboardInterrupt:
         print(f"holoclone: interrupted; {target.env_dir} is as it was.", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -20,6 +20,7 @@ from .target import Target
 
 if TYPE_CHECKING:
     from ..catalog import Catalog
+    from ..policy import Policy
     from ..report import Report
     from ..settings import Settings
     from ..store import Store
@@ -47,22 +48,17 @@ class Outcome:
                 f"plan from {self.planned_by}" + (f" (imported {', '.join(report.imported)})" if report.imported else ""))
 
 
-def install(target: Target, args: PipArgs, settings: Settings, options: Options, ttl: float,
-            environ: Mapping[str, str] | None = None) -> Outcome:
-    """Install what ``pip install ARGS`` would into ``target``; raises :class:`HoloCloneError`, environment unchanged."""
-    from ..plugins import shared
-    from ..policy import resolve_policy
+def install(target: Target, args: PipArgs, settings: Settings, options: Options, ttl: float, store: Store,
+            policy: Policy, environ: Mapping[str, str] | None = None) -> Outcome:
+    """Install what ``pip install ARGS`` would into ``target`` from ``store`` (opened and checked) with ``policy``;
+    raises :class:`HoloCloneError` with the environment unchanged."""
     from ..report import Report
-    from ..store import Store
     from .apply import apply
     from .fetch import store_wheels
     from .plan import ask_pip, fresh, is_pinned, items_of, pip_command, plan_key
 
     start = time.perf_counter()
     environ = os.environ if environ is None else environ
-    store = Store(settings.store, settings.lock_timeout)
-    store.check(create=True)
-    policy = resolve_policy(settings, shared())
     report = Report(store=str(store.root), strategy=policy.strategy.name)
     items = local_wheels_only(args)
     planned_by, key, pip, plan = "files", None, None, None

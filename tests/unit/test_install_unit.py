@@ -177,3 +177,15 @@ def test_what_a_killed_install_set_aside_is_reclaimed_only_once_its_process_is_g
         (folder / "lib" / "old.py").write_text("")
     reclaim(str(tmp_path))
     assert not dead.exists() and (running / "lib" / "old.py").exists()
+
+
+@pytest.mark.skipif(sys.prefix == sys.base_prefix, reason="needs to run inside a virtual environment")
+def test_an_unknown_strategy_or_an_unusable_store_is_a_usage_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("VIRTUALENV_CONFIG_FILE", str(tmp_path / "no.ini"))
+    monkeypatch.setenv("VIRTUALENV_HOLOCLONE_STRATEGY", "reflnk")
+    assert main(["--store", str(tmp_path / "store"), "install", "--python", sys.prefix, "x"]) == 2
+    assert "unknown holoclone strategy 'reflnk'" in capsys.readouterr().err
+    monkeypatch.delenv("VIRTUALENV_HOLOCLONE_STRATEGY")
+    (tmp_path / "file").write_text("")
+    assert main(["--store", str(tmp_path / "file"), "install", "--python", sys.prefix, "x"]) == 2
+    assert "is not a directory" in capsys.readouterr().err
