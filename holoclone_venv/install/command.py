@@ -37,7 +37,8 @@ options:
                         else holoclone_plan_ttl in virtualenv.ini, else 600); fully pinned plans never expire
   --store DIR, --lock-timeout SECONDS   as for every holoclone command
 
-exit status: 0 success, 1 the install failed (the environment is as it was), 2 usage error
+exit status: 0 success, 1 the install failed (the environment is as it was), 2 usage error,
+  130 stopped by Ctrl-C or SIGTERM (the environment is as it was)
 """
 
 
