@@ -560,3 +560,18 @@ def test_a_pinned_plan_travels_signed_through_a_remote_store(xfs, unique, house,
     refused, _ = elsewhere("wary", keys["stranger"])
     assert refused.returncode == 1 and "stranger, which is not a trusted key" not in refused.stderr
     assert "fleet-ci, which is not a trusted key" in refused.stderr, output(refused)
+
+
+def test_where_a_requirements_file_says_to_look_reaches_the_pip_that_builds(envs, house, tmp_path):
+    env_pip, env_holo, store = envs
+    links = tmp_path / "links"
+    links.mkdir()
+    _plain_sdist(_project(tmp_path / "zeta", name="zeta", requires=""), links / "zeta-1.0.zip")
+    _wheel(links, "omega", "1.0", requires=("zeta>=1.0", "beta==1.0"))
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text(f"--no-index\n--find-links links\n--find-links {house}\nomega\n")
+    args = ["-r", str(requirements)]  # nothing on the command line says where to look
+    assert pip_install(env_pip, *args).returncode == 0
+    result = hc_install(env_holo, store, *args)
+    assert result.returncode == 0, output(result)
+    same_as_pip(env_pip, env_holo)

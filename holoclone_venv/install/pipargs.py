@@ -39,6 +39,9 @@ _PLAN_ONLY = {"-r", "--requirement", "-e", "--editable", "-U", "--upgrade", "--u
 _PIN = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*===?\s*([^\s;,*]+)\s*(?:;.*)?$")
 _INCLUDE = re.compile(r"^\s*(-r|--requirement|-c|--constraint)(?:\s+|=)(\S+)")
 _FIND_LINKS = re.compile(r"^\s*(?:-f|--find-links)(?:\s+|=)(\S+)")
+#: Where-to-look options a requirements file may hold (pip applies them to the whole run).
+_FILE_OPTION = re.compile(r"^\s*(-i|--index-url|--extra-index-url|-f|--find-links|--trusted-host)(?:\s+|=)(\S+)\s*$"
+                          r"|^\s*(--no-index|--pre|--prefer-binary)\s*$")
 
 
 class UsageError(HoloCloneError):
@@ -171,7 +174,30 @@ def read_pip_args(args: list[str]) -> PipArgs:
     if not (parsed.requirement_files or parsed.editables or parsed.specs):
         raise UsageError("name what to install: requirements, -r FILE or -e PATH.",
                          "Example: holoclone install --python .venv -r requirements.txt")
+    parsed.forwarded += file_options(parsed.requirement_files)
     return parsed
+
+
+def file_options(files: list[str]) -> list[str]:
+    """The index, find-links and trusted-host options inside requirement files (and the files they include),
+    as arguments: the pip runs that fetch a planned wheel or build a planned sdist are not given the files
+    (they would install everything again), yet must look where pip looked.  A relative find-links folder is
+    relative to its file."""
+    texts, _, _ = requirement_lines(files)
+    found: list[str] = []
+    for path, text in texts:
+        for raw in text.splitlines():
+            match = _FILE_OPTION.match(raw.split(" #", 1)[0])
+            if match is None:
+                continue
+            if match.group(3):
+                found.append(match.group(3))
+                continue
+            name, value = match.group(1), match.group(2)
+            if name in ("-f", "--find-links") and "://" not in value:
+                value = os.path.normpath(os.path.join(os.path.dirname(path), os.path.expanduser(value)))
+            found += [name, value]
+    return found
 
 
 def _option(args: list[str], i: int) -> tuple[str, str | None]:

@@ -189,3 +189,12 @@ def test_an_unknown_strategy_or_an_unusable_store_is_a_usage_error(tmp_path, mon
     (tmp_path / "file").write_text("")
     assert main(["--store", str(tmp_path / "file"), "install", "--python", sys.prefix, "x"]) == 2
     assert "is not a directory" in capsys.readouterr().err
+
+
+def test_where_to_look_is_read_from_requirement_files_for_later_pip_runs(tmp_path):
+    (tmp_path / "inner.txt").write_text("--extra-index-url https://extra/simple\nbeta\n")
+    (tmp_path / "req.txt").write_text("-i https://i/simple  # ours\n--find-links wheels\n--no-index\n-r inner.txt\n"
+                                      "--trusted-host=extra\nalpha==1.0 --hash=sha256:" + "ab" * 32 + "\n")
+    _, pip = split(["-r", str(tmp_path / "req.txt"), "-f", "/cli"])
+    assert pip.forwarded == ["-f", "/cli", "-i", "https://i/simple", "--find-links", str(tmp_path / "wheels"),
+                             "--no-index", "--trusted-host", "extra", "--extra-index-url", "https://extra/simple"]
