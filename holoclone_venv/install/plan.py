@@ -72,7 +72,7 @@ def pip_command(target: Target) -> list[str]:
 
 
 def run_pip(cmd: list[str]) -> subprocess.CompletedProcess:
-    """Run pip (output captured) in a session of its own, so that when this install is stopped (Ctrl-C,
+    """Run pip (output captured) in a process group of its own, so that when this install is stopped (Ctrl-C,
     SIGTERM) pip and the build backends it started are stopped with it, never left running."""
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
                           errors="replace", start_new_session=hasattr(os, "killpg")) as process:
