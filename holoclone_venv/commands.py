@@ -218,7 +218,8 @@ def gc_command(args: argparse.Namespace) -> Result:
         lines += [f"{verb} ref of {r.env or r.path.name}: {r.why}" for r in result.dead]
         lines.append(f"{verb} {_count(len(result.catalogs), 'catalog')}, {_count(result.objects, 'object')}, "
                      f"{_count(result.index, 'index entry', 'index entries')}, "
-                     f"{_count(result.resolutions, 'resolution')}, {_count(len(result.templates), 'template')}"
+                     f"{_count(result.resolutions, 'resolution')}, {_count(result.install_plans, 'install plan')}, "
+                     f"{_count(len(result.templates), 'template')}"
                      + ("" if result.dry_run else f", {_count(result.tmp_reclaimed, 'tmp entry', 'tmp entries')}"))
         lines.append(f"{'would free' if result.dry_run else 'freed'} {_space(result.frees)}")
         return "\n".join(lines)
@@ -351,8 +352,12 @@ def push_command(args: argparse.Namespace) -> Result:
     catalogs = select_catalogs(store, args.catalogs, args.all)
     remote = open_remote(args.url)
     result = push(store, remote, catalogs, key, _progress(f"holoclone: pushing to {args.url}"))
+    from .remote.plans import push_install_plans
+
+    result.install_plans = push_install_plans(store, remote, set(result.catalogs), key)
     return result.as_dict(), EXIT_OK, lambda _: (
-        f"pushed {_count(len(result.catalogs), 'catalog')}, {_count(len(result.resolutions), 'resolution')} and "
+        f"pushed {_count(len(result.catalogs), 'catalog')}, {_count(len(result.resolutions), 'resolution')}, "
+        f"{_count(len(result.install_plans), 'install plan')} and "
         f"{_count(result.objects, 'object')} ({_size(result.bytes)}) to {args.url} signed by {key.name}; "
         f"{result.present:,} objects were there already"
     )

@@ -70,7 +70,7 @@ def clean(store: Store) -> CleanResult:
                 if free:
                     store.remove(path)
         for folder in (store.catalogs, store.objects, store.index, store.refs, store.wheels, store.resolutions,
-                       store.tmp, store.templates):
+                       store.install_plans, store.tmp, store.templates):
             if folder.exists():
                 store.remove(folder)
                 removed.append(folder.name)

@@ -292,6 +292,7 @@ class Folders:
     refs: Path
     wheels: Path
     resolutions: Path
+    install_plans: Path
     templates: Path
     tmp: Path
     locks: Path
@@ -326,7 +327,7 @@ class Folders:
         """The store's own folders that are links (or files) where a folder belongs."""
         found = []
         for folder in (self.objects, self.catalogs, self.index, self.refs, self.wheels, self.resolutions,
-                       self.templates, self.tmp, self.locks):
+                       self.install_plans, self.templates, self.tmp, self.locks):
             try:
                 mode = os.lstat(folder).st_mode
             except FileNotFoundError:
