@@ -56,8 +56,7 @@ def project(tmp_path: Path) -> Path:
 
 def test_tox_lists_the_plugin(project):
     result = tox(project, "--version")
-    assert "tox-holoclone-" in result.stdout
-    assert "with holoclone-venv==" in result.stdout
+    assert "tox-holoclone-" in result.stdout  # tox 4.12+ also shows "with holoclone-venv==<version>"
 
 
 def test_every_env_runs_on_holoclone_and_one_opts_out_with_runner_virtualenv(project):
