@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
             "VIRTUALENV_CONFIG_FILE=~/.config/virtualenv/virtualenv.ini holoclone enable", commands.enable_command)
     command(subcommands, "disable", "undo 'holoclone enable' (restores a seeder it replaced)",
             "holoclone disable", commands.disable_command)
+    subcommands.add_parser("install", help="install into a virtual environment what pip would, from the store "
+                           "('holoclone install --help')", add_help=False)
     command(subcommands, "plugins", "list holoclone plugins, their distributions and hooks, and broken ones",
             "holoclone plugins --json", commands.plugins_command)
 
@@ -153,6 +155,10 @@ def build_parser() -> argparse.ArgumentParser:
 # -- entry point -------------------------------------------------------------------------------
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; returns the exit status (0 ok, 1 problems found, 2 usage or config error)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    install = _install_command(argv)
+    if install is not None:
+        return install
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -183,6 +189,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("holoclone: interrupted", file=sys.stderr)
         return 130
     return status
+
+
+def _install_command(argv: list[str]) -> int | None:
+    """``holoclone [--store DIR] [--lock-timeout S] install ...``: run by ``install/command.py``, whose
+    arguments are pip's (argparse would take them for its own); None for every other command."""
+    globals_: dict[str, str] = {}
+    i = 0
+    while i < len(argv) and argv[i] in ("--store", "--lock-timeout") and i + 1 < len(argv):
+        globals_[argv[i]] = argv[i + 1]
+        i += 2
+    if i >= len(argv) or argv[i] != "install":
+        return None
+    from .install.command import EXIT_USAGE as USAGE, main as install_main
+
+    timeout = globals_.get("--lock-timeout")
+    try:
+        lock_timeout = float(timeout) if timeout is not None else None
+    except ValueError:
+        print(f"holoclone: --lock-timeout takes a number of seconds, not {timeout!r}.", file=sys.stderr)
+        return USAGE
+    return install_main(argv[i + 1:], store=globals_.get("--store"), lock_timeout=lock_timeout)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ Layout (version :data:`LAYOUT`)::
       refs/<env id>.json         an environment made from the store, and its catalogs
       wheels/<sha256>/<name>.whl wheels of dependency sets (see dependencies.py)
       resolutions/<key>.json     requirements resolved to those wheels, reused without pip
+      plans/<key>.json           'holoclone install' plans: pip's answer for one set of inputs (plans.py)
       templates/<id>/            a sealed install root per set of catalogs (see templates.py)
       tmp/                       staging; anything here is incomplete by definition
       locks/
@@ -41,6 +42,7 @@ from ..errors import StoreError
 from ..fsutil import write_atomic
 from ..locks import StoreLock
 from .caches import Caches
+from .plans import Plans
 from .staging import Staging
 from .templates import Templates
 
@@ -48,7 +50,7 @@ LAYOUT = 1
 _LAYOUT_PREFIX = "holoclone-store "
 
 
-class Store(Staging, Caches, Templates):
+class Store(Staging, Caches, Templates, Plans):
     """A store directory.  Opening one never writes; writes create what they need."""
 
     def __init__(self, root: str | os.PathLike[str], lock_timeout: float = 300.0) -> None:

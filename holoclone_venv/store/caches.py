@@ -103,6 +103,21 @@ class Caches:
         self.write_atomically(self.refs / f"{ref_id}.json", json.dumps(document).encode("utf-8"))
         return ref_id
 
+    def extend_ref(self, env_dir: str, catalog_keys: Iterable[str]) -> str:
+        """Add catalogs to ``env_dir``'s ref (keeping those it has, and its template); returns the ref id."""
+        import hashlib
+
+        ref_id = hashlib.sha256(os.fsencode(os.path.abspath(env_dir))).hexdigest()[:32]
+        old: dict = {}
+        data = self.read_trusted(self.refs / f"{ref_id}.json")  # type: ignore[attr-defined]
+        try:
+            old = json.loads(data) if data else {}
+        except ValueError:
+            old = {}
+        kept = old.get("catalogs") if isinstance(old, dict) and isinstance(old.get("catalogs"), list) else []
+        template = old.get("template") if isinstance(old, dict) and isinstance(old.get("template"), str) else None
+        return self.add_ref(env_dir, [*map(str, kept), *catalog_keys], template)
+
     def iter_refs(self) -> Iterator[tuple[Path, dict]]:
         """Yield ``(ref file, document)``; unreadable refs yield an empty document."""
         if not self.refs.is_dir():

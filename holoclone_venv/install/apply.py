@@ -1,0 +1,206 @@
+"""A plan carried out: old versions set aside, wheels materialized from the store, metadata, the rest by pip.
+
+Order, so that a failure anywhere leaves the environment as it was:
+
+1. every ``store`` wheel is imported into the store (once per wheel and interpreter);
+2. the installed versions that the planned ``store`` and ``local`` items replace are moved aside
+   (``replace.py``);
+3. the catalogs are materialized with the environment's strategy (``Materializer``: reflink where
+   possible, bytecode shipped, console scripts for the environment's interpreter, RECORD,
+   INSTALLER), then ``REQUESTED`` and ``direct_url.json`` (PEP 610) are added to RECORD;
+4. ``local`` wheels are installed with ``installer`` (a project's wheel, rebuilt on every tox run,
+   would make the store grow without bound, so it is never kept there);
+5. ``pip`` items go to the environment's pip with ``--no-deps`` (their dependencies are in place).
+
+On failure the new distributions are removed by their RECORD and the set-aside files put back.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+from pathlib import Path
+
+from .. import record
+from ..errors import DamagedObject
+from .plan import InstallError
+from .replace import SetAside
+from .target import Target
+
+LOG = logging.getLogger("holoclone")
+_INSTALLER = b"holoclone\n"
+
+
+def catalogs_for(store, wheels: list[Path], target: Target, report) -> list:
+    """The catalog of each wheel for the target interpreter, importing the wheels not imported yet."""
+    from ..importer import ensure_catalog
+    from ..progress import bar
+
+    found = []
+    cold = [w for w in wheels if store.stored_catalog(w, target.interpreter.tag) is None]
+    progress = bar(f"holoclone: importing {len(cold)} wheel{'s' if len(cold) != 1 else ''} into the store") if cold else None
+    for index, wheel in enumerate(wheels):
+        catalog = store.stored_catalog(wheel, target.interpreter.tag)
+        if catalog is None:
+            step = (lambda done, total, i=cold.index(wheel): progress(i * 1000 + 1000 * done // max(total, 1),
+                                                                      len(cold) * 1000)) if progress else None
+            catalog, imported = ensure_catalog(store, wheel, target.interpreter, step)
+            if imported:
+                report.imported.append(wheel.name)
+        found.append(catalog)
+    return found
+
+
+def apply(store, policy, settings, target: Target, items: list[dict], wheels: dict[str, Path], pip: list[str],
+          forwarded: list[str], force_reinstall: bool, report) -> None:
+    """Carry out ``items`` (see the module's docstring); raises :class:`InstallError`, environment unchanged."""
+    from ..materializer import Materializer
+
+    stored = [item for item in items if item["kind"] == "store"]
+    local = [item for item in items if item["kind"] == "local"]
+    by_pip = [item for item in items if item["kind"] == "pip"]
+    catalogs = catalogs_for(store, [wheels[item["name"]] for item in stored], target, report)
+    if store.writable and catalogs:
+        with store.lock():  # under the lock gc holds, before linking: gc keeps what this install uses
+            store.extend_ref(target.env_dir, [c.key for c in catalogs])
+    aside = SetAside(target.env_dir, target.site_dirs)
+    installed: list[str] = []
+    try:
+        aside.take(item["name"] for item in stored + local)
+        installed += [item["name"] for item in stored]
+        try:
+            Materializer(store, policy, report, strict=settings.strict).run(catalogs, target.layout)
+        except DamagedObject as error:  # an object damaged since import: import it again (heals), once
+            index = [c.key for c in catalogs].index(error.catalog_key)
+            catalogs[index] = _imported_again(store, wheels[stored[index]["name"]], target, report)
+            Materializer(store, policy, report, strict=settings.strict).run(catalogs, target.layout)
+        for item, catalog in zip(stored, catalogs):
+            root = target.layout.scheme_dirs(catalog.name)[catalog.root]
+            add_metadata(os.path.join(root, catalog.dist_info), _extra_files(item))
+            report.packages.append(f"{catalog.name} {catalog.version}")
+        for item in local:
+            installed.append(item["name"])
+            install_local_wheel(item, target)
+            report.packages.append(f"{item['name']} {item['version']}")
+        if by_pip:
+            _pip_install(pip, by_pip, forwarded, force_reinstall)
+            report.packages += [f"{item['name']} {item['version']}" for item in by_pip]
+        os.utime(target.layout.purelib)  # the import system's directory cache sees the new files
+    except BaseException:
+        from ..uninstall import remove_distribution
+
+        removed = [path for name in installed for site in target.site_dirs
+                   for path in remove_distribution(name, site, target.env_dir)]
+        _prune(removed, target)
+        aside.restore()
+        raise
+    aside.commit()
+
+
+def _prune(removed: list[str], target: Target) -> None:
+    """Remove the folders a rollback emptied (the new distributions' package folders), never an install root."""
+    roots = {os.path.realpath(p) for p in [target.env_dir, *target.site_dirs, target.layout.scripts]}
+    for path in sorted(removed, key=len, reverse=True):
+        folder = os.path.dirname(path)
+        while os.path.realpath(folder) not in roots and folder.startswith(target.env_dir + os.sep):
+            try:
+                os.rmdir(folder)
+            except OSError:
+                break
+            folder = os.path.dirname(folder)
+
+
+def _imported_again(store, wheel: Path, target: Target, report):
+    from ..importer import ensure_catalog
+
+    catalog, imported = ensure_catalog(store, wheel, target.interpreter)
+    if imported:
+        report.imported.append(wheel.name)
+    return catalog
+
+
+def _extra_files(item: dict) -> dict[str, bytes]:
+    files: dict[str, bytes] = {}
+    if item["requested"]:
+        files["REQUESTED"] = b""
+    if item["direct_url"] is not None:
+        files["direct_url.json"] = json.dumps(item["direct_url"], sort_keys=True).encode()
+    return files
+
+
+def add_metadata(dist_info: str, files: dict[str, bytes]) -> None:
+    """Write ``files`` into an installed ``.dist-info`` and list them in its RECORD."""
+    if not files:
+        return
+    from ..fsutil import write_atomic
+
+    name = os.path.basename(dist_info)
+    rows = []
+    for file_name, data in files.items():
+        write_atomic(os.path.join(dist_info, file_name), data, mode=0o644)
+        rows.append((f"{name}/{file_name}", record.hash_of(data), len(data)))
+    with open(os.path.join(dist_info, "RECORD"), "ab") as handle:
+        handle.write(record.record_bytes(rows))
+
+
+def install_local_wheel(item: dict, target: Target) -> None:
+    """Install a wheel file named on the command line without pip and without keeping it in the store.
+
+    ``installer`` writes it (checked against its RECORD first), with scripts for the environment's
+    interpreter, INSTALLER, REQUESTED and ``direct_url.json``; bytecode is compiled when this
+    process runs the environment's Python version, else on first import.  What it wrote before a
+    failure is removed again.
+    """
+    from urllib.parse import urlparse
+    from urllib.request import url2pathname
+
+    from installer import install
+    from installer.destinations import SchemeDictionaryDestination
+    from installer.sources import WheelFile
+    from installer.utils import get_launcher_kind
+
+    written: list[str] = []
+
+    class Tracking(SchemeDictionaryDestination):
+        def write_file(self, scheme, path, stream, is_executable):  # type: ignore[override]
+            written.append(os.path.join(self.scheme_dict[scheme], os.fspath(path)))
+            return super().write_file(scheme, path, stream, is_executable)
+
+    path = url2pathname(urlparse(item["url"]).path)
+    layout = target.layout
+    schemes = {**layout.scheme_dirs(item["name"])}
+    destination = Tracking(schemes, interpreter=layout.executable, script_kind=get_launcher_kind(),
+                           bytecode_optimization_levels=(0,) if target.interpreter.is_running else ())
+    metadata = {"INSTALLER": _INSTALLER, **_extra_files(item)}
+    try:
+        with WheelFile.open(path) as source:
+            source.validate_record()
+            install(source, destination, metadata)
+    except BaseException as error:
+        for file in written:
+            try:
+                os.unlink(file)
+            except OSError:
+                pass
+        if isinstance(error, (OSError, ValueError, KeyError)):
+            raise InstallError(f"the wheel {path} could not be installed: {error}; nothing was changed.",
+                               "Rebuild it.") from None
+        raise
+
+
+def _pip_install(pip: list[str], items: list[dict], forwarded: list[str], force_reinstall: bool) -> None:
+    """What holoclone does not build (editables, folders, sdists, VCS): the environment's pip, ``--no-deps``."""
+    specs = [arg for item in items for arg in item["pip"]]
+    cmd = [*pip, "install", "--no-deps", "--disable-pip-version-check", *(["--force-reinstall"] if force_reinstall else []),
+           *forwarded, *specs]
+    LOG.debug("holoclone: handing %s to pip: %s", ", ".join(item["name"] for item in items), " ".join(cmd))
+    result = subprocess.run(cmd, capture_output=True, text=True, errors="replace", stdin=subprocess.DEVNULL)
+    LOG.debug("%s", result.stdout + result.stderr)
+    if result.returncode:
+        from ..dependencies import _last_error
+
+        raise InstallError(f"pip could not install {', '.join(item['name'] for item in items)}: "
+                           f"{_last_error(result.stderr, result.stdout)}",
+                           "The environment was left as it was.")
