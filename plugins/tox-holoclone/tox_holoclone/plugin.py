@@ -100,9 +100,16 @@ class HolocloneMixin:
         return self._installer
 
     def virtualenv_env_vars(self) -> dict[str, str]:
-        """virtualenv's variables with holoclone as the seeder, unless the user chose another one."""
+        """virtualenv's variables with holoclone as the seeder, unless the user chose another one.
+
+        Not with ``virtualenv_spec`` (set by the user, or by tox for an interpreter the installed
+        virtualenv cannot create): tox then runs another virtualenv, bootstrapped without holoclone,
+        which would refuse an unknown seeder.  The installs still go through ``holoclone install``.
+        """
         env: dict[str, str] = super().virtualenv_env_vars()  # type: ignore[misc]
-        env.setdefault("VIRTUALENV_SEEDER", "holoclone")
+        conf = self.conf  # type: ignore[attr-defined]
+        if not ("virtualenv_spec" in conf and conf["virtualenv_spec"]):  # the key exists since tox 4.42
+            env.setdefault("VIRTUALENV_SEEDER", "holoclone")
         return env
 
     @property
