@@ -211,6 +211,31 @@ def test_tox_runs_a_user_set_install_command_as_written(tools, workspace, wheelh
     assert pyvenv_cfg(project / ".tox" / "py").get("holoclone")  # still seeded by holoclone
 
 
+def test_tox_editable_package_extras_and_dependency_groups_come_from_the_store(tools, workspace, wheelhouse):
+    project, store = workspace / "project", workspace / "store"
+    text = (project / "pyproject.toml").read_text().replace(
+        'requires-python = ">=3.9"', 'requires-python = ">=3.9"\n'
+        'optional-dependencies = { extra = ["hcextra"] }')
+    (project / "pyproject.toml").write_text(text + '\n[dependency-groups]\ntest = ["hcpure"]\n')
+    (project / "tox.ini").write_text(textwrap.dedent(f"""
+        [testenv]
+        package = editable
+        extras = extra
+        dependency_groups = test
+        commands = {IMPORTS}
+    """))
+    env = tool_env(tools, workspace, wheelhouse)
+    assert "HELLO FROM HCDATA" in run(tools, "tox", "run", "-e", "py", cwd=project, env=env)
+    made = project / ".tox" / "py"
+    assert_from_the_store(made, store, "hcpure", "hcdata", "hcextra")
+    assert installer(made, "holoclone_sample") == "holoclone"  # the editable wheel tox built (PEP 660)
+    # editable: an edit shows without a reinstall
+    (project / "src" / "sample" / "__init__.py").write_text("def greet(name):\n    return 'edited'\n")
+    probe = subprocess.run([str(made / "bin" / "python"), "-c", "import sample; print(sample.greet('x'))"],
+                           capture_output=True, text=True, check=True)
+    assert probe.stdout.strip() == "edited"
+
+
 # -- nox ----------------------------------------------------------------------------------------------------
 NOXFILE = """\
 {imports}
