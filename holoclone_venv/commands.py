@@ -193,7 +193,8 @@ def gc_command(args: argparse.Namespace) -> Result:
         lines += [f"{verb} ref of {r.env or r.path.name}: {r.why}" for r in result.dead]
         lines.append(f"{verb} {_count(len(result.catalogs), 'catalog')}, {_count(result.objects, 'object')}, "
                      f"{_count(result.index, 'index entry', 'index entries')}, "
-                     f"{_count(result.resolutions, 'resolution')}, {_count(len(result.templates), 'template')}"
+                     f"{_count(result.resolutions, 'resolution')}, {_count(result.install_plans, 'install plan')}, "
+                     f"{_count(len(result.templates), 'template')}"
                      + ("" if result.dry_run else f", {_count(result.tmp_reclaimed, 'tmp entry', 'tmp entries')}"))
         lines.append(f"{'would free' if result.dry_run else 'freed'} {_space(result.frees)}")
         return "\n".join(lines)

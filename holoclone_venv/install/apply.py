@@ -86,6 +86,9 @@ def apply(store, policy, settings, target: Target, items: list[dict], wheels: di
             report.packages.append(f"{item['name']} {item['version']}")
         if by_pip:
             _pip_install(pip, by_pip, forwarded, force_reinstall)
+            for item in by_pip:
+                if not item["requested"]:  # named on pip's command line only because a requirement needs it
+                    _unrequest(item, target)
             report.packages += [f"{item['name']} {item['version']}" for item in by_pip]
         os.utime(target.layout.purelib)  # the import system's directory cache sees the new files
     except BaseException:
@@ -190,13 +193,50 @@ def install_local_wheel(item: dict, target: Target) -> None:
         raise
 
 
+def _unrequest(item: dict, target: Target) -> None:
+    """Remove the ``REQUESTED`` marker (and its RECORD row) pip wrote for a dependency it was handed."""
+    from ..catalog import canonical_name
+
+    wanted = (canonical_name(item["name"]), item["version"])
+    for site in target.site_dirs:
+        for entry in os.listdir(site):
+            name, _, version = entry[: -len(".dist-info")].rpartition("-")
+            if not entry.endswith(".dist-info") or (canonical_name(name), version) != wanted:
+                continue
+            marker = os.path.join(site, entry, "REQUESTED")
+            if os.path.exists(marker):
+                os.unlink(marker)
+                path = os.path.join(site, entry, "RECORD")
+                with open(path, "rb") as handle:
+                    rows = [row for row in handle.read().splitlines(keepends=True)
+                            if not row.startswith(f"{entry}/REQUESTED,".encode())]
+                from ..fsutil import write_atomic
+
+                write_atomic(path, b"".join(rows), mode=0o644)
+
+
 def _pip_install(pip: list[str], items: list[dict], forwarded: list[str], force_reinstall: bool) -> None:
-    """What holoclone does not build (editables, folders, sdists, VCS): the environment's pip, ``--no-deps``."""
-    specs = [arg for item in items for arg in item["pip"]]
-    cmd = [*pip, "install", "--no-deps", "--disable-pip-version-check", *(["--force-reinstall"] if force_reinstall else []),
-           *forwarded, *specs]
-    LOG.debug("holoclone: handing %s to pip: %s", ", ".join(item["name"] for item in items), " ".join(cmd))
-    result = subprocess.run(cmd, capture_output=True, text=True, errors="replace", stdin=subprocess.DEVNULL)
+    """What holoclone does not build (editables, folders, sdists, VCS): the environment's pip, ``--no-deps``.
+
+    When every item is an sdist from an index with the sha256 pip planned with, they are handed over as a
+    requirements file with those hashes, so pip builds exactly the archive it planned with.
+    """
+    import tempfile
+
+    hashed = all(item["sha256"] and item["direct_url"] is None and item["pip"] == [f"{item['name']}=={item['version']}"]
+                 for item in items)
+    with tempfile.TemporaryDirectory(prefix="holoclone-install-") as scratch:
+        if hashed:
+            listed = os.path.join(scratch, "planned.txt")
+            with open(listed, "w", encoding="utf-8") as handle:
+                handle.writelines(f"{item['name']}=={item['version']} --hash=sha256:{item['sha256']}\n" for item in items)
+            specs = ["--require-hashes", "-r", listed]
+        else:
+            specs = [arg for item in items for arg in item["pip"]]
+        cmd = [*pip, "install", "--no-deps", "--disable-pip-version-check",
+               *(["--force-reinstall"] if force_reinstall else []), *forwarded, *specs]
+        LOG.debug("holoclone: handing %s to pip: %s", ", ".join(item["name"] for item in items), " ".join(cmd))
+        result = subprocess.run(cmd, capture_output=True, text=True, errors="replace", stdin=subprocess.DEVNULL)
     LOG.debug("%s", result.stdout + result.stderr)
     if result.returncode:
         from ..dependencies import _last_error

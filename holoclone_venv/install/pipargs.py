@@ -230,6 +230,8 @@ def requirement_lines(files: list[str]) -> tuple[list[tuple[str, str]], list[str
                 visit(os.path.join(base, include.group(2)))
             elif found and "://" not in found.group(1):
                 links.append(os.path.normpath(os.path.join(base, found.group(1))))
+            elif found and found.group(1).startswith("file:"):
+                links.append(found.group(1))
 
     for name in files:
         visit(name)

@@ -154,8 +154,7 @@ def plan_key(args: PipArgs, target: Target, planner: list[str], environ: Mapping
     metadata files), local find-links folders' listings, ``PIP_*`` variables, pip's configuration files,
     the planning pip, the interpreter's markers and ABI, and what the environment has installed."""
     texts, links, _ = requirement_lines([*args.requirement_files, *args.constraint_files])
-    links += [os.path.abspath(p) for p in args.find_links if "://" not in p]
-    links += [p for p in environ.get("PIP_FIND_LINKS", "").split() if "://" not in p]
+    links += [_local_folder(p) for p in [*args.find_links, *environ.get("PIP_FIND_LINKS", "").split()]]
     facts = target.facts
     document = {
         "format": _KEY_FORMAT,
@@ -172,6 +171,13 @@ def plan_key(args: PipArgs, target: Target, planner: list[str], environ: Mapping
         "installed": target.installed(),
     }
     return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
+
+
+def _local_folder(link: str) -> str:
+    """A find-links folder as a path (``file:`` URLs too); a remote one stays a URL (listed as nothing)."""
+    if link.startswith("file:"):
+        return url2pathname(urlparse(link).path)
+    return link if "://" in link else os.path.abspath(link)
 
 
 def _file_digest(path: str) -> str:

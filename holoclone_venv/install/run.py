@@ -58,31 +58,39 @@ def install(target: Target, args: PipArgs, settings, options: Options, ttl: floa
     policy = resolve_policy(settings, shared())
     report = Report(store=str(store.root), strategy=policy.strategy.name)
     items = local_wheels_only(args)
-    planned_by, key, pip = "files", None, None
+    planned_by, key, pip, plan = "files", None, None, None
     if items is None:
         pip = pip_command(target)
         key = plan_key(args, target, pip, environ, os.getcwd())
-        plan = None if options.refresh else store.load_plan(key)
+        plan = None if options.refresh else store.load_install_plan(key)
         items = _items(plan) if plan is not None and fresh(plan, ttl) else None
         planned_by = "the store"
         if items is None:
             items, planned_by = items_of(ask_pip(pip, args, LOG.debug)), "pip"
+            plan = {"created": time.time(), "pinned": is_pinned(items, args), "items": items}
     LOG.debug("holoclone: plan: %s", ", ".join(f"{i['name']} {i['version']} ({i['kind']})" for i in items) or "nothing")
     stored = [item for item in items if item["kind"] == "store"]
-    needs_pip = any(item["kind"] == "pip" for item in items) or (stored and pip is None)
-    if needs_pip and pip is None:
-        pip = pip_command(target)
-    wheels = store_wheels(store, stored, pip or [], args.forwarded) if stored else {}
-    if planned_by == "pip" and key is not None and store.writable:
-        try:
-            store.write_plan(key, {"created": time.time(), "pinned": is_pinned(items, args), "items": items})
-        except OSError as error:  # only a cache: the next run asks pip again
-            LOG.debug("holoclone: the plan was not kept: %s", error)
+    wheels = store_wheels(store, stored, pip or pip_command(target), args.forwarded) if stored else {}
+    if planned_by == "pip" and key is not None:
+        _keep(store, key, plan)  # after fetching: a sha256 the report lacked is filled in
     if items:
         apply(store, policy, settings, target, items, wheels, pip or [], args.forwarded, args.force_reinstall, report)
+        if key is not None and plan is not None and not args.force_reinstall and all(i["kind"] == "store" for i in items):
+            # The same command on the environment as it is now: pip would find everything satisfied.
+            # Kept too (as fresh as the plan it follows), so a repeated install starts no pip either.
+            _keep(store, plan_key(args, target, pip or [], environ, os.getcwd()), {**plan, "items": []})
     for directory in {d for fb in report.fallbacks for d in (fb.source_dir, fb.target_dir)}:
         report.filesystems[directory] = policy.filesystem_name(directory) or "?"  # only fallbacks are explained
     return Outcome(report, planned_by, time.perf_counter() - start)
+
+
+def _keep(store, key: str, plan: dict) -> None:
+    if not store.writable:
+        return
+    try:
+        store.write_install_plan(key, plan)
+    except OSError as error:  # only a cache: the next run asks pip again
+        LOG.debug("holoclone: the plan was not kept: %s", error)
 
 
 def local_wheels_only(args: PipArgs) -> list[dict] | None:

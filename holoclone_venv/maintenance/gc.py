@@ -34,6 +34,7 @@ class GcResult:
     grace: float = REF_GRACE
     resolutions: int = 0
     templates: list[str] = field(default_factory=list)
+    install_plans: int = 0
 
     def as_dict(self) -> dict:
         return {
@@ -47,6 +48,7 @@ class GcResult:
             "index_removed": self.index,
             "resolutions_removed": self.resolutions,
             "templates_removed": self.templates,
+            "install_plans_removed": self.install_plans,
             "tmp_reclaimed": self.tmp_reclaimed,
             "frees": self.frees.as_dict(),
         }
@@ -104,6 +106,10 @@ def gc(store: Store, dry_run: bool = False, progress: Progress | None = None, ol
         dropped = {identity for identity, _ in drop_templates}
         drop_plans = [path for identity, path in store.iter_template_plans()
                       if identity in dropped or not store.has_template(identity)]
+        # An install plan past the grace that is not pinned has expired by any usual TTL; one naming a
+        # wheel no longer kept would fetch it again: both cost the next 'holoclone install' one pip run.
+        drop_install_plans = [path for path, document in store.iter_install_plans()
+                              if _age(path, now) >= older_than and not _plan_kept(document, keep_wheels)]
         paths = [str(p) for p in drop_objects]
         total = sum(file_size(p) for p in paths) if progress else 0
         frees = measure(paths, exclusive=True, progress=progress, total=total)
@@ -114,7 +120,8 @@ def gc(store: Store, dry_run: bool = False, progress: Progress | None = None, ol
             # Catalogs first, objects after: a catalog never names a missing object.
             for key in drop_catalogs:
                 store.remove_catalog(key)
-            for path in drop_resolutions + drop_objects + drop_index + [p for _, p in drop_templates] + drop_plans:
+            for path in drop_resolutions + drop_objects + drop_index + [p for _, p in drop_templates] + drop_plans \
+                    + drop_install_plans:
                 store.remove(path)
             if store.objects.is_dir():
                 for sub in store.objects.iterdir():
@@ -124,7 +131,17 @@ def gc(store: Store, dry_run: bool = False, progress: Progress | None = None, ol
                         pass
             reclaimed = store.reclaim_tmp()
     return GcResult(dry_run, live, dead, drop_catalogs, len(drop_objects), len(drop_index), reclaimed, frees,
-                    kept_young, older_than, len(drop_resolutions), [identity for identity, _ in drop_templates])
+                    kept_young, older_than, len(drop_resolutions), [identity for identity, _ in drop_templates],
+                    len(drop_install_plans))
+
+
+def _plan_kept(document: dict | None, keep_wheels: set[str]) -> bool:
+    """A pinned install plan whose store wheels are all kept."""
+    try:
+        return bool(document) and document["pinned"] is True and all(
+            str(item["sha256"]) in keep_wheels for item in document["items"] if item["kind"] == "store")
+    except (KeyError, TypeError):
+        return False
 
 
 def _all_kept(document: dict | None, keep_wheels: set[str]) -> bool:

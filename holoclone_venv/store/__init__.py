@@ -16,7 +16,7 @@ Layout (version :data:`LAYOUT`)::
       refs/<env id>.json         an environment made from the store, and its catalogs
       wheels/<sha256>/<name>.whl wheels of dependency sets (see dependencies.py)
       resolutions/<key>.json     requirements resolved to those wheels, reused without pip
-      plans/<key>.json           'holoclone install' plans: pip's answer for one set of inputs (plans.py)
+      install-plans/<key>.json   'holoclone install' plans: pip's answer for one set of inputs (plans.py)
       templates/<id>/            a sealed install root per set of catalogs (see templates.py)
       tmp/                       staging; anything here is incomplete by definition
       locks/

@@ -191,3 +191,17 @@ def test_a_ref_with_a_null_catalog_list_is_dead_and_gc_goes_on(store, tmp_path, 
     result = gc(store, older_than=0)
     assert [r.path.name for r in result.dead] == ["damaged.json"]
     assert store.load_catalog(catalog.key) is None
+
+
+def test_gc_removes_old_install_plans_that_are_unpinned_or_name_a_wheel_it_drops(store):
+    store_item = {"name": "alpha", "version": "1.0", "kind": "store", "sha256": "ef" * 32}
+    plans = {"ab" * 32: {"created": 1.0, "pinned": False, "items": []},
+             "cd" * 32: {"created": 1.0, "pinned": True, "items": [store_item]},  # its wheel is not kept
+             "ef" * 32: {"created": 1.0, "pinned": True, "items": []}}
+    for key, plan in plans.items():
+        store.write_install_plan(key, plan)
+    young = gc(store)  # younger than the grace: kept whatever they are
+    assert young.install_plans == 0 and len(list(store.iter_install_plans())) == 3
+    result = gc(store, older_than=0)
+    assert result.install_plans == 2 and result.as_dict()["install_plans_removed"] == 2
+    assert [path.stem for path, _ in store.iter_install_plans()] == ["ef" * 32]
