@@ -101,3 +101,24 @@ def test_the_session_function_receives_a_nox_session_whose_install_is_holoclones
     registry.get()["tests"](nox.Session(Runner()))
     assert isinstance(seen[0], Session) and isinstance(seen[0], nox.Session)
     assert type(seen[0]).install is not nox.Session.install
+
+
+def test_parametrized_sessions_keep_their_parameters(registry):
+    import nox
+
+    from holoclone_venv.nox import session
+
+    calls = []
+
+    @session
+    @nox.parametrize("x", [1, 2])
+    def tests(session, x):
+        calls.append(x)
+
+    class Runner:
+        pass
+
+    func = registry.get()["tests"]
+    assert len(func.parametrize) == 2  # nox makes one session per parameter set from this
+    func(nox.Session(Runner()), x=2)  # as nox calls each of them
+    assert calls == [2]
