@@ -69,13 +69,14 @@ def tools(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def wheelhouse(tmp_path_factory) -> Path:
-    """``hcpure`` (needs ``hcdata``), ``hcdata`` (a console script), ``hcextra``, and setuptools for builds."""
+    """``hcpure`` (needs ``hcdata``), ``hcdata`` (a console script), ``hcextra``, ``hcmore``, and setuptools."""
     house = tmp_path_factory.mktemp("wheelhouse")
     write_wheel(house, "hcpure", "1.0", {"hcpure/__init__.py": b"from hcdata import greet\n\n"
                                          b"def shout():\n    return greet().upper()\n"}, requires=("hcdata>=1.0",))
     write_wheel(house, "hcdata", "1.0", {"hcdata/__init__.py": b"def greet():\n    return 'hello from hcdata'\n"},
                 entry_points="[console_scripts]\nhcdata-cli = hcdata:greet\n")
     write_wheel(house, "hcextra", "1.0", {"hcextra/__init__.py": b"EXTRA = 1\n"})
+    write_wheel(house, "hcmore", "1.0", {"hcmore/__init__.py": b"MORE = 1\n"})
     from virtualenv.seed.wheels.embed import BUNDLE_FOLDER
 
     for wheel in Path(BUNDLE_FOLDER).glob("setuptools-*.whl"):
@@ -301,10 +302,12 @@ def test_nox_reuse_and_no_install_behave_as_nox_own(tools, workspace, wheelhouse
 HATCH_ENVS = """
 [tool.hatch.envs.default]
 type = "holoclone"
+features = ["extra"]
 dependencies = ["hcpure"]
 
 [tool.hatch.envs.plain]
 type = "virtual"
+features = ["extra"]
 dependencies = ["hcpure"]
 """
 
@@ -318,13 +321,14 @@ def hatch_env(workspace: Path, name: str) -> Path:
 def test_hatch_holoclone_env_is_seeded_and_installed_from_the_store_with_plain_hatch_results(
         tools, workspace, wheelhouse):
     project, store = workspace / "project", workspace / "store"
-    with open(project / "pyproject.toml", "a") as toml:
-        toml.write(HATCH_ENVS)
+    text = (project / "pyproject.toml").read_text().replace(
+        'requires-python = ">=3.9"', 'requires-python = ">=3.9"\noptional-dependencies = { extra = ["hcextra"] }')
+    (project / "pyproject.toml").write_text(text + HATCH_ENVS)
     env = tool_env(tools, workspace, wheelhouse)
     out = run(tools, "hatch", "run", *IMPORTS.replace('"', "").split(" ", 2), cwd=project, env=env)
     assert "HELLO FROM HCDATA" in out
     made = hatch_env(workspace, "holoclone-sample")
-    assert_from_the_store(made, store, "hcpure", "hcdata")
+    assert_from_the_store(made, store, "hcpure", "hcdata", "hcextra")  # dependencies and the feature's
     # dev mode: the project is editable, so an edit shows without a reinstall
     (project / "src" / "sample" / "__init__.py").write_text("def greet(name):\n    return 'edited'\n")
     assert "edited" in run(tools, "hatch", "run", "python", "-c", "import sample; print(sample.greet('x'))",
@@ -340,17 +344,17 @@ def test_hatch_holoclone_env_is_seeded_and_installed_from_the_store_with_plain_h
     marker.touch()
     # a new dependency: hatch installs what is missing, the env stays
     text = (project / "pyproject.toml").read_text().replace('dependencies = ["hcpure"]\n\n[tool.hatch.envs.plain]',
-                                                            'dependencies = ["hcpure", "hcextra"]\n\n'
+                                                            'dependencies = ["hcpure", "hcmore"]\n\n'
                                                             '[tool.hatch.envs.plain]')
     (project / "pyproject.toml").write_text(text)
-    run(tools, "hatch", "run", "python", "-c", "import hcextra", cwd=project, env=env)
+    run(tools, "hatch", "run", "python", "-c", "import hcmore", cwd=project, env=env)
     assert marker.exists()
-    assert_from_the_store(made, store, "hcextra")
+    assert_from_the_store(made, store, "hcmore")
 
     run(tools, "hatch", "env", "prune", cwd=project, env=env)
-    run(tools, "hatch", "run", "python", "-c", "import hcextra", cwd=project, env=env)
+    run(tools, "hatch", "run", "python", "-c", "import hcmore", cwd=project, env=env)
     assert not marker.exists()
-    assert_from_the_store(hatch_env(workspace, "holoclone-sample"), store, "hcpure", "hcextra")
+    assert_from_the_store(hatch_env(workspace, "holoclone-sample"), store, "hcpure", "hcextra", "hcmore")
 
 
 @pytest.mark.parametrize("name", PLUGINS)
