@@ -13,6 +13,7 @@ group              variants (tool venv: ``plain`` = tox, nox, hatch, uv; ``holoc
                    plus holoclone-venv, tox-holoclone, hatch-holoclone; ``tox-uv`` = tox, tox-uv)
 =================  ==================================================================================
 tox -r -e py       plain tox, tox-holoclone, tox-uv; with the test run and with ``--notest``
+one more tox env   the same three: ``tox -e extra --notest`` once ``py`` exists (its disk: an extra env's)
 nox -s tests       ``nox.session``, ``holoclone_venv.nox.session``, ``nox -db uv``; the tests, and
                    ``--install-only``
 hatch env create   ``type = "virtual"``, ``type = "holoclone"``, ``installer = "uv"`` (dev mode)
@@ -81,6 +82,7 @@ class Variant:
     env: dict[str, str]
     clean: list[Path] = field(default_factory=list)
     pre: list[list[str]] = field(default_factory=list)
+    disk_of_pre: bool = True  # False: the disk counts what cmd alone adds
     reference: bool = False
     runs: list[dict[str, float]] = field(default_factory=list)
 
@@ -136,7 +138,8 @@ def project(root: Path, name: str, deps: list[str]) -> Path:
         shutil.rmtree(where)
     shutil.copytree(SAMPLE, where, ignore=shutil.ignore_patterns(".tox", ".nox", "*.egg-info", "__pycache__"))
     (where / "tox.ini").write_text(f"[tox]\nenv_list = py\n\n[testenv]\ndeps =\n"
-                                   + "".join(f"    {d}\n" for d in deps) + "commands = python -m pytest -q tests\n")
+                                   + "".join(f"    {d}\n" for d in deps) + "commands = python -m pytest -q tests\n"
+                                   "\n[testenv:extra]\n")
     (where / "requirements.txt").write_text("".join(f"{d}\n" for d in deps))
     nox_import = "from holoclone_venv.nox import session" if "holoclone" in name else "from nox import session"
     (where / "noxfile.py").write_text(f"{nox_import}\n\n\n@session\ndef tests(session):\n"
@@ -160,6 +163,13 @@ def variants(root: Path, bins: dict[str, Path], house: Path, deps: list[str]) ->
             where = project(root, f"tox-{bin_dir.parent.name}{'-notest' if notest else ''}", deps)
             found.append(Variant(group, name, [str(bin_dir / "tox"), "run", "-r", "-e", "py", *flags], where, env,
                                  clean=[where / ".tox"], reference=ref))
+    for name, bin_dir, ref in (("plain tox", plain, False), ("tox-holoclone", holo, False), ("tox-uv", toxuv, True)):
+        # The disk of one more env once the first exists (its .pkg and the caches are already there).
+        where = project(root, f"tox-extra-{bin_dir.parent.name}", deps)
+        tox = str(bin_dir / "tox")
+        found.append(Variant("tox: one more env (-e extra --notest)", name, [tox, "run", "-e", "extra", "--notest"],
+                             where, env, clean=[where / ".tox"], pre=[[tox, "run", "-e", "py", "--notest"]],
+                             disk_of_pre=False, reference=ref))
     for install_only in (False, True):
         group = "nox -s tests" + (" --install-only" if install_only else "")
         flags = ["--install-only"] if install_only else []
@@ -204,6 +214,8 @@ def one_run(variant: Variant) -> dict[str, float]:
     before = free_bytes(variant.cwd)
     for cmd in variant.pre:
         check(cmd, cwd=variant.cwd, env=variant.env, timeout=1800)
+    if not variant.disk_of_pre:
+        before = free_bytes(variant.cwd)
     start = time.perf_counter()
     check(variant.cmd, cwd=variant.cwd, env=variant.env, timeout=1800)
     wall = time.perf_counter() - start
