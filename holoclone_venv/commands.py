@@ -317,8 +317,12 @@ def push_command(args: argparse.Namespace) -> Result:
     catalogs = select_catalogs(store, args.catalogs, args.all)
     remote = open_remote(args.url)
     result = push(store, remote, catalogs, key, _progress(f"holoclone: pushing to {args.url}"))
+    from .remote.plans import push_install_plans
+
+    result.install_plans = push_install_plans(store, remote, set(result.catalogs), key)
     return result.as_dict(), EXIT_OK, lambda _: (
-        f"pushed {_count(len(result.catalogs), 'catalog')}, {_count(len(result.resolutions), 'resolution')} and "
+        f"pushed {_count(len(result.catalogs), 'catalog')}, {_count(len(result.resolutions), 'resolution')}, "
+        f"{_count(len(result.install_plans), 'install plan')} and "
         f"{_count(result.objects, 'object')} ({_size(result.bytes)}) to {args.url} signed by {key.name}; "
         f"{result.present:,} objects were there already"
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import textwrap
 from pathlib import Path
@@ -161,6 +162,10 @@ prepare_metadata_for_build_editable = prepare_metadata_for_build_wheel
 def _wheel(directory, files):
     if os.path.exists(os.path.join(HERE, "FAIL")):
         raise RuntimeError("this build fails on purpose")
+    if os.path.exists(os.path.join(HERE, "SLOW")):  # says it has started, then waits to be stopped
+        open(os.path.join(HERE, "STARTED"), "w").close()
+        import time
+        time.sleep(600)
     files = {**files, f"{DIST_INFO}/METADATA": METADATA.encode(),
              f"{DIST_INFO}/WHEEL": b"Wheel-Version: 1.0\\nGenerator: test\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n"}
     name = f"{NAME}-{VERSION}-py3-none-any.whl"
@@ -365,13 +370,17 @@ def test_a_warm_plan_runs_no_pip_and_an_unpinned_one_expires(xfs, unique, house,
     first = hc_install(_fresh_env(xfs, store, f"a-{unique}"), store, *args)
     assert first.returncode == 0 and "plan from pip" in first.stderr, output(first)
 
-    # The same command into a fresh environment: the plan and every wheel come from the store, pip is never run.
+    # The same command into a fresh environment: the plan and every catalog come from the store; pip is never
+    # run, and no wheel is needed (neither the store's copies nor the index's files are there to be read).
     env = _fresh_env(xfs, store, f"b-{unique}")
     restore = _without_pip(env)
+    shutil.move(store / "wheels", tmp_path / "kept-wheels")
+    house.rename(house.with_name("house-away"))
     try:
         warm = hc_install(env, store, *args)
     finally:
         restore()
+        house.with_name("house-away").rename(house)
     assert warm.returncode == 0 and "plan from the store" in warm.stderr, output(warm)
     assert "beta==1.0" in freeze(env)
 
@@ -477,3 +486,77 @@ def test_an_sdist_handed_to_pip_must_be_the_archive_pip_planned_with(envs, house
     result = hc_install(env_holo, store, *args)
     assert result.returncode == 1, output(result)
     assert "hash" in result.stderr.lower() and "zeta" not in " ".join(freeze(env_holo))
+
+
+def test_sigterm_while_pip_builds_puts_the_replaced_version_back(envs, house, tmp_path):
+    import signal
+    import time
+
+    from helpers import REPO, isolated_environ
+
+    _, env_holo, store = envs
+    assert pip_install(env_holo, "--no-index", "-f", str(house), "beta==1.0").returncode == 0
+    before = sorted(str(p.relative_to(env_holo)) for p in env_holo.rglob("*") if "__pycache__" not in p.parts)
+    slow = _project(tmp_path / "slow")
+    (slow / "SLOW").write_text("")
+    environ = isolated_environ({"PYTHONPATH": str(REPO), **OFFLINE})
+    with subprocess.Popen([os.sys.executable, "-m", "holoclone_venv", "--store", str(store), "install", "--python",
+                           str(env_holo), "--no-index", "-f", str(house), str(slow)], env=environ,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
+        while not (slow / "STARTED").exists():  # beta 2.0 is in place and pip is building the project
+            assert process.poll() is None, process.communicate()
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate()
+    assert process.returncode == 130, err
+    assert err.strip().splitlines()[-1] == f"holoclone: interrupted; {env_holo} is as it was."
+    after = sorted(str(p.relative_to(env_holo)) for p in env_holo.rglob("*") if "__pycache__" not in p.parts)
+    assert after == before and "beta==1.0" in freeze(env_holo)
+    # pip and the build backend it started were stopped too: no process works in the project any more.
+    assert [pid for pid in os.listdir("/proc") if pid.isdigit() and _cwd(pid) == str(slow)] == []
+
+
+def _cwd(pid: str) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/cwd")
+    except OSError:  # gone, or a zombie waiting to be reaped
+        return ""
+
+
+def test_a_pinned_plan_travels_signed_through_a_remote_store(xfs, unique, house, tmp_path):
+    keys = {}
+    for name in ("fleet-ci", "stranger"):
+        made = holoclone("store", "keygen", name, "-o", str(tmp_path / f"{name}.key"))
+        assert made.returncode == 0, output(made)
+        keys[name] = made.stdout.strip()
+    index = _index(tmp_path / "index", house, {"alpha": ["1.0"], "beta": ["1.0"]})
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("alpha==1.0\nbeta==1.0\n")
+    args = ["-i", index, "-r", str(requirements)]
+    source, remote = xfs / f"source-{unique}", tmp_path / "remote"
+    assert hc_install(_fresh_env(xfs, source, f"a-{unique}"), source, *args).returncode == 0
+    pushed = holoclone("store", "push", remote.as_uri(), "--all", "--signing-key", str(tmp_path / "fleet-ci.key"),
+                       store=source)
+    # The plan, and the one for the same command once it is done (nothing to install).
+    assert pushed.returncode == 0 and "2 install plans" in pushed.stdout, output(pushed)
+
+    # Another machine's empty store: the plan and the catalogs come from the remote, signed; no pip, no wheel.
+    def elsewhere(name: str, trusted: str) -> tuple[subprocess.CompletedProcess, Path]:
+        store = xfs / f"{name}-{unique}"
+        env = _fresh_env(xfs, store, f"env-{name}-{unique}")
+        restore = _without_pip(env)
+        house.rename(house.with_name("house-away"))
+        try:
+            return hc_install(env, store, *args, extra_env={"VIRTUALENV_HOLOCLONE_REMOTE": remote.as_uri(),
+                                                            "VIRTUALENV_HOLOCLONE_TRUSTED_KEYS": trusted}), env
+        finally:
+            restore()
+            house.with_name("house-away").rename(house)
+
+    result, env = elsewhere("trusting", keys["fleet-ci"])
+    assert result.returncode == 0 and "plan from the remote store" in result.stderr, output(result)
+    assert [line for line in freeze(env) if line.startswith(("alpha", "beta"))] == ["alpha==1.0", "beta==1.0"]
+    # Signed by a key this machine does not trust: not used (one warning), so pip is asked, which fails here.
+    refused, _ = elsewhere("wary", keys["stranger"])
+    assert refused.returncode == 1 and "stranger, which is not a trusted key" not in refused.stderr
+    assert "fleet-ci, which is not a trusted key" in refused.stderr, output(refused)

@@ -20,51 +20,69 @@ from __future__ import annotations
 import json
 import logging
 import os
-import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 from .. import record
 from ..errors import DamagedObject
-from .plan import InstallError
-from .replace import SetAside
+from .plan import InstallError, run_pip
+from .replace import SetAside, reclaim
 from .target import Target
+
+if TYPE_CHECKING:
+    from ..catalog import Catalog
+    from ..policy import Policy
+    from ..report import Report
+    from ..settings import Settings
+    from ..store import Store
 
 LOG = logging.getLogger("holoclone")
 _INSTALLER = b"holoclone\n"
 
 
-def catalogs_for(store, wheels: list[Path], target: Target, report) -> list:
-    """The catalog of each wheel for the target interpreter, importing the wheels not imported yet."""
+def catalogs_for(store: Store, wheels: list[Path], target: Target, report: Report) -> list[Catalog]:
+    """The catalog of each wheel for the target interpreter, importing the wheels not imported yet (with one
+    progress bar over them, on a terminal).  The objects are checked as they are linked, not here."""
     from ..importer import ensure_catalog
     from ..progress import bar
 
-    found = []
-    cold = [w for w in wheels if store.stored_catalog(w, target.interpreter.tag) is None]
-    progress = bar(f"holoclone: importing {len(cold)} wheel{'s' if len(cold) != 1 else ''} into the store") if cold else None
-    for index, wheel in enumerate(wheels):
-        catalog = store.stored_catalog(wheel, target.interpreter.tag)
-        if catalog is None:
-            step = (lambda done, total, i=cold.index(wheel): progress(i * 1000 + 1000 * done // max(total, 1),
-                                                                      len(cold) * 1000)) if progress else None
-            catalog, imported = ensure_catalog(store, wheel, target.interpreter, step)
-            if imported:
-                report.imported.append(wheel.name)
-        found.append(catalog)
-    return found
+    found: list[Catalog | None] = [store.stored_catalog(wheel, target.interpreter.tag) for wheel in wheels]
+    cold = [wheel for wheel, catalog in zip(wheels, found) if catalog is None]
+    progress = bar(f"holoclone: importing {len(cold)} wheel{'s' if len(cold) != 1 else ''} into the store") \
+        if cold else None
+    for number, wheel in enumerate(cold):
+        step = None
+        if progress is not None:
+            def step(done: int, total: int, base: int = number * 1000) -> None:
+                progress(base + 1000 * done // max(total, 1), len(cold) * 1000)
+        catalog, imported = ensure_catalog(store, wheel, target.interpreter, step)
+        if imported:
+            report.imported.append(wheel.name)
+        found[wheels.index(wheel)] = catalog
+    return found  # type: ignore[return-value]
 
 
-def apply(store, policy, settings, target: Target, items: list[dict], wheels: dict[str, Path], pip: list[str],
-          forwarded: list[str], force_reinstall: bool, report) -> None:
-    """Carry out ``items`` (see the module's docstring); raises :class:`InstallError`, environment unchanged."""
+def apply(store: Store, policy: Policy, settings: Settings, target: Target, items: list[dict],
+          ready: dict[str, Catalog], wheel_of: Callable[[dict], Path], pip: list[str], forwarded: list[str],
+          force_reinstall: bool, report: Report) -> None:
+    """Carry out ``items`` (see the module's docstring); raises :class:`InstallError`, environment unchanged.
+
+    ``ready`` holds the catalogs the store has already (by item name); the other ``store`` items are
+    imported from ``wheel_of(item)``, the wheel in the store (fetched when missing).
+    """
     from ..materializer import Materializer
 
     stored = [item for item in items if item["kind"] == "store"]
     local = [item for item in items if item["kind"] == "local"]
     by_pip = [item for item in items if item["kind"] == "pip"]
-    catalogs = catalogs_for(store, [wheels[item["name"]] for item in stored], target, report)
+    cold = [item for item in stored if item["name"] not in ready]
+    imported = dict(zip((item["name"] for item in cold),
+                        catalogs_for(store, [wheel_of(item) for item in cold], target, report)))
+    catalogs = [ready.get(item["name"]) or imported[item["name"]] for item in stored]
     if store.writable and catalogs:
         with store.lock():  # under the lock gc holds, before linking: gc keeps what this install uses
             store.extend_ref(target.env_dir, [c.key for c in catalogs])
+    reclaim(target.env_dir)
     aside = SetAside(target.env_dir, target.site_dirs)
     installed: list[str] = []
     try:
@@ -74,7 +92,7 @@ def apply(store, policy, settings, target: Target, items: list[dict], wheels: di
             Materializer(store, policy, report, strict=settings.strict).run(catalogs, target.layout)
         except DamagedObject as error:  # an object damaged since import: import it again (heals), once
             index = [c.key for c in catalogs].index(error.catalog_key)
-            catalogs[index] = _imported_again(store, wheels[stored[index]["name"]], target, report)
+            catalogs[index] = _imported_again(store, wheel_of(stored[index]), target, report)
             Materializer(store, policy, report, strict=settings.strict).run(catalogs, target.layout)
         for item, catalog in zip(stored, catalogs):
             root = target.layout.scheme_dirs(catalog.name)[catalog.root]
@@ -115,7 +133,7 @@ def _prune(removed: list[str], target: Target) -> None:
             folder = os.path.dirname(folder)
 
 
-def _imported_again(store, wheel: Path, target: Target, report):
+def _imported_again(store: Store, wheel: Path, target: Target, report: Report) -> Catalog:
     from ..importer import ensure_catalog
 
     catalog, imported = ensure_catalog(store, wheel, target.interpreter)
@@ -178,7 +196,7 @@ def install_local_wheel(item: dict, target: Target) -> None:
                            bytecode_optimization_levels=(0,) if target.interpreter.is_running else ())
     metadata = {"INSTALLER": _INSTALLER, **_extra_files(item)}
     try:
-        with WheelFile.open(path) as source:
+        with WheelFile.open(Path(path)) as source:
             source.validate_record()
             install(source, destination, metadata)
     except BaseException as error:
@@ -236,7 +254,7 @@ def _pip_install(pip: list[str], items: list[dict], forwarded: list[str], force_
         cmd = [*pip, "install", "--no-deps", "--disable-pip-version-check",
                *(["--force-reinstall"] if force_reinstall else []), *forwarded, *specs]
         LOG.debug("holoclone: handing %s to pip: %s", ", ".join(item["name"] for item in items), " ".join(cmd))
-        result = subprocess.run(cmd, capture_output=True, text=True, errors="replace", stdin=subprocess.DEVNULL)
+        result = run_pip(cmd)
     LOG.debug("%s", result.stdout + result.stderr)
     if result.returncode:
         from ..dependencies import _last_error

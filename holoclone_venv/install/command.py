@@ -3,21 +3,22 @@
 Exit status: 0 installed (or nothing to do), 1 the install failed (pip's own
 error line included; the environment is as it was), 2 a usage error (bad
 options, no environment, a target that is not a virtual environment, bad
-settings).  At default verbosity one summary line goes to stderr (and a
+settings), 130 interrupted (Ctrl-C or SIGTERM; the environment is as it was).  At default verbosity one summary line goes to stderr (and a
 progress bar while wheels are imported, on a terminal); ``-q`` prints only
 errors; ``-v`` says what it plans and runs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
-from typing import Mapping, Sequence
+from typing import Iterator, Mapping, Sequence
 
 from ..errors import HoloCloneError
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 PLAN_TTL_ENV = "VIRTUALENV_HOLOCLONE_PLAN_TTL"
 
 USAGE = """\
@@ -63,7 +64,11 @@ def main(argv: Sequence[str], store: str | None = None, lock_timeout: float | No
     from .run import install
 
     try:
-        outcome = install(target, pip_args, settings, options, ttl)
+        with _sigterm_as_interrupt():
+            outcome = install(target, pip_args, settings, options, ttl)
+    except KeyboardInterrupt:
+        print(f"holoclone: interrupted; {target.env_dir} is as it was.", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except HoloCloneError as error:
         print(f"holoclone: {error}", file=sys.stderr)
         return EXIT_FAILED
@@ -106,6 +111,26 @@ def plan_ttl(flag: float | None, environ: Mapping[str, str]) -> float:
         raise ConfigError(f"the plan TTL {raw!r} (from {source}) is not a number of seconds.",
                           "Set it to 0 or more, e.g. 600.")
     return value
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """While installing, SIGTERM (tox and CI runners stop with it) stops as Ctrl-C does: what was replaced
+    is put back.  Only in the main thread, where Python delivers signals; the previous handler returns after."""
+    import signal
+    import threading
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"stopped by signal {signum}")
+
+    previous = None
+    if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGTERM"):
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _logging(verbosity: int) -> None:

@@ -13,14 +13,17 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
 from ..fsutil import hash_file
 from .pipargs import VALUED
-from .plan import InstallError
+from .plan import InstallError, run_pip
+
+if TYPE_CHECKING:
+    from ..store import Store
 
 LOG = logging.getLogger("holoclone")
 
@@ -45,7 +48,7 @@ def network_options(forwarded: list[str]) -> list[str]:
     return kept
 
 
-def store_wheels(store, items: list[dict], pip: list[str], forwarded: list[str]) -> dict[str, Path]:
+def store_wheels(store: Store, items: list[dict], pip: list[str], forwarded: list[str]) -> dict[str, Path]:
     """``{item name: kept wheel}`` for every ``store`` item, fetching what is missing; fills in a missing sha256.
 
     Raises :class:`InstallError` when pip cannot fetch a wheel or one does not match the plan's sha256.
@@ -91,7 +94,7 @@ def store_wheels(store, items: list[dict], pip: list[str], forwarded: list[str])
     return found
 
 
-def _kept(store, item: dict) -> Path | None:
+def _kept(store: Store, item: dict) -> Path | None:
     """The store's copy of the item's wheel when it is there and whole, else None."""
     name, digest = item["filename"], item["sha256"]
     if not digest or "/" in name or os.sep in name:
@@ -107,7 +110,7 @@ def _download(pip: list[str], urls: list[str], dest: Path, forwarded: list[str])
     cmd = [*pip, "download", "--no-deps", "--dest", str(dest), "--disable-pip-version-check", "--progress-bar", "off",
            *network_options(forwarded), *urls]
     LOG.debug("holoclone: fetching %d wheel%s with pip", len(urls), "" if len(urls) == 1 else "s")
-    result = subprocess.run(cmd, capture_output=True, text=True, errors="replace", stdin=subprocess.DEVNULL)
+    result = run_pip(cmd)
     if result.returncode:
         from ..dependencies import _last_error
 

@@ -35,7 +35,7 @@ import json
 import os
 import subprocess
 import time
-from typing import Mapping
+from typing import Callable, Mapping
 from urllib.parse import unquote, urlparse
 from urllib.request import url2pathname
 
@@ -71,12 +71,34 @@ def pip_command(target: Target) -> list[str]:
     return [target.python, os.path.join(str(wheel.path), "pip")]
 
 
-def ask_pip(pip: list[str], args: PipArgs, quiet_log=None) -> list[dict]:
+def run_pip(cmd: list[str]) -> subprocess.CompletedProcess:
+    """Run pip (output captured) in a session of its own, so that when this install is stopped (Ctrl-C,
+    SIGTERM) pip and the build backends it started are stopped with it, never left running."""
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+                          errors="replace", start_new_session=hasattr(os, "killpg")) as process:
+        try:
+            stdout, stderr = process.communicate()
+        except BaseException:
+            killpg = getattr(os, "killpg", None)
+            if killpg is not None:
+                import signal
+
+                try:
+                    killpg(process.pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            process.kill()
+            process.wait()
+            raise
+    return subprocess.CompletedProcess(cmd, process.returncode, stdout, stderr)
+
+
+def ask_pip(pip: list[str], args: PipArgs, log: Callable[..., None] | None = None) -> list[dict]:
     """Run pip's dry run and return its report's ``install`` items; :class:`InstallError` with pip's error line."""
     cmd = [*pip, "install", "--dry-run", "--quiet", "--report", "-", "--disable-pip-version-check", *args.args]
-    if quiet_log is not None:
-        quiet_log("holoclone: planning with pip: %s", " ".join(cmd))
-    result = subprocess.run(cmd, capture_output=True, text=True, errors="replace", stdin=subprocess.DEVNULL)
+    if log is not None:
+        log("holoclone: planning with pip: %s", " ".join(cmd))
+    result = run_pip(cmd)
     if result.returncode:
         from ..dependencies import _last_error
 
@@ -99,7 +121,7 @@ def _item(entry: dict) -> dict:
     meta, info = entry["metadata"], entry["download_info"]
     name, version, url = str(meta["name"]), str(meta["version"]), str(info["url"])
     direct = bool(entry.get("is_direct"))
-    item = {"name": name, "version": version, "url": url, "requested": bool(entry.get("requested")),
+    item: dict = {"name": name, "version": version, "url": url, "requested": bool(entry.get("requested")),
             "direct_url": info if direct else None, "sha256": "", "filename": "", "kind": "pip", "pip": []}
     if "dir_info" in info:
         path = url2pathname(urlparse(url).path)

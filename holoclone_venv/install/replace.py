@@ -21,13 +21,32 @@ from ..catalog import canonical_name
 from .plan import InstallError
 
 
+_PREFIX = ".holoclone-replaced-"
+
+
+def reclaim(env_dir: str) -> None:
+    """Delete what an install killed outright (SIGKILL, power loss) left set aside: its process is gone, and
+    the versions it held had been replaced (pip's uninstall stash is lost the same way)."""
+    from ..platforms import current
+
+    try:
+        names = [n for n in os.listdir(env_dir) if n.startswith(_PREFIX)]
+    except OSError:
+        return
+    alive = current().pid_alive
+    for name in names:
+        pid = name[len(_PREFIX):]
+        if pid.isdigit() and not alive(int(pid)):
+            shutil.rmtree(os.path.join(env_dir, name), ignore_errors=True)
+
+
 class SetAside:
     """Files moved out of an environment, restorable until committed."""
 
     def __init__(self, env_dir: str, site_dirs: list[str]) -> None:
         self.env_dir = env_dir
         self.site_dirs = site_dirs
-        self.folder = os.path.join(env_dir, f".holoclone-replaced-{os.getpid()}")
+        self.folder = os.path.join(env_dir, f"{_PREFIX}{os.getpid()}")
         self.moved: list[tuple[str, str]] = []  # (original, where it is now)
         self.names: list[str] = []
 

@@ -10,12 +10,19 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Mapping
 
 from ..errors import HoloCloneError
 from .pipargs import Options, PipArgs
 from .plan import InstallError
 from .target import Target
+
+if TYPE_CHECKING:
+    from ..catalog import Catalog
+    from ..report import Report
+    from ..settings import Settings
+    from ..store import Store
 
 LOG = logging.getLogger("holoclone")
 _ITEM_FIELDS = {"name": str, "version": str, "url": str, "requested": bool, "sha256": str, "filename": str,
@@ -25,7 +32,7 @@ _ITEM_FIELDS = {"name": str, "version": str, "url": str, "requested": bool, "sha
 class Outcome:
     """What one install did: the report, whether the plan was the store's, the seconds it took."""
 
-    def __init__(self, report, planned_by: str, seconds: float = 0.0) -> None:
+    def __init__(self, report: Report, planned_by: str, seconds: float = 0.0) -> None:
         self.report = report
         self.planned_by = planned_by  # "store", "pip" or "files"
         self.seconds = seconds
@@ -40,7 +47,7 @@ class Outcome:
                 f"plan from {self.planned_by}" + (f" (imported {', '.join(report.imported)})" if report.imported else ""))
 
 
-def install(target: Target, args: PipArgs, settings, options: Options, ttl: float,
+def install(target: Target, args: PipArgs, settings: Settings, options: Options, ttl: float,
             environ: Mapping[str, str] | None = None) -> Outcome:
     """Install what ``pip install ARGS`` would into ``target``; raises :class:`HoloCloneError`, environment unchanged."""
     from ..plugins import shared
@@ -63,18 +70,37 @@ def install(target: Target, args: PipArgs, settings, options: Options, ttl: floa
         pip = pip_command(target)
         key = plan_key(args, target, pip, environ, os.getcwd())
         plan = None if options.refresh else store.load_install_plan(key)
-        items = _items(plan) if plan is not None and fresh(plan, ttl) else None
         planned_by = "the store"
+        if plan is None and settings.remote and not options.refresh:  # a signed plan and its catalogs
+            from ..remote.plans import find_install_plan
+
+            plan, planned_by = find_install_plan(settings, store, key, target.interpreter.tag), "the remote store"
+        items = _items(plan) if plan is not None and fresh(plan, ttl) else None
         if items is None:
             items, planned_by = items_of(ask_pip(pip, args, LOG.debug)), "pip"
-            plan = {"created": time.time(), "pinned": is_pinned(items, args), "items": items}
+            plan = {"created": time.time(), "pinned": is_pinned(items, args), "tag": target.interpreter.tag,
+                    "items": items}
     LOG.debug("holoclone: plan: %s", ", ".join(f"{i['name']} {i['version']} ({i['kind']})" for i in items) or "nothing")
     stored = [item for item in items if item["kind"] == "store"]
-    wheels = store_wheels(store, stored, pip or pip_command(target), args.forwarded) if stored else {}
-    if planned_by == "pip" and key is not None:
+    # A wheel whose catalog the store has for this interpreter is not needed at all (it may be gone, or
+    # never have been here when the catalog came from a remote store); the others are fetched once.
+    ready = {item["name"]: catalog for item in stored
+             if (catalog := _stored_catalog(store, item, target.interpreter.tag)) is not None}
+    missing = [item for item in stored if item["name"] not in ready]
+    if pip is None and (missing or any(item["kind"] == "pip" for item in items)):
+        pip = pip_command(target)
+    wheels = store_wheels(store, missing, pip or [], args.forwarded) if missing else {}
+    if planned_by == "pip" and key is not None and plan is not None:
         _keep(store, key, plan)  # after fetching: a sha256 the report lacked is filled in
+
+    def wheel_of(item: dict) -> Path:
+        if item["name"] not in wheels:  # a stored catalog found damaged while linking: its wheel heals it
+            wheels.update(store_wheels(store, [item], pip or pip_command(target), args.forwarded))
+        return wheels[item["name"]]
+
     if items:
-        apply(store, policy, settings, target, items, wheels, pip or [], args.forwarded, args.force_reinstall, report)
+        apply(store, policy, settings, target, items, ready, wheel_of, pip or [], args.forwarded,
+              args.force_reinstall, report)
         if key is not None and plan is not None and not args.force_reinstall and all(i["kind"] == "store" for i in items):
             # The same command on the environment as it is now: pip would find everything satisfied.
             # Kept too (as fresh as the plan it follows), so a repeated install starts no pip either.
@@ -84,7 +110,15 @@ def install(target: Target, args: PipArgs, settings, options: Options, ttl: floa
     return Outcome(report, planned_by, time.perf_counter() - start)
 
 
-def _keep(store, key: str, plan: dict) -> None:
+def _stored_catalog(store: Store, item: dict, tag: str) -> Catalog | None:
+    """The store's catalog of a planned wheel for ``tag``, by the wheel's sha256 (its objects are checked as
+    they are linked); None when there is none yet."""
+    from ..catalog import catalog_key, is_sha256
+
+    return store.load_catalog(catalog_key(item["sha256"], tag)) if is_sha256(item["sha256"]) else None
+
+
+def _keep(store: Store, key: str, plan: dict) -> None:
     if not store.writable:
         return
     try:

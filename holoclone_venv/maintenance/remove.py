@@ -64,7 +64,7 @@ def clean(store: Store) -> CleanResult:
     removed = []
     with store.lock():
         for folder in (store.catalogs, store.objects, store.index, store.refs, store.wheels, store.resolutions,
-                       store.tmp):
+                       store.install_plans, store.tmp):
             if folder.exists():
                 store.remove(folder)
                 removed.append(folder.name)

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 DOMAIN_CATALOG = b"holoclone-catalog-v1\n"
 DOMAIN_RESOLUTION = b"holoclone-resolution-v1\n"
 DOMAIN_BUNDLE = b"holoclone-bundle-v1\n"
+DOMAIN_INSTALL_PLAN = b"holoclone-install-plan-v1\n"
 SIGNING_KEY_ENV = "VIRTUALENV_HOLOCLONE_SIGNING_KEY"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 INSTALL_HINT = 'Install the remote extra: pip install "holoclone-venv[remote]".'
@@ -53,6 +54,11 @@ def catalog_payload(catalog: Catalog) -> bytes:
 def resolution_payload(key: str, document: dict) -> bytes:
     """What a resolution's signature covers: its key (what was asked) and its whole document (the answer)."""
     return DOMAIN_RESOLUTION + key.encode("ascii") + b"\n" + canonical_json(document)
+
+
+def install_plan_payload(key: str, document: dict) -> bytes:
+    """What an install plan's signature covers: its key (what pip was asked, where) and its whole document."""
+    return DOMAIN_INSTALL_PLAN + key.encode("ascii") + b"\n" + canonical_json(document)
 
 
 def bundle_payload(catalogs: Iterable[Catalog]) -> bytes:

@@ -10,6 +10,8 @@ or shared directory can hold one::
     packs/<sha256>-<tag>.pack      the catalog's objects in one file (remote/pack.py); optional, only a faster read
     resolutions/<key>.json         a resolved dependency set: {"format", "requirements", "specs", "wheels"}
     resolutions/<key>.sig          signature lines over the resolution's canonical form
+    install-plans/<key>.json       a pinned 'holoclone install' plan of store wheels only (remote/plans.py)
+    install-plans/<key>.sig        signature lines over the plan's canonical form
 
 Writers put objects first, then each catalog's pack, then its signature,
 then the catalog, so a reader that finds a catalog finds its objects (and
@@ -30,6 +32,7 @@ FORMAT = 1
 OBJECTS = "objects/"
 CATALOGS = "catalogs/"
 RESOLUTIONS = "resolutions/"
+INSTALL_PLANS = "install-plans/"
 PACKS = "packs/"
 _DIGEST = re.compile(r"^[0-9a-f]{64}\Z")
 _CATALOG_KEY = re.compile(r"^[0-9a-f]{64}-[a-z][a-z0-9_]*-[0-9]+\Z")
@@ -105,6 +108,16 @@ def resolution_name(key: str) -> str:
 def resolution_signature(key: str) -> str:
     check_digest(key)
     return f"{RESOLUTIONS}{key}.sig"
+
+
+def install_plan_name(key: str) -> str:
+    check_digest(key)
+    return f"{INSTALL_PLANS}{key}.json"
+
+
+def install_plan_signature(key: str) -> str:
+    check_digest(key)
+    return f"{INSTALL_PLANS}{key}.sig"
 
 
 def is_catalog_key(key: str) -> bool:

@@ -47,6 +47,7 @@ class Transfer:
     url: str
     catalogs: list[str] = field(default_factory=list)
     resolutions: list[str] = field(default_factory=list)
+    install_plans: list[str] = field(default_factory=list)
     objects: int = 0
     present: int = 0
     bytes: int = 0
@@ -69,7 +70,8 @@ def _present(store: Store, digest: str, executable: bool, size: int | None) -> b
 # -- push -----------------------------------------------------------------------------------------
 def push(store: Store, remote: Transport, catalogs: list[Catalog], key: SecretKey,
          progress: Progress | None = None) -> Transfer:
-    """Upload ``catalogs`` (signed with ``key``), the objects the remote lacks, and the resolutions they complete."""
+    """Upload ``catalogs`` (signed with ``key``), the objects the remote lacks, and the resolutions they complete
+    (``remote/plans.py`` adds the install plans, filling in ``install_plans``)."""
     if not remote.writable:
         remote.put(layout.MARKER, b"")  # raises the transport's one-sentence refusal
     marker = remote.get(layout.MARKER)

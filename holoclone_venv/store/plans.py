@@ -1,7 +1,7 @@
 """Install plans: what ``holoclone install`` learnt from pip for one set of inputs, kept to skip pip next time.
 
 Part of :class:`~holoclone_venv.store.Store` (a mixin).  ``install-plans/<key>.json``
-holds one plan document (``{"format", "created", "pinned", "items"}``, the
+holds one plan document (``{"format", "created", "pinned", "tag", "items"}``, the
 items as ``install/plan.py`` makes them); the key is the sha256 of everything
 that can change pip's answer.  A plan is read like the store's other
 documents: the owner's regular file, never through a symlink, and a document

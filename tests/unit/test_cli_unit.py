@@ -71,9 +71,11 @@ def test_clean_needs_a_confirmation_then_empties_the_store(store):
     refused = _run("--store", str(store), "store", "clean")
     assert refused.returncode == 2 and b"--yes" in refused.stderr
     assert any(Store(store).iter_objects())
+    Store(store).write_install_plan("ab" * 32, {"created": 1.0, "pinned": True, "items": []})
     done = _run("--store", str(store), "store", "clean", "--yes")
     assert done.returncode == 0, done.stderr
     assert not any(Store(store).iter_objects()) and (store / "LAYOUT").exists()
+    assert not any(Store(store).iter_install_plans())
 
 
 def test_gc_refuses_a_negative_age_and_says_what_it_kept(store):

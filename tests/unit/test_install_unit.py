@@ -159,3 +159,21 @@ def test_tox_s_project_install_is_planned_without_pip(tmp_path):
     assert items[0]["direct_url"]["url"] == wheel.as_uri()
     _, pip = split(["--no-deps", str(wheel)])  # pip leaves an installed same version alone: ask pip
     assert local_wheels_only(pip) is None
+
+
+def test_help_names_holoclones_options_and_leaves_the_rest_to_pip(capsys):
+    assert main(["install", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: holoclone install [--python ENV]") and "--plan-ttl SECONDS" in out
+    assert main(["--store", "/nonexistent-store", "install", "-h"]) == 0
+
+
+def test_what_a_killed_install_set_aside_is_reclaimed_only_once_its_process_is_gone(tmp_path):
+    from holoclone_venv.install.replace import reclaim
+
+    dead, running = tmp_path / ".holoclone-replaced-999999999", tmp_path / f".holoclone-replaced-{os.getpid()}"
+    for folder in (dead, running):
+        (folder / "lib").mkdir(parents=True)
+        (folder / "lib" / "old.py").write_text("")
+    reclaim(str(tmp_path))
+    assert not dead.exists() and (running / "lib" / "old.py").exists()
