@@ -3,7 +3,7 @@
 Real parts only: real virtualenv runs, the real ``holoclone`` command, a
 file:// remote, SeaweedFS's S3 API behind a throttling proxy of the tests'
 own on loopback (tests/remote_server.py).  The functions below the command
-are tested against hostile input in tests/unit/test_remote_hostile.py.
+are tested against hostile input in tests/unit/test_hostile_remote_input.py.
 """
 
 from __future__ import annotations
