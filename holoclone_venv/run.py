@@ -34,6 +34,10 @@ def seed(request: SeedRequest, settings: Settings) -> Report:
     store.check(create=True)
     policy = resolve_policy(settings, shared(request.plugin_entry_points))
     report = Report(store=str(store.root), strategy=policy.strategy.name)
+    if settings.remote:
+        from .remote import forget
+
+        forget(settings.remote)
 
     wheels = list(request.seed_wheels)
     if settings.requirements or settings.packages:

@@ -55,6 +55,12 @@ def _not_used(url: str, error: HoloCloneError, what: str) -> None:
         _down.add(url)
 
 
+def forget(url: str) -> None:
+    """Start a seeding afresh: what an earlier one in this process (tox creates several) met is not its news."""
+    _unused.pop(url, None)
+    _down.discard(url)
+
+
 def not_used(url: str) -> str:
     """Why the remote ``url`` was not used for something this process asked it ('' when it always was):
     one line for the seeding's summary, ``the remote URL was not used: REASON``."""

@@ -237,7 +237,7 @@ class HTTPTransport:
                 if response.status != 200:
                     response.read()
                     raise RemoteUnavailable(f"the remote {self.url} answered {response.status} {response.reason} for {name}.",
-                                         "Check the URL and the server; run again to complete what was left.")
+                                            "Check the URL and the server; run again to complete what was left.")
                 try:  # read1: whatever one read brings, so the deadline sees each block as it comes
                     for block in iter(lambda: response.read1(_CHUNK), b""):
                         written = True
@@ -252,8 +252,9 @@ class HTTPTransport:
                     self._connection(fresh=True)
                 return True
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as error:
-                if attempt or written or timer is not None and timer.expired:  # a kept-alive connection the server
-                    raise self._broken(name, error, timer) from None  # closed: retried once
+                # A kept-alive connection the server closed is retried once; not one that was cut off.
+                if attempt or written or timer is not None and timer.expired:
+                    raise self._broken(name, error, timer) from None
             except (OSError, http.client.HTTPException) as error:
                 raise self._broken(name, error, timer) from None
             finally:
@@ -265,7 +266,7 @@ class HTTPTransport:
         self.local.connection = None  # half read: never used again
         if timer is not None and timer.expired:
             return RemoteUnavailable(f"the remote {self.url} was cut off while sending {name}: {timer.describe()}.",
-                                  "Check the server and the network; run again to complete what was left.")
+                                     "Check the server and the network; run again to complete what was left.")
         return _failed(self.url, f"reading {name}", error)
 
     def get(self, name: str, limit: int) -> bytes | None:
