@@ -150,9 +150,9 @@ class Catalog(NamedTuple):
                     raise ValueError(f"unsafe script name or section {name!r} {section!r}")
                 scripts.append(Script(name, section, base64.b64decode(template, validate=True)))
             return cls(**header, entries=tuple(entries), scripts=tuple(scripts))
-        except (ValueError, KeyError, TypeError) as error:
+        except (ValueError, KeyError, TypeError, RecursionError) as error:  # RecursionError: JSON nested too deep
             raise StoreError(
-                f"catalog {origin} is malformed ({error}).",
+                f"catalog {origin} is malformed ({str(error)[:200] or type(error).__name__}).",
                 "Run 'holoclone store verify --repair' to drop it; it is re-imported on next use.",
             ) from None
 

@@ -272,7 +272,8 @@ def clean_command(args: argparse.Namespace) -> Result:
 
 
 def export_command(args: argparse.Namespace) -> Result:
-    from .maintenance.bundle import export, read_manifest, select_catalogs
+    from .maintenance.bundle import export, select_catalogs
+    from .maintenance.manifest import read_manifest
 
     if not args.catalogs and not args.all:
         raise HoloCloneError("name the catalogs to export, or pass --all.", "Example: holoclone store export pip -o pip.tar")
@@ -296,13 +297,15 @@ def import_command(args: argparse.Namespace) -> Result:
     trusted = None if args.trust_unsigned else _trusted(settings)  # unsigned or untrusted: refused
     result = import_bundle(store, args.bundle, _progress("importing"), trusted)
     return result.as_dict(), EXIT_OK, lambda _: (
-        f"imported {_count(len(result.catalogs), 'catalog')} and {_count(result.objects, 'object')} ({_size(result.bytes)}) "
-        f"into {store.root}; {result.present:,} objects were already present"
+        f"imported {_count(len(result.imported), 'catalog')}"
+        + (f" ({', '.join(result.imported)})" if result.imported else "")
+        + f" and {_count(result.objects, 'object')} ({_size(result.bytes)}) into {store.root}; "
+        f"{len(result.catalogs) - len(result.imported):,} catalogs and {result.present:,} objects were already present"
     )
 
 
 def manifest_command(args: argparse.Namespace) -> Result:
-    from .maintenance.bundle import write_manifest
+    from .maintenance.manifest import write_manifest
 
     store = _open(args)
     count = write_manifest(store, args.output)

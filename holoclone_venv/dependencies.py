@@ -38,6 +38,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
@@ -178,6 +179,8 @@ def _resolve(settings: Settings, store: Store, request: SeedRequest, key: str) -
         "requirements": list(settings.requirements),
         "specs": list(settings.packages),
         "wheels": [[name, digest] for name, digest, _ in wheels],
+        # Signed with the rest when pushed: a remote's older answer for this key is refused (remote/).
+        "serial": time.time_ns(),
     }
     store.write_resolution(key, document)
     return [path for _, _, path in wheels]

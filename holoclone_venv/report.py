@@ -13,14 +13,16 @@ class Report:
     ``packages`` ("pip 26.3"), ``catalogs``, ``imported`` (wheels this run
     imported into the store), ``counts`` per method, ``generated`` (files written
     per environment: scripts, RECORD, INSTALLER, shebang rewrites), ``bytes``,
-    ``seconds``, ``fallbacks`` and ``filesystems`` (directory -> filesystem name).
+    ``seconds``, ``fallbacks``, ``filesystems`` (directory -> filesystem name) and
+    ``remote`` (why a configured remote store was not used, '' when it was or none is set).
     A plain class, not a dataclass: generating one costs every seeding about 2 ms of import.
     """
 
     def __init__(self, store: str, strategy: str, packages: list[str] | None = None,
                  catalogs: list[str] | None = None, imported: list[str] | None = None,
                  counts: dict[str, int] | None = None, generated: int = 0, bytes: int = 0, seconds: float = 0.0,
-                 fallbacks: list[Fallback] | None = None, filesystems: dict[str, str] | None = None) -> None:
+                 fallbacks: list[Fallback] | None = None, filesystems: dict[str, str] | None = None,
+                 remote: str = "") -> None:
         self.store = store
         self.strategy = strategy
         self.packages = [] if packages is None else packages
@@ -32,6 +34,7 @@ class Report:
         self.seconds = seconds
         self.fallbacks = [] if fallbacks is None else fallbacks
         self.filesystems = {} if filesystems is None else filesystems
+        self.remote = remote
 
     def __repr__(self) -> str:
         return f"Report({', '.join(f'{k}={v!r}' for k, v in vars(self).items())})"
@@ -50,6 +53,7 @@ class Report:
             + (f" (imported {_wheels(self.imported)})" if self.imported else "")
             # Why nothing was reflinked, in a few words at default verbosity; -v prints the whole line.
             + (f"; {' and '.join(cannot)} cannot clone files, so none were reflinked" if cannot else "")
+            + (f"; {self.remote}" if self.remote else "")
         )
 
     def fallback_lines(self) -> list[tuple[bool, str]]:

@@ -34,6 +34,10 @@ def seed(request: SeedRequest, settings: Settings) -> Report:
     store.check(create=True)
     policy = resolve_policy(settings, shared(request.plugin_entry_points))
     report = Report(store=str(store.root), strategy=policy.strategy.name)
+    if settings.remote:
+        from .remote import forget
+
+        forget(settings.remote)
 
     wheels = list(request.seed_wheels)
     if settings.requirements or settings.packages:
@@ -98,6 +102,10 @@ def seed(request: SeedRequest, settings: Settings) -> Report:
         os.utime(request.layout.purelib)
     except OSError as error:
         raise os_error(error, f"writing into {request.env_dir}") from None
+    if settings.remote:  # said in the summary, which virtualenv prints at its default verbosity
+        from .remote import not_used
+
+        report.remote = not_used(settings.remote)
     report.seconds = time.perf_counter() - start
     # Filesystem names only explain fallbacks, so they are looked up only for those.
     for directory in {d for fb in report.fallbacks for d in (fb.source_dir, fb.target_dir)}:

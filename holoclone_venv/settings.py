@@ -185,8 +185,8 @@ def settings_from_options(options: object) -> Settings:
         requirements=_values(getattr(options, "holoclone_requirements", None)),
         packages=_values(getattr(options, "holoclone_package", None)),
         refresh=bool(getattr(options, "holoclone_refresh", False)),
-        remote=str(_given(getattr(options, "holoclone_remote", None))
-                   or env.get("VIRTUALENV_HOLOCLONE_REMOTE") or "").strip(),
+        remote=check_remote_url(str(_given(getattr(options, "holoclone_remote", None))
+                                    or env.get("VIRTUALENV_HOLOCLONE_REMOTE") or "").strip()),
         trusted_keys=_keys(_given(getattr(options, "holoclone_trusted_keys", None))
                            or env.get("VIRTUALENV_HOLOCLONE_TRUSTED_KEYS")),
     )
@@ -207,6 +207,36 @@ def _check_number(env: Mapping[str, str], variable: str, ini_key: str) -> None:
         except ValueError:
             raise ConfigError(f"{where}={value!r} is not a number of seconds.",
                               "Set it to a positive number such as 300, or remove it.") from None
+
+
+def check_remote_url(url: str) -> str:
+    """``url`` when it is a remote store's URL holoclone can open ('' too: no remote); raises :class:`ConfigError`.
+
+    Checked where options are read, so a malformed URL stops virtualenv
+    before the environment directory is made, not midway with a traceback.
+    """
+    if not url:
+        return url
+    from urllib.parse import urlsplit
+
+    problem = ""
+    try:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        if scheme in ("http", "https"):
+            parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+            problem = "" if parts.hostname else "names no host"
+        elif scheme == "s3":
+            problem = "" if parts.netloc else "names no bucket"
+        elif scheme == "file":
+            problem = "" if parts.netloc in ("", "localhost") and parts.path else "is not file:///absolute/directory"
+        else:
+            problem = "is not a file://, http(s):// or s3:// URL"
+    except ValueError as error:  # an unclosed [IPv6 host, a port that is not a number
+        problem = f"is malformed ({error})"
+    if problem:
+        raise ConfigError(f"the remote {url[:200]!r} {problem}.", "Example: --holoclone-remote s3://my-bucket/holoclone")
+    return url
 
 
 def _keys(value: object) -> tuple[str, ...]:

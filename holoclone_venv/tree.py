@@ -180,7 +180,7 @@ def _planned_entries(store: Store, identity: str) -> int | None:
     data = store.read_trusted(store.template_plan_path(identity))
     try:
         entries = json.loads(data)["entries"] if data is not None else None
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         return None
     return entries if type(entries) is int else None
 
@@ -230,6 +230,6 @@ def planned_catalogs(store: Store, identity: str,
                 return None
             catalogs.append(catalog)
             inside[key] = (files, size)
-    except (ValueError, KeyError, TypeError, AttributeError, StoreError):
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError, StoreError):
         return None
     return catalogs, inside

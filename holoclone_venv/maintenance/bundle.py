@@ -19,7 +19,6 @@ import shutil
 import tarfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from ..catalog import EXECUTABLE, FIXED_MTIME, Catalog
 from ..errors import HoloCloneError, StoreError
@@ -27,36 +26,14 @@ from ..platforms import current
 from ..remote.keys import bundle_payload  # signatures: the remote extra's cryptography is imported only to sign or check
 from ..store import Store
 from . import Progress, object_name, read_catalogs
+from .manifest import read_manifest, write_manifest  # noqa: F401 - where they were first
 
 BUNDLE_FORMAT = 1
 BUNDLE_HEADER = "holoclone-bundle.json"
-MANIFEST_KIND = "holoclone-manifest"
 _CHUNK = 1 << 20
 _MAX_CATALOG = 64 << 20
 _OBJECT_MEMBER = re.compile(r"^objects/([0-9a-f]{2})/([0-9a-f]{62})(\.x)?$")
 _CATALOG_MEMBER = re.compile(r"^catalogs/([0-9a-f]{64}-[A-Za-z0-9._-]+)\.json$")
-
-
-def write_manifest(store: Store, output: str) -> int:
-    """Write the names of every object the store holds (for ``export --have``); returns how many."""
-    names = sorted(object_name(d, x) for d, x, _ in store.iter_objects())
-    document = {"kind": MANIFEST_KIND, "format": BUNDLE_FORMAT, "store": str(store.root), "objects": names}
-    _write_atomic(output, json.dumps(document, indent=0).encode())
-    return len(names)
-
-
-def read_manifest(path: str) -> set[str]:
-    """Object names listed in a manifest written by :func:`write_manifest`."""
-    try:
-        document = json.loads(Path(path).read_bytes())
-        if document.get("kind") != MANIFEST_KIND:
-            raise ValueError("not a holoclone manifest")
-        return {str(n) for n in document["objects"]}
-    except FileNotFoundError:
-        raise HoloCloneError(f"the manifest {path} does not exist.", "Write one with 'holoclone store manifest -o FILE'.") from None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
-        raise HoloCloneError(f"{path} is not a holoclone manifest ({error}).",
-                             "Write one with 'holoclone store manifest -o FILE'.") from None
 
 
 def select_catalogs(store: Store, selectors: list[str], everything: bool) -> list[Catalog]:
@@ -204,6 +181,7 @@ class ImportResult:
     objects: int
     present: int
     bytes: int
+    imported: list[str]  # "name version" of each catalog the store did not have
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -245,6 +223,8 @@ def import_bundle(store: Store, bundle_path: str, progress: Progress | None = No
                     if name != BUNDLE_HEADER or not member.isreg():
                         raise _bad(bundle_path, name, "the bundle does not start with its header")
                     signatures = _read_header(archive, member, bundle_path)
+                    if trusted is not None:  # its catalogs come last: a bundle no trusted key could have
+                        trusted.named(signatures, f"the bundle {bundle_path}")  # signed is refused first
                     continue
                 if not member.isreg():
                     raise _bad(bundle_path, name, "not a regular file")
@@ -278,6 +258,8 @@ def import_bundle(store: Store, bundle_path: str, progress: Progress | None = No
         if trusted is not None:  # remote/keys.py: Untrusted unless a trusted key signed every catalog
             trusted.signer("\n".join(map(str, signatures)), bundle_payload(catalogs), f"the bundle {bundle_path}")
         fresh = _check_catalogs(store, bundle_path, catalogs, staged, signed=trusted is not None)
+        named = set().union(*(catalog.objects() for catalog in catalogs))
+        staged = {key: path for key, path in staged.items() if key in named}  # no catalog names the rest: not adopted
         current().make_durable(str(stage), list(staged.values()))  # before a catalog names them, as an import does
         with store.lock():
             for (digest, executable), path in staged.items():
@@ -293,7 +275,8 @@ def import_bundle(store: Store, bundle_path: str, progress: Progress | None = No
         raise
     finally:
         shutil.rmtree(stage, ignore_errors=True)
-    return ImportResult(bundle_path, [c.key for c in catalogs], len(staged), present, done)
+    return ImportResult(bundle_path, [c.key for c in catalogs], len(staged), present, done,
+                        [f"{c.name} {c.version}" for c in fresh])
 
 
 def _check_catalogs(store: Store, bundle_path: str, catalogs: list[Catalog], staged: dict[tuple[str, bool], str],
@@ -357,8 +340,8 @@ def _read_header(archive: tarfile.TarFile, member: tarfile.TarInfo, bundle_path:
     try:
         header = json.loads(archive.extractfile(member).read(1 << 20))
         version = int(header["format"])
-    except (ValueError, KeyError, TypeError) as error:
-        raise _bad(bundle_path, member.name, f"unreadable header ({error})") from None
+    except (ValueError, KeyError, TypeError, RecursionError) as error:
+        raise _bad(bundle_path, member.name, f"unreadable header ({str(error)[:120] or 'nested too deeply'})") from None
     if version > BUNDLE_FORMAT:
         raise HoloCloneError(
             f"the bundle {bundle_path} has format {version}, newer than this holoclone-venv understands ({BUNDLE_FORMAT}).",
@@ -381,20 +364,3 @@ def _stream(archive: tarfile.TarFile, member: tarfile.TarInfo, target: str) -> s
 def _bad(bundle: str, member: str, why: str) -> HoloCloneError:
     return HoloCloneError(f"bundle {bundle}: member {member!r} was refused ({why}); nothing was imported.",
                           "Make the bundle again with 'holoclone store export'.")
-
-
-def _write_atomic(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` whole or not at all; ``-`` means standard output."""
-    from ..errors import os_error
-    from ..fsutil import write_atomic
-
-    if path == "-":
-        import sys
-
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
-        return
-    try:
-        write_atomic(path, data, mode=0o644)
-    except OSError as error:
-        raise os_error(error, f"writing {path}") from None

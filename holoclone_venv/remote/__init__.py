@@ -6,9 +6,12 @@ configured, so a plain run imports nothing of this package:
 * :func:`find_catalog`, before a wheel would be imported;
 * :func:`find_resolution`, before pip would resolve a dependency set.
 
-Both return None when the remote cannot help, after saying why in one
-WARNING line on the ``holoclone`` logger (a plain miss is only logged at
-INFO); the run then imports from wheels as without a remote.
+Both return None when the remote cannot help (a plain miss, or a failure
+logged at INFO); the run then imports from wheels as without a remote, and
+:func:`not_used` gives the reason for the seeding's summary, so a remote
+that was configured but not used is never silent.  A remote that does not
+answer (:class:`~.layout.RemoteUnavailable`) is not asked again in the
+same process: one unreachable server costs one timeout, not one per wheel.
 
 Modules: ``keys`` (Ed25519 keys, canonical forms, trust), ``layout`` (the
 remote's file names), ``transport`` (file://, http(s)://, s3://), ``pack``
@@ -33,6 +36,39 @@ if TYPE_CHECKING:
     from ..store import Store
 
 LOG = logging.getLogger("holoclone")
+
+
+#: Why each remote (by URL) was not used in this process, first reason first; and the remotes that
+#: did not answer at all.
+_unused: dict[str, list[str]] = {}
+_down: set[str] = set()
+
+
+def _not_used(url: str, error: HoloCloneError, what: str) -> None:
+    from .layout import RemoteUnavailable
+
+    LOG.info("holoclone: the remote %s was not used for %s: %s", url, what, error)
+    reasons = _unused.setdefault(url, [])
+    if error.message not in reasons:
+        reasons.append(error.message)
+    if isinstance(error, RemoteUnavailable):
+        _down.add(url)
+
+
+def forget(url: str) -> None:
+    """Start a seeding afresh: what an earlier one in this process (tox creates several) met is not its news."""
+    _unused.pop(url, None)
+    _down.discard(url)
+
+
+def not_used(url: str) -> str:
+    """Why the remote ``url`` was not used for something this process asked it ('' when it always was):
+    one line for the seeding's summary, ``the remote URL was not used: REASON``."""
+    reasons = _unused.get(url)
+    if not reasons:
+        return ""
+    more = f" (and {len(reasons) - 1} other reasons)" if len(reasons) > 1 else ""
+    return f"the remote {url} was not used: {reasons[0].rstrip('.')}{more}"
 
 
 def _progress(label: str):
@@ -71,15 +107,16 @@ def find_catalog(settings: Settings, store: Store, wheel: Path, tag: str) -> Cat
     try:
         with store.import_lock(digest, wheel.name):  # the loser of a race finds the winner's catalog
             catalog = local_catalog(store, key)
-            if catalog is None:
+            if catalog is None and settings.remote not in _down:
                 remote, trusted = _open(settings)
                 catalog = pull(store, remote, trusted, [key], _progress)[0][0]
                 LOG.info("holoclone: pulled %s from %s", wheel.name, settings.remote)
-            return catalog
+            if catalog is not None:
+                return catalog
     except RemoteMiss as miss:
         LOG.info("holoclone: %s; importing %s from the wheel", miss.message, wheel.name)
     except HoloCloneError as error:
-        LOG.warning("holoclone: the remote %s was not used for %s: %s", settings.remote, wheel.name, error)
+        _not_used(settings.remote, error, wheel.name)
     if not os.path.exists(wheel):
         raise HoloCloneError(f"the catalog of {wheel.name} (from the remote's resolution) is no longer in the store "
                              "and the remote did not provide it.", "Run again once the remote answers.")
@@ -108,7 +145,7 @@ def find_resolution(settings: Settings, store: Store, key: str, tag: str,
         return [store.wheel_path(name, digest) for name, digest in wheels]
 
     found = complete(store.load_resolution(key))
-    if found is not None:
+    if found is not None or settings.remote in _down:
         return found
     try:
         store.require_writable("a resolution from the remote")
@@ -126,5 +163,5 @@ def find_resolution(settings: Settings, store: Store, key: str, tag: str,
     except RemoteMiss as miss:
         LOG.info("holoclone: %s; resolving with pip", miss.message)
     except HoloCloneError as error:
-        LOG.warning("holoclone: the remote %s was not used for the dependency set: %s", settings.remote, error)
+        _not_used(settings.remote, error, "the dependency set")
     return None

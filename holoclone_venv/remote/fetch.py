@@ -17,7 +17,7 @@ from typing import Callable, Container, Iterable, Mapping
 from ..catalog import EXECUTABLE, Catalog
 from ..errors import HoloCloneError
 from . import layout
-from .pack import Key, PackReader, write_all
+from .pack import RECORD_MAX, Key, PackReader, write_all
 from .transport import Transport
 
 #: Transfers at once.  Measured on thousands of small objects (docs/fleet.md): more
@@ -144,8 +144,14 @@ class Fetcher:
         name = layout.object_name(digest, executable)
         target = self._path((digest, executable))
         sha = hashlib.sha256()
+        most = RECORD_MAX if size is None else size
         with io.FileIO(target, "xb") as handle:
             def write(block: bytes) -> None:
+                if handle.tell() + len(block) > most:  # stopped at its signed size: nothing past it is read
+                    raise HoloCloneError(f"object {name} from {self.remote.url} is larger than the {most:,} bytes "
+                                         f"{'a RECORD may have' if size is None else 'its signed catalog gives'}; "
+                                         "nothing was pulled.", "The remote copy is damaged or was altered: "
+                                         "remove it there and push again.")
                 sha.update(block)
                 write_all(handle, block)
                 self._advance(len(block))

@@ -188,8 +188,8 @@ class TrustedKeys:
                     keys.append(PublicKey(name, raw))
         return cls(tuple(keys))
 
-    def signer(self, signatures: bytes | str | None, payload: bytes, what: str) -> str:
-        """The name of a trusted key that signed ``payload``; raises :class:`Untrusted` saying why none did."""
+    def _lines(self, signatures: bytes | str | None, what: str) -> list[str]:
+        """The signature lines (at most 16); raises :class:`Untrusted` when there are none or no trusted keys."""
         if not self.keys:
             raise Untrusted(f"{what} cannot be trusted: no trusted keys are configured.",
                             "Pass --holoclone-trusted-keys NAME:KEY (or VIRTUALENV_HOLOCLONE_TRUSTED_KEYS).")
@@ -198,8 +198,24 @@ class TrustedKeys:
         lines = [line.strip() for line in (signatures or "").splitlines() if line.strip()]
         if not lines:
             raise Untrusted(f"{what} is not signed.", "Push or export it with --signing-key.")
+        return lines[:16]
+
+    def named(self, signatures: Iterable[object], what: str) -> None:
+        """Raise :class:`Untrusted` unless one of ``signatures`` at least names a trusted key.
+
+        For a document whose payload comes after its data (a bundle's catalogs
+        follow its objects): refused before any of that data is read.
+        """
+        names = {line.partition(":")[0] for line in self._lines("\n".join(map(str, signatures)), what)}
+        if not names & {key.name for key in self.keys}:
+            raise Untrusted(f"{what} is signed by {', '.join(sorted(names))[:80]}, which is not a trusted key.",
+                            "Add its public key to --holoclone-trusted-keys if you trust whoever holds it.")
+
+    def signer(self, signatures: bytes | str | None, payload: bytes, what: str) -> str:
+        """The name of a trusted key that signed ``payload``; raises :class:`Untrusted` saying why none did."""
+        lines = self._lines(signatures, what)
         names = []
-        for line in lines[:16]:
+        for line in lines:
             name, sep, encoded = line.partition(":")
             names.append(name)
             try:

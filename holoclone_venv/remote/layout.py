@@ -26,6 +26,11 @@ import re
 
 from ..errors import HoloCloneError
 
+class RemoteUnavailable(HoloCloneError):
+    """The remote did not answer as a holoclone remote (unreachable, an HTTP error, cut off, no marker):
+    a seeding stops asking it for the rest of the run."""
+
+
 MARKER = "holoclone-remote.json"
 KIND = "holoclone-remote"
 FORMAT = 1
@@ -34,6 +39,13 @@ CATALOGS = "catalogs/"
 RESOLUTIONS = "resolutions/"
 INSTALL_PLANS = "install-plans/"
 PACKS = "packs/"
+#: The most bytes read of each kind of document, before anything of it is parsed or its signature
+#: checked: well past what holoclone writes (a catalog of 600,000 files, 16 signature lines,
+#: a resolution of thousands of wheels), far below what would exhaust a machine's memory.
+MARKER_MAX = 64 << 10
+SIGNATURE_MAX = 64 << 10
+CATALOG_MAX = 64 << 20
+RESOLUTION_MAX = 16 << 20
 _DIGEST = re.compile(r"^[0-9a-f]{64}\Z")
 _CATALOG_KEY = re.compile(r"^[0-9a-f]{64}-[a-z][a-z0-9_]*-[0-9]+\Z")
 _OBJECT = re.compile(r"^objects/([0-9a-f]{2})/([0-9a-f]{62})(\.x)?\Z")
@@ -45,15 +57,26 @@ def marker() -> bytes:
     return json.dumps({"kind": KIND, "format": FORMAT}).encode()
 
 
+def load_json(data: bytes, what: str, hint: str = "") -> object:
+    """``data`` parsed as JSON; one :class:`HoloCloneError` naming ``what`` for anything that is not
+    (including JSON nested too deep for Python's parser, which raises RecursionError)."""
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError) as error:
+        reason = "nested too deeply" if isinstance(error, RecursionError) else str(error)[:120]
+        raise HoloCloneError(f"{what} is not valid JSON ({reason}).",
+                             hint or "Do not use it: remove it where it came from and push or export it again.") from None
+
+
 def check_marker(data: bytes | None, url: str) -> None:
     """Raise unless ``data`` is the marker of a remote this version can read."""
     if data is None:
-        raise HoloCloneError(f"{url} is not a holoclone remote (it has no {MARKER}).",
+        raise RemoteUnavailable(f"{url} is not a holoclone remote (it has no {MARKER}).",
                              "Push to it first with 'holoclone store push', or check the URL.")
     try:
         document = json.loads(data)
         ok = document.get("kind") == KIND and isinstance(document.get("format"), int)
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         ok = False
     if not ok:
         raise HoloCloneError(f"{url}/{MARKER} is not a holoclone remote marker.")
@@ -133,6 +156,16 @@ def check_catalog_key(key: str) -> None:
 def check_digest(digest: str) -> None:
     if not _DIGEST.match(digest):
         raise HoloCloneError(f"{digest[:80]!r} is not a sha256 digest.")
+
+
+def serial(document: object) -> int:
+    """A resolution's ``serial``: when it was resolved (ns since the epoch), signed with it; 0 for one without.
+
+    Resolutions of one key are ordered by it: a pull refuses one older than
+    the store has seen, a push replaces only an older one (docs/fleet.md).
+    """
+    found = document.get("serial", 0) if isinstance(document, dict) else 0
+    return found if type(found) is int and found >= 0 else 0
 
 
 def resolution_wheels(document: object, origin: str) -> list[tuple[str, str]]:

@@ -56,7 +56,7 @@ def push_install_plans(store: Store, remote: Transport, pushed: set[str], key: S
         plan_key = path.stem
         data = json.dumps(document, indent=1, sort_keys=True).encode()
         _put_signed(remote, layout.install_plan_name(plan_key), layout.install_plan_signature(plan_key), data,
-                    key.sign(install_plan_payload(plan_key, document)), key.name, _same)
+                    key.sign(install_plan_payload(plan_key, document)), key.name, _same, layout.RESOLUTION_MAX, _newer)
         done.append(plan_key)
     return done
 
@@ -64,7 +64,15 @@ def push_install_plans(store: Store, remote: Transport, pushed: set[str], key: S
 def _same(old: bytes, new: bytes) -> bool:
     try:
         return json.loads(old) == json.loads(new)
-    except ValueError:
+    except (ValueError, RecursionError):
+        return False
+
+
+def _newer(old: bytes, new: bytes) -> bool:
+    """A plan made later (pip asked again, say after an index changed hashes) supersedes the remote's."""
+    try:
+        return float(json.loads(new)["created"]) > float(json.loads(old)["created"])
+    except (ValueError, RecursionError, KeyError, TypeError):
         return False
 
 
@@ -76,15 +84,13 @@ def find_install_plan(settings: Settings, store: Store, key: str, tag: str) -> d
 
     try:
         remote, trusted = _open(settings)
-        data = remote.get(layout.install_plan_name(key))
+        data = remote.get(layout.install_plan_name(key), layout.RESOLUTION_MAX)
         if data is None:
             raise RemoteMiss(f"the remote {remote.url} has no install plan {key[:16]}")
         origin = f"install plan {key[:16]}... from {remote.url}"
-        try:
-            document = json.loads(data)
-        except ValueError as error:
-            raise HoloCloneError(f"the {origin} is not JSON ({error}).") from None
-        trusted.signer(remote.get(layout.install_plan_signature(key)), install_plan_payload(key, document),
+        document = layout.load_json(data, f"the {origin}")
+        trusted.signer(remote.get(layout.install_plan_signature(key), layout.SIGNATURE_MAX),
+                       install_plan_payload(key, document),
                        f"the {origin}")
         needed = travelling_catalogs(document)
         if needed is None or document["tag"] != tag:

@@ -38,6 +38,9 @@ from .pack import pack_size, write_pack
 from .transport import Transport
 
 
+_NOT_THIS_COPY = "Do not use the remote's copy: remove it there and push it again from a good store."
+
+
 class RemoteMiss(HoloCloneError):
     """The remote does not have a catalog or resolution: not a failure, the caller imports as usual."""
 
@@ -74,7 +77,7 @@ def push(store: Store, remote: Transport, catalogs: list[Catalog], key: SecretKe
     (``remote/plans.py`` adds the install plans, filling in ``install_plans``)."""
     if not remote.writable:
         remote.put(layout.MARKER, b"")  # raises the transport's one-sentence refusal
-    marker = remote.get(layout.MARKER)
+    marker = remote.get(layout.MARKER, layout.MARKER_MAX)
     if marker is None:
         remote.put(layout.MARKER, layout.marker())
     else:
@@ -114,7 +117,7 @@ def push(store: Store, remote: Transport, catalogs: list[Catalog], key: SecretKe
     # Catalogs only now that every object they name (and their packs) are there; each signature before its document.
     for catalog in sorted(catalogs, key=lambda c: c.key):
         _put_signed(remote, layout.catalog_name(catalog.key), layout.catalog_signature(catalog.key), catalog.to_json(),
-                    key.sign(catalog_payload(catalog)), key.name, _same_catalog)
+                    key.sign(catalog_payload(catalog)), key.name, _same_catalog, layout.CATALOG_MAX, lambda old, new: False)
         result.catalogs.append(catalog.key)
     pushed = {c.wheel_sha256 for c in catalogs}
     for resolution_key, _, document in store.iter_resolutions():
@@ -125,7 +128,8 @@ def push(store: Store, remote: Transport, catalogs: list[Catalog], key: SecretKe
         if wheels and all(digest in pushed for _, digest in wheels):
             data = json.dumps(document, indent=1).encode()
             _put_signed(remote, layout.resolution_name(resolution_key), layout.resolution_signature(resolution_key),
-                        data, key.sign(resolution_payload(resolution_key, document)), key.name, _same_resolution)
+                        data, key.sign(resolution_payload(resolution_key, document)), key.name, _same_resolution,
+                        layout.RESOLUTION_MAX, _newer_resolution)
             result.resolutions.append(resolution_key)
     return result
 
@@ -167,28 +171,37 @@ def _same_catalog(old: bytes, new: bytes) -> bool:
 def _same_resolution(old: bytes, new: bytes) -> bool:
     try:
         return json.loads(old) == json.loads(new)
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
 
 
+def _newer_resolution(old: bytes, new: bytes) -> bool:
+    try:
+        return layout.serial(json.loads(new)) > layout.serial(json.loads(old))
+    except (ValueError, RecursionError):
+        return True  # the remote's is not even JSON: whatever this store resolved is better
+
+
 def _put_signed(remote: Transport, name: str, sig_name: str, data: bytes, signature: str, signer: str,
-                same: Callable[[bytes, bytes], bool]) -> None:
-    """Put a signature (keeping other signers' lines) and then its document; never replace a different document."""
-    existing = remote.get(name)
-    if existing is not None and existing != data and not same(existing, data):
-        raise HoloCloneError(f"the remote {remote.url} already has a different {name}; a push never replaces one.",
-                             "Remove it from the remote if it is wrong, then push again.")
-    old = (remote.get(sig_name) or b"").decode("ascii", "replace").splitlines()
+                same: Callable[[bytes, bytes], bool], limit: int, newer: Callable[[bytes, bytes], bool]) -> None:
+    """Put a signature (keeping other signers' lines) and then its document; never replace a different
+    document, unless ``newer(old, new)`` (a resolution with a later serial supersedes an earlier one)."""
+    existing = remote.get(name, limit)
+    replacing = existing is not None and existing != data and not same(existing, data)
+    if replacing and not newer(existing, data):
+        raise HoloCloneError(f"the remote {remote.url} already has a different {name}, which is not older; "
+                             "a push never replaces one.", "Remove it from the remote if it is wrong, then push again.")
+    old = (remote.get(sig_name, layout.SIGNATURE_MAX) or b"").decode("ascii", "replace").splitlines()
     lines = [line for line in old if line.strip() and not line.startswith(f"{signer}:")][:15] + [signature]
     remote.put(sig_name, ("\n".join(lines) + "\n").encode("ascii"))
-    if existing is None:
+    if existing is None or replacing:
         remote.put(name, data)
 
 
 # -- pull -----------------------------------------------------------------------------------------
 def remote_catalog_keys(remote: Transport) -> list[str]:
     """Every catalog key the remote lists; raises when the URL is not a holoclone remote at all."""
-    layout.check_marker(remote.get(layout.MARKER), remote.url)
+    layout.check_marker(remote.get(layout.MARKER, layout.MARKER_MAX), remote.url)
     return sorted({key for name in remote.list(layout.CATALOGS) if (key := layout.parse_catalog(name))})
 
 
@@ -229,7 +242,7 @@ def pull(store: Store, remote: Transport, trusted: TrustedKeys, keys: Iterable[s
     if not wanted:
         return [found[key] for key in keys], result
     optional = {key for key in along if store.load_catalog(key) is None}
-    layout.check_marker(remote.get(layout.MARKER), remote.url)
+    layout.check_marker(remote.get(layout.MARKER, layout.MARKER_MAX), remote.url)
     store.check(create=True)
     store.require_writable(f"catalogs from {remote.url}")
     fetched: dict[str, Catalog] = {}
@@ -243,14 +256,17 @@ def pull(store: Store, remote: Transport, trusted: TrustedKeys, keys: Iterable[s
             # An optional one is not this transfer's to fail: its wheel is looked up alone later.
 
     def fetch_one(key: str) -> None:
-        data = remote.get(layout.catalog_name(key))
+        data = remote.get(layout.catalog_name(key), layout.CATALOG_MAX)
         if data is None:
             raise RemoteMiss(f"the remote {remote.url} has no catalog {key}.")
-        catalog = Catalog.from_json(data, f"{remote.url}/{layout.catalog_name(key)}")
+        try:
+            catalog = Catalog.from_json(data, f"{remote.url}/{layout.catalog_name(key)}")
+        except StoreError as error:  # the remote's copy, not the store: verify --repair is no remedy
+            raise HoloCloneError(error.message, _NOT_THIS_COPY) from None
         what = f"catalog {key} ({catalog.name} {catalog.version}) from {remote.url}"
         if catalog.key != key:
             raise HoloCloneError(f"{what} describes {catalog.key}; it was not used.")
-        trusted.signer(remote.get(layout.catalog_signature(key)), catalog_payload(catalog), what)
+        trusted.signer(remote.get(layout.catalog_signature(key), layout.SIGNATURE_MAX), catalog_payload(catalog), what)
         existing = store.load_catalog(key)
         if existing is not None and existing != catalog:
             raise HoloCloneError(f"the store already has a different catalog {key} ({existing.name} {existing.version}); "
@@ -367,14 +383,17 @@ def _check_records(store: Store, remote: Transport, catalogs: Iterable[Catalog],
 
 def fetch_resolution(store: Store, remote: Transport, trusted: TrustedKeys, key: str) -> tuple[dict, list[tuple[str, str]]]:
     """A signed resolution document from the remote and its ``[(wheel name, sha256)]``; raises RemoteMiss when absent."""
-    data = remote.get(layout.resolution_name(key))
+    data = remote.get(layout.resolution_name(key), layout.RESOLUTION_MAX)
     if data is None:
         raise RemoteMiss(f"the remote {remote.url} has no resolution {key[:16]}.")
     origin = f"resolution {key[:16]}... from {remote.url}"
-    try:
-        document = json.loads(data)
-    except ValueError as error:
-        raise HoloCloneError(f"the {origin} is not JSON ({error}).") from None
+    document = layout.load_json(data, f"the {origin}", _NOT_THIS_COPY)
     wheels = layout.resolution_wheels(document, origin)
-    trusted.signer(remote.get(layout.resolution_signature(key)), resolution_payload(key, document), f"the {origin}")
+    trusted.signer(remote.get(layout.resolution_signature(key), layout.SIGNATURE_MAX), resolution_payload(key, document),
+                   f"the {origin}")
+    seen = layout.serial(store.load_resolution(key))
+    if layout.serial(document) < seen:  # validly signed, but superseded: a rollback or a stale cache
+        raise HoloCloneError(f"the {origin} is older (serial {layout.serial(document)}) than the one this store "
+                             f"has already seen (serial {seen}), so it was not used.",
+                             "Push the newer resolution to the remote again.")
     return document, wheels

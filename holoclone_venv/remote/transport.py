@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from ..errors import HoloCloneError
 from .keys import INSTALL_HINT
+from .layout import RemoteUnavailable
 
 _CHUNK = 1 << 20
 TIMEOUT = 30.0
@@ -30,8 +31,9 @@ class Transport(Protocol):
     url: str
     writable: bool
 
-    def get(self, name: str) -> bytes | None:
-        """The whole file ``name`` (small ones: markers, catalogs, signatures), or None when absent."""
+    def get(self, name: str, limit: int) -> bytes | None:
+        """The whole file ``name`` (small ones: markers, catalogs, signatures), or None when absent;
+        raises rather than read more than ``limit`` bytes."""
 
     def fetch(self, name: str, write: Callable[[bytes], object]) -> bool:
         """Stream ``name`` into ``write`` chunk by chunk; False when absent."""
@@ -47,21 +49,36 @@ class Transport(Protocol):
 
 
 def open_remote(url: str) -> Transport:
-    """The transport for ``url``; raises :class:`HoloCloneError` for a scheme holoclone cannot use."""
-    scheme = urlsplit(url).scheme.lower()
+    """The transport for ``url``; raises :class:`HoloCloneError` for a URL holoclone cannot use."""
+    from ..settings import check_remote_url
+
+    scheme = urlsplit(check_remote_url(url)).scheme.lower()
     if scheme == "file":
         return FileTransport(url)
     if scheme in ("http", "https"):
         return HTTPTransport(url)
-    if scheme == "s3":
-        return S3Transport(url)
-    raise HoloCloneError(f"the remote {url!r} is not a file://, http(s):// or s3:// URL.",
-                         "Example: --holoclone-remote s3://my-bucket/holoclone")
+    return S3Transport(url)
+
+
+def _get(transport: Transport, name: str, limit: int) -> bytes | None:
+    """``transport.get``: the file through ``fetch``, stopped as soon as it passes ``limit`` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+
+    def take(block: bytes) -> None:
+        nonlocal size
+        size += len(block)
+        if size > limit:  # before the rest is read: a hostile remote cannot fill memory
+            raise HoloCloneError(f"{name} on the remote {transport.url} is larger than {limit:,} bytes, more than "
+                                 "holoclone writes there; it was not used.", "Remove it from the remote and push again.")
+        chunks.append(block)
+
+    return b"".join(chunks) if transport.fetch(name, take) else None
 
 
 def _failed(url: str, doing: str, error: object) -> HoloCloneError:
     reason = getattr(error, "strerror", None) or getattr(error, "reason", None) or str(error) or type(error).__name__
-    return HoloCloneError(f"the remote {url} failed while {doing}: {str(reason).splitlines()[0][:200]}.",
+    return RemoteUnavailable(f"the remote {url} failed while {doing}: {str(reason).splitlines()[0][:200]}.",
                           "Check the URL and that the server answers; run again to complete what was left.")
 
 
@@ -84,13 +101,17 @@ class FileTransport:
             directory = os.open(self.root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
         except FileNotFoundError:
             return None
+        except OSError as error:  # not a directory, not readable
+            raise _failed(self.url, "opening it", error) from None
         try:
             *folders, last = name.split("/")
             for folder in folders:
                 inner = os.open(folder, flags | getattr(os, "O_DIRECTORY", 0), dir_fd=directory)
                 os.close(directory)
                 directory = inner
-            return os.open(last, flags, dir_fd=directory)
+            # O_NONBLOCK: opening a FIFO (or a device) someone put there must not wait for a writer;
+            # fetch refuses anything but a regular file, where the flag changes nothing.
+            return os.open(last, flags | getattr(os, "O_NONBLOCK", 0), dir_fd=directory)
         except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as error:
@@ -101,9 +122,8 @@ class FileTransport:
         finally:
             os.close(directory)
 
-    def get(self, name: str) -> bytes | None:
-        chunks: list[bytes] = []
-        return b"".join(chunks) if self.fetch(name, chunks.append) else None
+    def get(self, name: str, limit: int) -> bytes | None:
+        return _get(self, name, limit)
 
     def fetch(self, name: str, write: Callable[[bytes], object]) -> bool:
         fd = self._open(name)
@@ -198,11 +218,17 @@ class HTTPTransport:
         import http.client
         from urllib.parse import quote
 
+        from .deadline import WATCHDOG
+
         path = f"{self.base}/{quote(name)}"
         for attempt in (0, 1):
             connection = self._connection(fresh=attempt > 0)
             written = False
+            timer = None
             try:
+                if connection.sock is None:
+                    connection.connect()  # bounded by the socket timeout; the deadline covers the rest
+                timer = WATCHDOG.start(connection.sock)
                 connection.request("GET", path, headers={"User-Agent": "holoclone-venv"})
                 response = connection.getresponse()
                 if response.status == 404 or response.status == 403 and not self.url.startswith("http:"):
@@ -210,29 +236,41 @@ class HTTPTransport:
                     return False
                 if response.status != 200:
                     response.read()
-                    raise HoloCloneError(f"the remote {self.url} answered {response.status} {response.reason} for {name}.",
-                                         "Check the URL and the server; run again to complete what was left.")
-                try:
-                    for block in iter(lambda: response.read(_CHUNK), b""):
+                    raise RemoteUnavailable(f"the remote {self.url} answered {response.status} {response.reason} for {name}.",
+                                            "Check the URL and the server; run again to complete what was left.")
+                try:  # read1: whatever one read brings, so the deadline sees each block as it comes
+                    for block in iter(lambda: response.read1(_CHUNK), b""):
                         written = True
+                        timer.got(len(block))
                         write(block)
                 except HoloCloneError:
                     self._connection(fresh=True)  # the caller refused the stream midway: the rest is unread
                     raise
+                if timer.expired or response.length:  # cut off, or closed before its Content-Length: not whole
+                    raise http.client.IncompleteRead(b"", response.length)
                 if response.will_close:
                     self._connection(fresh=True)
                 return True
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as error:
-                if attempt or written:  # a kept-alive connection the server closed: retried once
-                    raise _failed(self.url, f"reading {name}", error) from None
+                # A kept-alive connection the server closed is retried once; not one that was cut off.
+                if attempt or written or timer is not None and timer.expired:
+                    raise self._broken(name, error, timer) from None
             except (OSError, http.client.HTTPException) as error:
-                self.local.connection = None
-                raise _failed(self.url, f"reading {name}", error) from None
+                raise self._broken(name, error, timer) from None
+            finally:
+                if timer is not None:
+                    WATCHDOG.stop(timer)
         return False  # not reached
 
-    def get(self, name: str) -> bytes | None:
-        chunks: list[bytes] = []
-        return b"".join(chunks) if self.fetch(name, chunks.append) else None
+    def _broken(self, name: str, error: BaseException, timer) -> HoloCloneError:
+        self.local.connection = None  # half read: never used again
+        if timer is not None and timer.expired:
+            return RemoteUnavailable(f"the remote {self.url} was cut off while sending {name}: {timer.describe()}.",
+                                     "Check the server and the network; run again to complete what was left.")
+        return _failed(self.url, f"reading {name}", error)
+
+    def get(self, name: str, limit: int) -> bytes | None:
+        return _get(self, name, limit)
 
     def _read_only(self, name: str) -> HoloCloneError:
         return HoloCloneError(f"the remote {self.url} is read-only over HTTP, so {name} cannot be written there.",
@@ -265,7 +303,10 @@ class S3Transport:
             raise HoloCloneError(f"the remote {url} names no bucket.", "Example: s3://my-bucket/holoclone")
         self.url = url.rstrip("/")
         self.prefix = parts.path.strip("/")
-        options: dict = {"client_options": {"timeout": f"{int(TIMEOUT)}s", "connect_timeout": "5s"}}
+        # A stall (no byte for TIMEOUT seconds) fails; a slow but steady transfer does not, however
+        # long: the overall timeout only stops one that would never end.
+        options: dict = {"client_options": {"read_timeout": f"{int(TIMEOUT)}s", "timeout": "24h",
+                                            "connect_timeout": "5s"}}
         endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
         if endpoint:
             options["endpoint"] = endpoint
@@ -312,9 +353,8 @@ class S3Transport:
             raise _failed(self.url, f"reading {name}", error) from None
         return True
 
-    def get(self, name: str) -> bytes | None:
-        chunks: list[bytes] = []
-        return b"".join(chunks) if self.fetch(name, chunks.append) else None
+    def get(self, name: str, limit: int) -> bytes | None:
+        return _get(self, name, limit)
 
     def put(self, name: str, data: bytes) -> None:
         import obstore

@@ -124,7 +124,7 @@ class Caches:
         data = self.read_trusted(self.refs / f"{ref_id}.json")  # type: ignore[attr-defined]
         try:
             old = json.loads(data) if data else {}
-        except ValueError:
+        except (ValueError, RecursionError):
             old = {}
         kept = old.get("catalogs") if isinstance(old, dict) and isinstance(old.get("catalogs"), list) else []
         template = old.get("template") if isinstance(old, dict) and isinstance(old.get("template"), str) else None

@@ -38,7 +38,7 @@ class Plans:
             return None
         try:
             document = json.loads(data.decode("utf-8"))
-        except (UnicodeError, ValueError):
+        except (UnicodeError, ValueError, RecursionError):
             return None
         if not isinstance(document, dict) or document.get("format") != INSTALL_PLAN_FORMAT:
             return None

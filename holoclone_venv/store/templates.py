@@ -241,7 +241,7 @@ class Listing(NamedTuple):
             if not isinstance(entries, dict):
                 raise ValueError("no entries")
             return cls({str(k): (str(v[0]), int(v[1]), int(v[2]), int(v[3])) for k, v in entries.items()})
-        except (KeyError, TypeError, IndexError, AttributeError) as error:
+        except (KeyError, TypeError, IndexError, AttributeError, RecursionError) as error:
             raise ValueError(str(error)) from None
 
     def differences(self, root: str) -> list[str]:
