@@ -1,7 +1,7 @@
 """Print the oldest versions pyproject.toml declares, one ``name==version`` a line, as pip constraints.
 
 Every ``name>=version`` of ``[project].dependencies`` (and of the optional-dependency groups named on
-the command line, e.g. ``tox`` for a plugin's own floors) becomes ``name==version``, so the floors CI
+the command line, or of a plugin folder named there) becomes ``name==version``, so the floors CI
 installs are the floors users are promised and never a second, hand-kept list.  Environment markers
 are kept (a floor for one Python only stays for that Python).
 """
@@ -21,7 +21,14 @@ _FLOOR = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*([^;]
 
 
 def floors(pyproject: Path, extras: list[str]) -> list[str]:
-    """``name==version`` for every ``>=`` specifier of the dependencies and of ``extras``."""
+    """``name==version`` for every ``>=`` specifier of the dependencies and of ``extras``.
+
+    An argument naming a folder with a ``pyproject.toml`` (a plugin under ``plugins/``) stands for that
+    distribution's own dependencies instead (``tox>=4.11`` of tox-holoclone: its oldest tox).
+    """
+    folders = [Path(extra) for extra in extras if (Path(extra) / "pyproject.toml").is_file()]
+    if folders:
+        return [pin for folder in folders for pin in floors(folder / "pyproject.toml", [])]
     project = tomllib.loads(pyproject.read_text())["project"]
     requirements = list(project.get("dependencies", []))
     for extra in extras:
