@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from .settings import Settings
     from .report import Report
     from .rules import Rule
-    from .linking import LinkMethod, Strategy
+    from .materialize.linking import LinkMethod, Strategy
 
 hookspec = pluggy.HookspecMarker("holoclone")
 hookimpl = pluggy.HookimplMarker("holoclone")
@@ -29,7 +29,7 @@ class CloneBackend(NamedTuple):
     """What :func:`holoclone_clone_backend` returns.
 
     ``clone(source, target, dir_fd, mode, mtime)`` has the contract of
-    :data:`holoclone_venv.linking.LinkFunction`: it raises
+    :data:`holoclone_venv.materialize.linking.LinkFunction`: it raises
     :class:`holoclone_venv.errors.Unsupported` when the filesystem cannot clone
     (the next method is then tried) and leaves no target behind on any failure.
     """
@@ -37,7 +37,7 @@ class CloneBackend(NamedTuple):
     name: str
     clone: Callable[[str, str, Optional[int], int, Optional[int]], None]
     #: Optional: ``clone_open(source_fd, size, target, dir_fd, mode, mtime)``, the same from a
-    #: source the caller has opened and checked (:data:`holoclone_venv.linking.OpenLinkFunction`).
+    #: source the caller has opened and checked (:data:`holoclone_venv.materialize.linking.OpenLinkFunction`).
     clone_open: Optional[Callable[[int, int, str, Optional[int], int, Optional[int]], None]] = None
 
 

@@ -21,7 +21,7 @@ import pluggy
 
 from . import hookspecs
 from .hookspecs import CloneBackend, hookimpl
-from .linking import LinkMethod, Strategy, builtin_strategies
+from .materialize.linking import LinkMethod, Strategy, builtin_strategies
 from .rules import Rule, builtin_rules
 
 if TYPE_CHECKING:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable, NamedTuple
 
-from .linking import LinkMethod, Strategy, builtin_methods
+from .materialize.linking import LinkMethod, Strategy, builtin_methods
 from .rules import Matcher, compile_rules
 
 if TYPE_CHECKING:

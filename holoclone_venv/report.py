@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import errno
 
-from .linking import Fallback
+from .materialize.linking import Fallback
 
 
 class Report:

@@ -288,7 +288,7 @@ class UntilThePoolSyncs(RecordingIoctl):
 def test_eagain_on_fresh_objects_never_disables_reflinks_for_the_pair(monkeypatch, tmp_path):
     # A cold run on ZFS: the first objects were written in the open transaction group, the
     # later ones are committed.  Only the fresh ones fall back; every committed one is a reflink.
-    from holoclone_venv.linking import Linker, builtin_methods
+    from holoclone_venv.materialize.linking import Linker, builtin_methods
 
     ioctl = UntilThePoolSyncs()
     monkeypatch.setattr(linux, "_ioctl", ioctl)

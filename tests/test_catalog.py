@@ -11,7 +11,16 @@ import json
 
 import pytest
 
-from holoclone_venv.catalog import EXECUTABLE, FORMAT, HAS_BYTECODE, SHEBANG, Catalog, Entry, Script, safe_relpath
+from holoclone_venv.store.catalog import (
+    EXECUTABLE,
+    FORMAT,
+    HAS_BYTECODE,
+    SHEBANG,
+    Catalog,
+    Entry,
+    Script,
+    safe_relpath,
+)
 from holoclone_venv.errors import StoreError
 from holoclone_venv.store import Store
 

@@ -94,7 +94,7 @@ def test_changed_object_with_mtime_restored_is_found_by_verify_and_repaired(warm
 # removing objects would do).
 _RACED_SEEDING = """
 import os, sys
-import holoclone_venv.run as run
+import holoclone_venv.seeding.run as run
 heal = run._imported_again
 
 def heal_then_damage_again(*args):

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from holoclone_venv.catalog import PLACEHOLDER
-from holoclone_venv.scripts import render, rewrite_python_shebang, shebang
+from holoclone_venv.store.catalog import PLACEHOLDER
+from holoclone_venv.materialize.scripts import render, rewrite_python_shebang, shebang
 
 BODY = b"import sys\nprint(repr(sys.argv[1:]))\n"
 ARGS = ["plain", "with space", "it's", 'say "hi"', "back\\slash", "$HOME", "`id`"]

@@ -39,7 +39,7 @@ from helpers import (
 )
 from wheels import write_wheel
 
-from holoclone_venv.catalog import EXECUTABLE, FIXED_MTIME
+from holoclone_venv.store.catalog import EXECUTABLE, FIXED_MTIME
 from holoclone_venv.platforms.linux import shares_extents
 from holoclone_venv.store import Store
 

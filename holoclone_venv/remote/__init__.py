@@ -27,11 +27,11 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from ..catalog import catalog_key
+from ..store.catalog import catalog_key
 from ..errors import HoloCloneError
 
 if TYPE_CHECKING:
-    from ..catalog import Catalog
+    from ..store.catalog import Catalog
     from ..settings import Settings
     from ..store import Store
 

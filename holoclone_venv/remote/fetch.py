@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Container, Iterable, Mapping
 
-from ..catalog import EXECUTABLE, Catalog
+from ..store.catalog import EXECUTABLE, Catalog
 from ..errors import HoloCloneError
 from . import layout
 from .pack import RECORD_MAX, Key, PackReader, write_all

@@ -15,7 +15,7 @@ import logging
 import re
 from typing import TYPE_CHECKING
 
-from ..catalog import catalog_key
+from ..store.catalog import catalog_key
 from ..errors import HoloCloneError
 from . import layout
 from .keys import install_plan_payload

@@ -27,7 +27,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from ..catalog import Catalog
+from ..store.catalog import Catalog
 from ..errors import HoloCloneError, StoreError
 from ..platforms import current
 from ..store import Store
@@ -367,7 +367,7 @@ class _EarlyFlush:
 
 def _check_records(store: Store, remote: Transport, catalogs: Iterable[Catalog], staged: dict) -> None:
     """Refuse a catalog whose entries its own wheel's RECORD does not vouch for (as a bundle import does)."""
-    from ..record import disagreements
+    from ..materialize.record import disagreements
 
     def read_object(digest: str, executable: bool) -> bytes:
         with open(staged.get((digest, executable)) or store.object_path(digest, executable), "rb") as handle:

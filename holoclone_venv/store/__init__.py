@@ -26,7 +26,7 @@ Invariants:
 * An object appears under its final name only complete (staged, then renamed).
 * A catalog is renamed into place only after every object it names is in place,
   so a catalog never points at a missing or partial object.
-* Objects have mode 0444/0555 and mtime :data:`~holoclone_venv.catalog.FIXED_MTIME`;
+* Objects have mode 0444/0555 and mtime :data:`~holoclone_venv.store.catalog.FIXED_MTIME`;
   a different size or mtime means it was changed after import (the cheap check).
 """
 
@@ -37,10 +37,10 @@ import stat
 from pathlib import Path
 from typing import Iterator
 
-from ..catalog import EXECUTABLE, FIXED_MTIME, Catalog, OutdatedCatalogError, catalog_key
+from .catalog import EXECUTABLE, FIXED_MTIME, Catalog, OutdatedCatalogError, catalog_key
 from ..errors import StoreError
 from ..fsutil import write_atomic
-from ..locks import StoreLock
+from .locks import StoreLock
 from . import folders
 from .caches import Caches
 from .folders import Folders

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from ..catalog import is_sha256
+from .catalog import is_sha256
 from ..fsutil import hash_file
 
 

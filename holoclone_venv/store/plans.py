@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Iterator
 
-from ..catalog import is_sha256
+from .catalog import is_sha256
 
 INSTALL_PLAN_FORMAT = 1
 

@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from holoclone_venv.catalog import EXECUTABLE, Catalog, Entry, Script
-from holoclone_venv.record import hash_of, record_bytes
+from holoclone_venv.store.catalog import EXECUTABLE, Catalog, Entry, Script
+from holoclone_venv.materialize.record import hash_of, record_bytes
 from holoclone_venv.store import Store
 
 

@@ -91,10 +91,10 @@ def _find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_the_import_graph_sees_relative_absolute_and_deferred_imports():
     graph = _graph()
-    assert "holoclone_venv.settings" in graph["holoclone_venv.linking"]  # inside a function
+    assert "holoclone_venv.settings" in graph["holoclone_venv.materialize.linking"]  # inside a function
     assert "holoclone_venv.report" in graph["holoclone_venv.hookspecs"]  # under TYPE_CHECKING
-    assert "holoclone_venv.store" in graph["holoclone_venv.maintenance.gc"]  # from ..store
-    assert "holoclone_venv.maintenance" in graph["holoclone_venv.maintenance.gc"]  # from . import Progress
+    assert "holoclone_venv.store" in graph["holoclone_venv.command.maintenance.gc"]  # from ..store
+    assert "holoclone_venv.command.maintenance" in graph["holoclone_venv.command.maintenance.gc"]  # from . import Progress
     assert "holoclone_venv.hookspecs" in graph["holoclone_venv.plugins"]  # from . import hookspecs
     assert _find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _find_cycle({"a": {"b"}, "b": set()}) is None

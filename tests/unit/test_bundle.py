@@ -11,8 +11,15 @@ import tarfile
 import pytest
 
 from holoclone_venv.errors import HoloCloneError
-from holoclone_venv.maintenance.bundle import (BUNDLE_FORMAT, BUNDLE_HEADER, export, import_bundle,
-                                               read_manifest, select_catalogs, write_manifest)
+from holoclone_venv.command.maintenance.bundle import (
+    BUNDLE_FORMAT,
+    BUNDLE_HEADER,
+    export,
+    import_bundle,
+    read_manifest,
+    select_catalogs,
+    write_manifest,
+)
 from holoclone_venv.store import Store
 
 

@@ -87,7 +87,7 @@ def test_gc_refuses_a_negative_age_and_says_what_it_kept(store):
 
 def test_keygen_without_the_remote_extra_says_what_to_install(tmp_path):
     # ``cryptography`` hidden as if the extra were not installed: one sentence naming the extra, no traceback.
-    code = ("import sys; sys.modules['cryptography'] = None; from holoclone_venv.cli import main; "
+    code = ("import sys; sys.modules['cryptography'] = None; from holoclone_venv.command.cli import main; "
             "sys.exit(main(sys.argv[1:]))")
     result = subprocess.run([sys.executable, "-c", code, "store", "keygen", "ci", "-o", str(tmp_path / "key")],
                             capture_output=True, text=True)

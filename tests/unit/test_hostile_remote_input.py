@@ -21,7 +21,7 @@ from types import SimpleNamespace
 import pytest
 
 from holoclone_venv.errors import ConfigError, HoloCloneError
-from holoclone_venv.maintenance.bundle import BUNDLE_HEADER, export, import_bundle
+from holoclone_venv.command.maintenance.bundle import BUNDLE_HEADER, export, import_bundle
 from holoclone_venv.remote import deadline, find_resolution, layout, not_used, sync
 from holoclone_venv.remote.keys import TrustedKeys, generate
 from holoclone_venv.remote.sync import fetch_resolution, pull, push, remote_catalog_keys

@@ -89,7 +89,7 @@ def test_healing_replaces_a_damaged_object_that_is_still_read_only(tmp_path, mon
     # 0444) could not be healed by importing its wheel again.  Played here for every replace.
     import hashlib
 
-    from holoclone_venv.catalog import FIXED_MTIME
+    from holoclone_venv.store.catalog import FIXED_MTIME
     from holoclone_venv.store import Store
 
     store = Store(tmp_path / "store")

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from holoclone_venv.hookspecs import CloneBackend, hookimpl
-from holoclone_venv.linking import Strategy
+from holoclone_venv.materialize.linking import Strategy
 from holoclone_venv.plugins import Plugins
 from holoclone_venv.rules import Rule
 
@@ -171,7 +171,7 @@ def _installed_plugin(root, module="holoclone_probe"):
     (info / "entry_points.txt").write_text(f"[holoclone]\nprobe = {module}\n")
     (root / f"{module}.py").write_text(
         "from holoclone_venv.hookspecs import hookimpl\n"
-        "from holoclone_venv.linking import Strategy\n\n"
+        "from holoclone_venv.materialize.linking import Strategy\n\n"
         "@hookimpl\n"
         "def holoclone_strategies(methods):\n"
         "    return [Strategy('probe-copy', (methods['copy'],), 'copies, from an installed plugin')]\n"
@@ -182,7 +182,7 @@ def test_a_seeding_takes_plugins_from_the_entry_points_virtualenv_read(tmp_path,
     from virtualenv.run.plugin.base import PluginLoader
 
     from holoclone_venv.policy import strategy_names
-    from holoclone_venv.seed_wheels import plugin_entry_points
+    from holoclone_venv.seeding.request import plugin_entry_points
 
     _installed_plugin(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))

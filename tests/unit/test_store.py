@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from holoclone_venv.catalog import FIXED_MTIME
+from holoclone_venv.store.catalog import FIXED_MTIME
 from holoclone_venv.errors import StoreError, StoreLockTimeout
 from holoclone_venv.store import LAYOUT, Store
 

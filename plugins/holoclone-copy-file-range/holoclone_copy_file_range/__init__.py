@@ -24,7 +24,7 @@ from typing import Mapping, Optional
 
 from holoclone_venv.errors import Unsupported
 from holoclone_venv.hookspecs import hookimpl
-from holoclone_venv.linking import LinkMethod, Strategy
+from holoclone_venv.materialize.linking import LinkMethod, Strategy
 
 __version__ = "0.1.0"
 

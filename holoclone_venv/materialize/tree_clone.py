@@ -1,0 +1,235 @@
+"""Whole-tree materialization: an environment's site-packages as one clone of a template.
+
+Where the platform can clone a directory tree in one call (a btrfs
+snapshot, a macOS directory clone), the store keeps a sealed template of the
+install root per (interpreter, set of catalogs, scheme layout), built once
+by the per-file path.  A new environment then gets its site-packages as one
+clone of it, plus what differs per environment: files outside the install
+root (console scripts, ``.data`` scripts, headers, data), RECORD, and
+virtualenv's own files.
+
+Beside each template the store keeps its *plan*: the catalogs cut down to
+what a clone still needs (entries outside the install root, scripts, the
+header that names the RECORD object) with the number and size of the files
+inside it.  A seeding from a template reads the plan instead of whole
+catalogs (for torch+numpy+pandas+scipy: 16 small documents instead of
+28,000 entries); the plan is validated like any catalog, and without one
+(or with one that does not fit) the whole catalogs are read as before.
+
+The clone is made beside site-packages, finished there, and swapped in last,
+so a killed run never leaves a site-packages that looks seeded.  Anything
+that prevents the clone (another filesystem, a template of another account,
+a site-packages that already holds packages) is an :class:`Unsupported`
+with the reason; the caller falls back to the per-file path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from typing import TYPE_CHECKING
+
+from ..errors import Unsupported
+
+if TYPE_CHECKING:
+    from ..store.catalog import Catalog
+    from ..environment import Layout
+    from .materializer import Materializer
+    from ..store import Store
+
+#: Files virtualenv itself puts into site-packages before seeding (kept in the clone).
+_VIRTUALENV_FILES = ("_virtualenv.pth", "_virtualenv.py")
+_NEW = ".site-packages.holoclone-new"
+_OLD = ".site-packages.holoclone-old"
+
+
+def template_id(catalog_keys: list[str], layout: Layout) -> str:
+    """Names the template for these catalogs in this scheme layout (paths relative to the install root)."""
+    root = layout.purelib
+    relative = {name: os.path.relpath(path, root) for name, path in
+                (("scripts", layout.scripts), ("data", layout.data), ("include", layout.include))}
+    document = {"format": 1, "catalogs": sorted(catalog_keys), "layout": relative}
+    return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def clone_install_root(store: Store, tree, materializer: Materializer, catalogs: list[Catalog], layout: Layout,
+                       inside: dict[str, tuple[int, int]] | None = None) -> str:
+    """Give the environment its site-packages as one clone of the template, then finish it per environment.
+
+    ``catalogs`` are whole, or the cut-down ones of the template's plan with
+    ``inside`` (catalog key -> files and bytes in the install root).  Returns
+    the template id (the environment's ref names it, so gc keeps it).  Raises
+    :class:`Unsupported` (nothing changed in the environment) when a
+    whole-tree clone cannot be made here; other errors after the clone was
+    made remove it again.
+    """
+    root = layout.purelib
+    if layout.platlib != root:
+        raise Unsupported("purelib and platlib are different directories here")
+    if any(catalog.root not in ("purelib", "platlib") for catalog in catalogs):
+        raise Unsupported("a catalog installs outside site-packages")
+    extra = sorted(set(os.listdir(root)) - set(_VIRTUALENV_FILES))
+    if extra:
+        raise Unsupported(f"{root} already holds {extra[0]} (a whole-tree clone only fills a new environment)")
+    identity = template_id([c.key for c in catalogs], layout)
+    if inside is not None and not store.has_template(identity):
+        raise Unsupported("the template was removed while seeding")  # a plan's catalogs cannot build one
+    parent = os.path.dirname(root)
+    new, old = os.path.join(parent, _NEW), os.path.join(parent, _OLD)
+    for leftover in (new, old):  # of a killed run
+        if os.path.lexists(leftover):
+            tree.remove(leftover)
+    template = _template(store, tree, materializer, catalogs, layout, identity, new)
+    # In use while cloned: gc skips a template whose use lock it cannot take (a sealed
+    # template's mtime never changes, so its age says nothing about a clone in progress).
+    with store.template_in_use(identity):
+        if not store.has_template(identity):
+            raise Unsupported("the template was removed while seeding")
+        tree.clone(str(template), new)
+    try:
+        _check_clone(store, tree, identity, new)
+        in_clone = layout._replace(purelib=new, platlib=new)
+        for catalog in catalogs:
+            materializer.finish_clone(catalog, in_clone, inside.get(catalog.key) if inside else None)
+        for name in _VIRTUALENV_FILES:
+            source = os.path.join(root, name)
+            if os.path.exists(source):
+                shutil.copy2(source, os.path.join(new, name))
+        # Swap last: until here the environment's site-packages is virtualenv's, untouched.
+        os.rename(root, old)
+        os.rename(new, root)
+    except BaseException:
+        if not os.path.exists(root) and os.path.exists(old):
+            os.rename(old, root)
+        tree.remove(new)
+        raise
+    tree.remove(old)
+    return identity
+
+
+def _template(store: Store, tree, materializer: Materializer, catalogs: list[Catalog], layout: Layout,
+              identity: str, probe: str):
+    """The sealed template, built now (once, under a lock) when the store has none.
+
+    Before building, the empty template is cloned to ``probe`` (absent; beside
+    the environment's site-packages) and that clone removed: a target on
+    another volume or filesystem fails there, at the cost of one empty clone,
+    not after a whole per-file build, and no template is left behind.
+    """
+    if store.has_template(identity):
+        return store.template_path(identity)
+    store.require_writable("a template")
+    with store.template_lock(identity):
+        if store.has_template(identity):
+            return store.template_path(identity)
+        staging = store.template_staging(identity)
+        tree.prepare_template(staging)  # Unsupported where the filesystem cannot clone trees
+        scratch = f"{staging}.outside"
+        try:
+            tree.clone(staging, probe)  # Unsupported where cloning into the environment cannot work
+            tree.remove(probe)
+            # Files outside the install root go to a scratch folder: they are written per environment.
+            outside = layout._replace(purelib=staging, platlib=staging, scripts=os.path.join(scratch, "bin"),
+                              data=scratch, include=os.path.join(scratch, "include"))
+            builder = materializer.for_template()
+            builder.run(catalogs, outside)
+            from ..platforms import current
+            from ..store.templates import listing, walk_files
+
+            # On disk before anything names it: the files written into the template (RECORD,
+            # INSTALLER, copies) are trusted from now on, and no later call flushes them.
+            current().make_durable(staging, walk_files(staging))
+            tree.seal(staging)
+            files = listing(staging)
+            store.write_atomically(store.template_files_path(identity), files.to_json())
+            adopted = store.adopt_template(staging, identity)
+            _write_plan(store, identity, catalogs, len(files.entries))
+            return adopted
+        except BaseException:
+            tree.remove(staging)
+            raise
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+#: The schemes inside the install root a template holds (purelib and platlib are one directory then).
+_INSIDE = ("purelib", "platlib")
+
+
+def _check_clone(store: Store, tree, identity: str, clone: str) -> None:
+    """Count the entries of a fresh clone against the template's plan (raises :class:`Unsupported` when short).
+
+    A clone made while the template was being removed (by a gc that did not
+    see the use lock: an older holoclone) is partial; it must never become an
+    environment's site-packages.  Where clones keep the template's sealed
+    modes (a macOS directory clone), the owner's write bits come back here,
+    as a per-file clone would have made them.
+    """
+    from ..store.templates import count_entries
+
+    expected = _planned_entries(store, identity)
+    found = count_entries(clone, writable=tree.clones_keep_seal)
+    if expected is not None and found != expected:
+        raise Unsupported(f"the clone of the template holds {found} of its {expected} entries "
+                          "(the template was removed while it was cloned)")
+
+
+def _planned_entries(store: Store, identity: str) -> int | None:
+    data = store.read_trusted(store.template_plan_path(identity))
+    try:
+        entries = json.loads(data)["entries"] if data is not None else None
+    except (ValueError, KeyError, TypeError, RecursionError):
+        return None
+    return entries if type(entries) is int else None
+
+
+def _write_plan(store: Store, identity: str, catalogs: list[Catalog], entries: int) -> None:
+    """Keep beside the template what a clone of it needs per environment (only a saving: errors are ignored).
+
+    ``entries`` (files, links and folders of the template) lets a clone be checked whole.
+    """
+    document = {"format": 1, "entries": entries, "catalogs": [
+        {"catalog": catalog._replace(entries=tuple(e for e in catalog.entries if e.scheme not in _INSIDE))
+         .to_json().decode(),
+         "files": sum(1 for e in catalog.entries if e.scheme in _INSIDE),
+         "bytes": sum(e.size for e in catalog.entries if e.scheme in _INSIDE)}
+        for catalog in catalogs]}
+    try:
+        store.write_atomically(store.template_plan_path(identity), json.dumps(document).encode())
+    except OSError:
+        pass
+
+
+def planned_catalogs(store: Store, identity: str,
+                     keys: list[str]) -> tuple[list[Catalog], dict[str, tuple[int, int]]] | None:
+    """The cut-down catalogs of template ``identity``'s plan and, per key, the files and bytes inside the
+    install root; None when there is no plan, or it is not the store owner's, or does not describe ``keys``.
+
+    Every cut-down catalog is validated as a catalog is (:meth:`Catalog.from_json`).
+    """
+    from ..store.catalog import Catalog
+    from ..errors import StoreError
+
+    path = store.template_plan_path(identity)
+    data = store.read_trusted(path)
+    if data is None:
+        return None
+    try:
+        document = json.loads(data)
+        items = document["catalogs"] if document.get("format") == 1 else None
+        if not isinstance(items, list) or len(items) != len(keys):
+            return None
+        catalogs, inside = [], {}
+        for key, item in zip(keys, items):
+            catalog = Catalog.from_json(item["catalog"].encode(), str(path))
+            files, size = item["files"], item["bytes"]
+            if (catalog.key != key or any(e.scheme in _INSIDE for e in catalog.entries)
+                    or type(files) is not int or type(size) is not int or files < 0 or size < 0):
+                return None
+            catalogs.append(catalog)
+            inside[key] = (files, size)
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError, StoreError):
+        return None
+    return catalogs, inside
