@@ -25,8 +25,9 @@ from holoclone_venv import hookspecs
 from holoclone_venv.errors import Unsupported
 from holoclone_venv.platforms import windows as win
 
+from fakes import UNSET, FakeLibrary
+
 GiB = 1 << 30
-UNSET = object()
 IOCTL_NAMES = {
     win.FSCTL_SET_SPARSE: "FSCTL_SET_SPARSE",
     win.FSCTL_GET_INTEGRITY_INFORMATION: "FSCTL_GET_INTEGRITY_INFORMATION",
@@ -35,21 +36,7 @@ IOCTL_NAMES = {
 }
 
 
-class FakeFunction:
-    def __init__(self, lib: "FakeKernel32", name: str) -> None:
-        self.lib, self.name = lib, name
-        self.argtypes = None
-        self.restype = UNSET
-
-    def __call__(self, *args):
-        assert self.argtypes is not None and self.restype is not UNSET, f"{self.name} called undeclared"
-        assert len(args) == len(self.argtypes), f"{self.name}: {len(args)} arguments"
-        for value, argtype in zip(args, self.argtypes):
-            argtype.from_param(value)  # raises TypeError where ctypes would
-        return getattr(self.lib, "_" + self.name)(*args)
-
-
-class FakeKernel32:
+class FakeKernel32(FakeLibrary):
     """The kernel32 functions the backend uses, on real files, with scripted failures.
 
     ``fail`` maps a step (a function name, or an FSCTL name) to the
@@ -80,13 +67,7 @@ class FakeKernel32:
         self.handles: dict[int, tuple[int, str]] = {}
         self.eof: dict[int, int] = {}
         self._next = 0x7FFF_0000_0000_0010  # above 32 bits: a truncated handle would show
-        self.functions = {name: FakeFunction(self, name) for name in win.PROTOTYPES}
-
-    def __getattr__(self, name):
-        try:
-            return self.__dict__["functions"][name]
-        except KeyError:
-            raise AttributeError(name) from None
+        super().__init__(win.PROTOTYPES)
 
     # -- helpers
     def _failing(self, step: str) -> bool:
@@ -378,12 +359,12 @@ def test_every_function_has_its_prototype_declared(kernel32, places):
     source, env = places
     _clone(source, env / "mod.py", 0o444, 315532800)
     win.filesystem_name(str(env))
-    for function in lib.functions.values():
+    for function in lib.functions().values():
         assert function.argtypes is not None and function.restype is not UNSET, function.name
     # Handles are pointer-sized both ways, never C ints.
-    assert lib.functions["CreateFileW"].restype is win.HANDLE
-    assert lib.functions["DeviceIoControl"].argtypes[0] is win.HANDLE
-    assert lib.functions["CloseHandle"].argtypes == [win.HANDLE]
+    assert lib.functions()["CreateFileW"].restype is win.HANDLE
+    assert lib.functions()["DeviceIoControl"].argtypes[0] is win.HANDLE
+    assert lib.functions()["CloseHandle"].argtypes == [win.HANDLE]
 
 
 def test_clone_sequence_for_a_small_file(kernel32, places):

@@ -8,10 +8,8 @@ symlinks verbatim, or fail with EEXIST when the target exists.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
-import shutil
 import stat
 import sys
 
@@ -20,89 +18,6 @@ import pytest
 from holoclone_venv.errors import Unsupported
 from holoclone_venv.platforms import TreeCloner, current, darwin
 
-UNSET = object()
-
-
-class FakeFunction:
-    def __init__(self, lib: "FakeLibSystem", name: str) -> None:
-        self.lib, self.name = lib, name
-        self.argtypes = None
-        self.restype = UNSET
-
-    def __call__(self, *args):
-        assert self.argtypes is not None and self.restype is not UNSET, f"{self.name} called undeclared"
-        assert len(args) == len(self.argtypes), f"{self.name}: {len(args)} arguments"
-        for value, argtype in zip(args, self.argtypes):
-            argtype.from_param(value)  # raises TypeError where ctypes would
-        self.lib.calls.append((self.name, args))
-        if self.lib.fail is not None:
-            ctypes.set_errno(self.lib.fail)
-            return -1
-        return getattr(self.lib, "_" + self.name.replace("$", "_"))(*args)
-
-
-class FakeLibSystem:
-    """clonefile (of whole directories too) and statfs, doing on Linux what macOS would."""
-
-    def __init__(self, missing=(), fail: int | None = None, fstypename: bytes | None = b"apfs") -> None:
-        self.calls: list[tuple[str, tuple]] = []
-        self.fail = fail
-        self.fstypename = fstypename
-        self._functions = {
-            name: FakeFunction(self, name)
-            for name in ("clonefile", "fclonefileat", "statfs", "statfs$INODE64")
-            if name not in missing
-        }
-
-    def __getattr__(self, name):
-        try:
-            return self.__dict__["_functions"][name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-    def _clonefile(self, source: bytes, target: bytes, flags: int) -> int:
-        if os.path.lexists(target):
-            ctypes.set_errno(errno.EEXIST)
-            return -1
-        try:
-            info = os.lstat(source)
-            if stat.S_ISLNK(info.st_mode):
-                assert flags & darwin.CLONE_NOFOLLOW, "clonefile would have followed the symlink"
-                os.symlink(os.readlink(source), target)
-            elif stat.S_ISDIR(info.st_mode):
-                # Atomic, as APFS makes it: build aside, then appear at once.
-                aside = target + b".fake-partial"
-                shutil.copytree(source, aside, symlinks=True)
-                os.rename(aside, target)
-            else:
-                shutil.copy2(source, target)
-        except OSError as error:
-            ctypes.set_errno(error.errno)
-            return -1
-        return 0
-
-    def _statfs(self, path: bytes, buf) -> int:
-        if self.fstypename is None:
-            ctypes.set_errno(errno.ENOENT)
-            return -1
-        buf._obj.f_fstypename = self.fstypename
-        return 0
-
-    _statfs_INODE64 = _statfs
-
-
-@pytest.fixture
-def libsystem(monkeypatch):
-    """Install a stand-in libSystem; ``libsystem(**options)`` replaces it with another."""
-
-    def install(**options) -> FakeLibSystem:
-        lib = FakeLibSystem(**options)
-        monkeypatch.setattr(darwin, "_open_library", lambda: lib)
-        monkeypatch.setattr(darwin, "_library", None)
-        return lib
-
-    install.default = install()
-    return install
 
 
 @pytest.fixture
