@@ -51,7 +51,7 @@ def resolve_policy(settings: Settings, plugins: Plugins | None = None) -> Policy
     if strategy is None:
         check_strategy(settings.strategy_typed, settings.strategy_source, list(strategies))
         raise AssertionError("unreachable: check_strategy raises for an unknown name")
-    never_hardlink, always_copy = compile_rules(plugins.exclusion_rules(settings))
+    never_hardlink, always_copy = compile_rules(plugins.exclusion_rules(settings.excludes))
     from .platforms import current
 
     tree = current().tree

@@ -16,53 +16,12 @@ from __future__ import annotations
 import errno
 import os
 import threading
-from typing import Callable, Mapping, NamedTuple, Optional
+from typing import Callable, Mapping, Optional
 
 from ..errors import UNSUPPORTED_ERRNOS, MaterializeError, StrictModeError, Unsupported, os_error
-
-#: ``link(source, target, dir_fd, mode, mtime)``: create ``target`` (relative to
-#: ``dir_fd`` when it is not None) from the object at ``source``; ``mode`` is the
-#: permission for a new inode, ``mtime`` (seconds) is set when not None.  Raise
-#: :class:`Unsupported` to let the next method try; the target must not exist then.
-LinkFunction = Callable[[str, str, Optional[int], int, Optional[int]], None]
-#: ``link_open(source_fd, size, target, dir_fd, mode, mtime)``: the same from an object the
-#: caller has already opened (read-only, not through a link) and checked to be ``size`` bytes.
-#: It spares the hot loop a second look at the object: the materializer's integrity check
-#: is the ``fstat`` of that descriptor.  The caller closes ``source_fd``.
-OpenLinkFunction = Callable[[int, int, str, Optional[int], int, Optional[int]], None]
-
-
-class LinkMethod(NamedTuple):
-    """One way of putting a file in place.
-
-    ``shares_inode`` marks methods (hardlinks) whose result is the store object
-    itself: they are never used for files the exclusion rules protect.
-    ``counts_as`` is the report bucket: ``reflinked``, ``hardlinked`` or ``copied``;
-    a method that cannot prove it shared data must count as ``copied``.
-    ``same_filesystem`` marks methods that need source and target on one
-    filesystem: after a cross-device error they are not tried for that pair.
-    """
-
-    name: str
-    link: LinkFunction
-    counts_as: str = "copied"
-    shares_inode: bool = False
-    same_filesystem: bool = False  # True when it cannot work across filesystems (EXDEV skips it)
-    link_open: Optional[OpenLinkFunction] = None  # the same from an opened object, where the method has it
-
-
-class Strategy(NamedTuple):
-    """A named, ordered list of methods; the first that works for a file wins.
-
-    ``whole_tree`` asks for the install root to be cloned in one call from a
-    template first (a btrfs snapshot, a macOS directory clone); the methods
-    then do only what the clone does not, or everything when it cannot be made.
-    """
-
-    name: str
-    methods: tuple[LinkMethod, ...]
-    description: str = ""
-    whole_tree: bool = False
+# Defined with the hooks that hand them to plugins (holoclone_venv.api re-exports them).
+from ..hookspecs import LinkFunction, LinkMethod, OpenLinkFunction, Strategy  # noqa: F401
+from ..report import Fallback
 
 
 def hardlink(source: str, target: str, dir_fd: int | None, mode: int, mtime: int | None) -> None:
@@ -151,34 +110,11 @@ def builtin_strategies(methods: Mapping[str, LinkMethod]) -> list[Strategy]:
     ]
 
 
-class Fallback:
-    """Why a method was given up for a (store, target) pair, and for how many files.
-
-    A plain class, not a dataclass: generating one costs every seeding about 1.5 ms of import.
-    """
-
-    __slots__ = ("method", "to", "reason", "errno", "source_dir", "target_dir", "files")
-
-    def __init__(self, method: str, to: str, reason: str, errno: int | None, source_dir: str, target_dir: str,
-                 files: int = 0) -> None:
-        self.method, self.to, self.reason, self.errno = method, to, reason, errno
-        self.source_dir, self.target_dir, self.files = source_dir, target_dir, files
-
-    def fields(self) -> tuple:
-        """The constructor's arguments, in order."""
-        return tuple(getattr(self, name) for name in self.__slots__)
-
-    def __eq__(self, other: object) -> bool:
-        return self.fields() == other.fields() if isinstance(other, Fallback) else NotImplemented
-
-    def __repr__(self) -> str:
-        return "Fallback(" + ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__) + ")"
-
-
 _STATE_LOCK = threading.Lock()
 #: What a Linker found out (:meth:`Linker.learned`): fallbacks (as :meth:`Fallback.fields`), disabled
 #: method names per pair, and the (pair, method name) that worked.
 Learned = tuple[list[tuple], dict[tuple[str, str], set[str]], set[tuple[tuple[str, str], str]]]
+
 
 
 class Linker:

@@ -171,7 +171,7 @@ def _cloned_whole(store: Store, policy, materializer: Materializer, catalogs: li
                   report: Report, inside: dict[str, tuple[int, int]] | None) -> bool:
     """Seed site-packages as one clone of a template; False (with the reason recorded) when it cannot be."""
     from ..errors import StrictModeError, Unsupported
-    from ..materialize.linking import Fallback
+    from ..report import Fallback
     from ..materialize.tree_clone import clone_install_root
 
     try:

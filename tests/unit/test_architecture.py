@@ -148,3 +148,56 @@ def test_the_platform_guard_detects_what_it_looks_for(tmp_path):
     assert len(_platform_questions(sample)) == 5
     inside = [hit for path in (PACKAGE / "platforms").rglob("*.py") for hit in _platform_questions(path)]
     assert inside, "the platforms package is where these questions are asked"
+
+
+PLUGINS = Path(__file__).resolve().parents[2] / "plugins"
+#: What a plugin may import from holoclone: the public API, and the package's version.
+PUBLIC = {"holoclone_venv.api", "holoclone_venv:__version__"}
+
+
+def _holoclone_imports(path: Path) -> list[str]:
+    """Each import of holoclone in ``path``: a module name, or ``module:name`` for a name from the package."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names if alias.name.split(".")[0] == NAME]
+        elif isinstance(node, ast.ImportFrom) and not node.level and (node.module or "").split(".")[0] == NAME:
+            if node.module == NAME:
+                found += [f"{NAME}:{alias.name}" for alias in node.names]
+            else:
+                found.append(node.module)
+    return found
+
+
+def _plugin_sources() -> list[Path]:
+    return sorted(path for path in PLUGINS.rglob("*.py") if "tests" not in path.relative_to(PLUGINS).parts)
+
+
+def test_plugins_import_only_the_public_api():
+    sources = _plugin_sources()
+    assert sources, "the example plugins are where this rule is checked"
+    private = {f"{path.relative_to(PLUGINS)}: {name}" for path in sources for name in _holoclone_imports(path)
+               if name not in PUBLIC}
+    assert private == set(), "plugins must import holoclone_venv.api only"
+
+
+def test_the_public_api_guard_detects_what_it_looks_for(tmp_path):
+    sample = tmp_path / "sample.py"
+    sample.write_text("import holoclone_venv.rules\nfrom holoclone_venv.hookspecs import hookimpl\n"
+                      "from holoclone_venv import __version__, errors\nfrom holoclone_venv.api import Rule\n")
+    assert _holoclone_imports(sample) == ["holoclone_venv.rules", "holoclone_venv.hookspecs",
+                                          "holoclone_venv:__version__", "holoclone_venv:errors", "holoclone_venv.api"]
+
+
+def test_the_public_api_names_what_plugins_use():
+    from holoclone_venv import api
+
+    for name in ("hookimpl", "CloneBackend", "LinkMethod", "LinkFunction", "Strategy", "Rule", "Unsupported"):
+        assert name in api.__all__ and getattr(api, name) is not None
+    # One definition of each link type, wherever it is used.
+    from holoclone_venv.materialize import linking
+    from holoclone_venv.platforms import base
+
+    assert linking.LinkMethod is api.LinkMethod and linking.Strategy is api.Strategy
+    assert linking.LinkFunction is api.LinkFunction and base.LinkFunction is api.LinkFunction
