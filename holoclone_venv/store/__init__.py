@@ -157,6 +157,20 @@ class Store(Folders, Staging, Caches, Templates, Plans):
         """Path of an object; it may not exist."""
         return f"{self.objects}/{digest[:2]}/{digest[2:]}{'.x' if executable else ''}"
 
+    def reseed_object(self, path: str) -> bool:
+        """Replace the saturated object at ``path`` by a fresh copy of itself, staged under ``tmp/``
+        (:mod:`holoclone_venv.platforms.reseed`).  False, and nothing changed, when ``path`` is not one of
+        this store's objects, the store is read-only, or the copy fails: the caller then falls back."""
+        if not path.startswith(f"{self.objects}/") or not self.writable:
+            return False
+        from ..platforms.reseed import reseed
+
+        try:
+            reseed(path, self.tmp_file("reseed"))
+        except OSError:
+            return False
+        return True
+
     @property
     def owner(self) -> int | None:
         """The account that owns the store (None where the platform has no owners)."""
