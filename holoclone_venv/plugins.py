@@ -257,7 +257,7 @@ def _entry_points(group: str) -> list[tuple[str, str, str]]:
 
     if hasattr(metadata.EntryPoint, "dist"):
         return [(ep.name, ep.value, getattr(ep.dist, "name", None) or "?")
-                for ep in metadata.entry_points().select(group=group)]  # type: ignore[attr-defined]
+                for ep in metadata.entry_points().select(group=group)]
     found: dict[str, tuple[str, str, str]] = {}
     for dist in metadata.distributions():
         for ep in dist.entry_points:

@@ -8,6 +8,7 @@ from .materialize.linking import LinkMethod, Strategy, builtin_methods
 from .rules import Matcher, compile_rules
 
 if TYPE_CHECKING:
+    from .platforms import TreeCloner
     from .plugins import Plugins
     from .report import Report
     from .settings import Settings
@@ -23,7 +24,7 @@ class Policy(NamedTuple):
     filesystem_name: Callable[[str], "str | None"]
     report: Callable[["Report"], None]
     #: The platform's whole-tree cloner when the strategy asks for whole trees, else None.
-    tree: object | None = None
+    tree: TreeCloner | None = None
 
 
 def link_methods(plugins: Plugins) -> dict[str, LinkMethod]:

@@ -8,7 +8,7 @@ import errno
 class Fallback:
     """Why a method was given up for a (store, target) pair, and for how many files.
 
-    A plain class, not a dataclass: generating one costs every seeding about 1.5 ms of import.
+    A plain class, not a dataclass: generating one costs every seeding import time (docs/benchmarks.md).
     """
 
     __slots__ = ("method", "to", "reason", "errno", "source_dir", "target_dir", "files")
@@ -37,7 +37,7 @@ class Report:
     per environment: scripts, RECORD, INSTALLER, shebang rewrites), ``bytes``,
     ``seconds``, ``fallbacks``, ``filesystems`` (directory -> filesystem name) and
     ``remote`` (why a configured remote store was not used, '' when it was or none is set).
-    A plain class, not a dataclass: generating one costs every seeding about 2 ms of import.
+    A plain class, not a dataclass: generating one costs every seeding import time (docs/benchmarks.md).
     """
 
     def __init__(self, store: str, strategy: str, packages: list[str] | None = None,

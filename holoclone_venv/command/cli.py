@@ -51,9 +51,9 @@ def _formatter(prog: str) -> argparse.HelpFormatter:
     return argparse.RawDescriptionHelpFormatter(prog, max_help_position=30)
 
 
-def _common() -> argparse.ArgumentParser:
+def _common() -> _Parser:
     """Options accepted before and after the subcommand (defaults are filled in by :func:`main`)."""
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--store", metavar="DIR", default=argparse.SUPPRESS,
                         help=f"the store (default: ${STORE_ENV}, else holoclone_store in virtualenv.ini, "
                         f"else {default_store()})")

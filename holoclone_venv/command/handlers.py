@@ -116,7 +116,8 @@ def plugins_command(args: argparse.Namespace) -> Result:
     return data, EXIT_OK, text
 
 
-def _size(n: int) -> str:
+def _size(count: int) -> str:
+    n = float(count)
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1000 or unit == "GB":
             return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"

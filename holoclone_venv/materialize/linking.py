@@ -194,6 +194,11 @@ class Linker:
             f"{last.reason if last else 'none left'}."
         )
 
+    def record_fallback(self, fallback: Fallback) -> None:
+        """Record a fallback decided outside the per-file loop (a whole-tree clone that could not be made)."""
+        with _STATE_LOCK:
+            self.fallbacks.append(fallback)
+
     def apart(self) -> Linker:
         """A copy for a forked worker, knowing what this one knows but with no fallbacks yet:
         what it learns comes back through :meth:`learned` and :meth:`merge`."""

@@ -9,7 +9,7 @@ file it wrote for the distribution.
 
 The hot loop does a few system calls per file: one directory file descriptor
 per directory (targets are created relative to it), then the link method;
-directories are pulled by one worker per core (``shares.py``), the largest
+directories are pulled by one worker per core (``materialize/workers.py``), the largest
 first, and each worker makes the directories it pulls.  Objects are checked as
 they are linked, not in a pass of their own: a reflink opens the object
 anyway, so its check is the ``fstat`` of that descriptor (other methods
@@ -47,7 +47,7 @@ _OBJECT_FLAGS = (os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NON
                  | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
 #: Opening an object fails this way when it is gone or is a symlink: a damaged store, not a broken env.
 _GONE = frozenset((errno.ENOENT, errno.ELOOP, errno.ENOTDIR))
-#: Linking workers (``shares.py``): one per core (more measured slower), and none below
+#: Linking workers (``materialize/workers.py``): one per core (more measured slower), and none below
 #: _PARALLEL_FROM files, where starting one costs more than it saves.
 _WORKERS = min(8, os.cpu_count() or 1)
 _PARALLEL_FROM = 512
@@ -60,7 +60,8 @@ class Materializer:
         self.store = store
         self.policy = policy
         self.report = report
-        self.linker = Linker(strict=strict, methods=(*policy.strategy.methods, policy.copy_method), reseed=self._reseed)
+        self.linker = Linker(strict=strict, methods=(*policy.strategy.methods, policy.copy_method),
+                             reseed=store.reseed_object)
         methods = policy.strategy.methods
         self._full = methods
         self._private = tuple(m for m in methods if not m.shares_inode) or (policy.copy_method,)
@@ -120,18 +121,6 @@ class Materializer:
         ]
         return _Plan(catalog, roots, entries, staging, os.path.join(root, catalog.dist_info))
 
-    def _reseed(self, source: str) -> bool:
-        """Replace a saturated store object by a fresh copy of itself (see ``platforms/reseed.py``)."""
-        if not source.startswith(f"{self.store.objects}/") or not self.store.writable:
-            return False
-        from ..platforms.reseed import reseed
-
-        try:
-            reseed(source)
-        except OSError:
-            return False
-        return True
-
     def for_template(self) -> Materializer:
         """A materializer of the same store and policy for building a template (its own report)."""
         return Materializer(self.store, self.policy, Report(store=self.report.store, strategy=self.report.strategy),
@@ -180,7 +169,7 @@ class Materializer:
             linked = self._link_groups(chain.from_iterable(share), executable)
             return linked, self.linker.learned() if forked else None
 
-        results = run_pulled(_by_directory(groups), workers, work)
+        results: list = run_pulled(_by_directory(groups), workers, work)
         counts = self.report.counts
         for (found, size, generated), learned in results:
             if learned is not None:
@@ -242,7 +231,7 @@ class Materializer:
                         try:
                             if method is None:
                                 raise Unsupported("not settled yet")
-                            if link_open is not None:
+                            if link_open is not None and fd is not None:  # one without the other: never
                                 link_open(fd, entry.size, target, dir_fd, mode, mtime)
                             else:
                                 method.link(source, target, dir_fd, mode, mtime)

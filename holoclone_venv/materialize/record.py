@@ -10,7 +10,8 @@ appended.
 
 Rows are written with the csv module in RECORD's dialect (as installer and
 pip write it).  installer's own ``RecordEntry`` is not used here: importing
-installer costs about 9 ms, paid by every warm seeding for three rows.
+installer would cost every warm seeding more than the three rows it writes
+(docs/benchmarks.md).
 """
 
 from __future__ import annotations

@@ -27,17 +27,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 from typing import TYPE_CHECKING
 
-from ..errors import Unsupported
+from ..errors import StrictModeError, Unsupported
+from ..report import Fallback
 
 if TYPE_CHECKING:
     from ..store.catalog import Catalog
     from ..environment import Layout
     from .materializer import Materializer
+    from ..platforms import TreeCloner
     from ..store import Store
+
+LOG = logging.getLogger("holoclone")
 
 #: Files virtualenv itself puts into site-packages before seeding (kept in the clone).
 _VIRTUALENV_FILES = ("_virtualenv.pth", "_virtualenv.py")
@@ -54,7 +59,35 @@ def template_id(catalog_keys: list[str], layout: Layout) -> str:
     return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()[:32]
 
 
-def clone_install_root(store: Store, tree, materializer: Materializer, catalogs: list[Catalog], layout: Layout,
+def clone_or_fall_back(store: Store, tree: TreeCloner, whole_tree: bool, materializer: Materializer,
+                       catalogs: list[Catalog], layout: Layout, inside: dict[str, tuple[int, int]] | None) -> bool:
+    """Seed site-packages as one clone of a template (:func:`clone_install_root`); False when it cannot be
+    made here, with the fallback recorded, so the caller goes on file by file.
+
+    ``whole_tree``: the strategy asked for whole trees (``snapshot``); then the fallback is reported
+    (and refused under ``--holoclone-strict``).  Otherwise the clone was smart's opportunistic try,
+    whose per-file path is what smart promises, and its failure is only logged.
+    """
+    try:
+        clone_install_root(store, tree, materializer, catalogs, layout, inside)
+    except Unsupported as error:
+        if not whole_tree:
+            LOG.info("holoclone: no whole-tree clone here (%s); cloning file by file", error.reason)
+            return False
+        if materializer.linker.strict:
+            raise StrictModeError(
+                f"a whole-tree clone of site-packages failed ({error.reason}) and --holoclone-strict forbids "
+                "falling back to the per-file path.",
+                "Keep the store and the environment on one btrfs filesystem, or drop --holoclone-strict.",
+            ) from None
+        materializer.linker.record_fallback(
+            Fallback("snapshot", "per-file", error.reason, error.errno, str(store.templates), layout.purelib, 1))
+        materializer.report.fallbacks = materializer.linker.fallbacks
+        return False
+    return True
+
+
+def clone_install_root(store: Store, tree: TreeCloner, materializer: Materializer, catalogs: list[Catalog], layout: Layout,
                        inside: dict[str, tuple[int, int]] | None = None) -> str:
     """Give the environment its site-packages as one clone of the template, then finish it per environment.
 
@@ -109,7 +142,7 @@ def clone_install_root(store: Store, tree, materializer: Materializer, catalogs:
     return identity
 
 
-def _template(store: Store, tree, materializer: Materializer, catalogs: list[Catalog], layout: Layout,
+def _template(store: Store, tree: TreeCloner, materializer: Materializer, catalogs: list[Catalog], layout: Layout,
               identity: str, probe: str):
     """The sealed template, built now (once, under a lock) when the store has none.
 
@@ -158,7 +191,7 @@ def _template(store: Store, tree, materializer: Materializer, catalogs: list[Cat
 _INSIDE = ("purelib", "platlib")
 
 
-def _check_clone(store: Store, tree, identity: str, clone: str) -> None:
+def _check_clone(store: Store, tree: TreeCloner, identity: str, clone: str) -> None:
     """Count the entries of a fresh clone against the template's plan (raises :class:`Unsupported` when short).
 
     A clone made while the template was being removed (by a gc that did not

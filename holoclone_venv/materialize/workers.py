@@ -3,9 +3,9 @@
 Creating and cloning files is kernel work that releases the GIL, but a
 thread retakes the GIL after every system call, five or more per file: two
 linking threads on two cores spend much of their time handing it to each
-other.  A forked process has its own interpreter and hands nothing over.
-Linking torch+numpy+pandas+scipy's 28,595 files in two processes took 1.42 s
-against 1.74 s in two threads (2.39 s in one), on XFS on two cores.
+other.  A forked process has its own interpreter and hands nothing over,
+and is measurably faster (docs/benchmarks.md, "Where the time of a decision
+went").
 
 Forking is used only where the platform says it is safe (Linux: see
 :mod:`holoclone_venv.platforms`) and only while this process runs no other
@@ -19,7 +19,7 @@ from __future__ import annotations
 import marshal
 import os
 import threading
-from typing import Callable, Iterable, Iterator, Sequence, TypeVar
+from typing import Any, Callable, Generic, Iterable, Iterator, Sequence, TypeVar
 
 from ..errors import MaterializeError
 
@@ -68,7 +68,7 @@ def _in_threads(shares: Sequence[Iterable[T]], work: Work) -> list[R]:
         return [first, *(future.result() for future in others)]
 
 
-class _Queue:
+class _Queue(Generic[T]):
     """Items handed out across forked processes: the index of each batch is queued in a pipe, written
     whole before any fork, and each reader takes one 4-byte index at a time (a pipe read is atomic
     across readers).  At most 1,024 batches, so the queue fits the one page every pipe holds."""
@@ -185,7 +185,7 @@ def _pickled_error(error: BaseException) -> bytes:
         return pickle.dumps(MaterializeError(f"a linking process failed: {error!r}."))
 
 
-def _collect(pid: int, fd: int) -> R:
+def _collect(pid: int, fd: int) -> Any:
     """The result of the child ``pid`` (re-raising its exception); the child is reaped either way,
     and killed first if this process is interrupted while waiting for it."""
     chunks = []

@@ -182,9 +182,3 @@ def process_umask() -> int:
             _umask = mask
         return _umask
 
-
-def forget_umask() -> None:
-    """Read the umask again on next use (after the process changed it on purpose)."""
-    global _umask
-    with _umask_lock:
-        _umask = None

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from ..store.catalog import catalog_key
-from ..errors import HoloCloneError
+from ..errors import HoloCloneError, RemoteError
 
 if TYPE_CHECKING:
     from ..store.catalog import Catalog
@@ -118,7 +118,7 @@ def find_catalog(settings: Settings, store: Store, wheel: Path, tag: str) -> Cat
     except HoloCloneError as error:
         _not_used(settings.remote, error, wheel.name)
     if not os.path.exists(wheel):
-        raise HoloCloneError(f"the catalog of {wheel.name} (from the remote's resolution) is no longer in the store "
+        raise RemoteError(f"the catalog of {wheel.name} (from the remote's resolution) is no longer in the store "
                              "and the remote did not provide it.", "Run again once the remote answers.")
     return None
 

@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
-from ..errors import HoloCloneError
+from ..errors import RemoteError
 
-class RemoteUnavailable(HoloCloneError):
+class RemoteUnavailable(RemoteError):
     """The remote did not answer as a holoclone remote (unreachable, an HTTP error, cut off, no marker):
     a seeding stops asking it for the rest of the run."""
 
@@ -57,14 +58,14 @@ def marker() -> bytes:
     return json.dumps({"kind": KIND, "format": FORMAT}).encode()
 
 
-def load_json(data: bytes, what: str, hint: str = "") -> object:
-    """``data`` parsed as JSON; one :class:`HoloCloneError` naming ``what`` for anything that is not
+def load_json(data: bytes, what: str, hint: str = "") -> Any:
+    """``data`` parsed as JSON; one :class:`RemoteError` naming ``what`` for anything that is not
     (including JSON nested too deep for Python's parser, which raises RecursionError)."""
     try:
         return json.loads(data)
     except (ValueError, RecursionError) as error:
         reason = "nested too deeply" if isinstance(error, RecursionError) else str(error)[:120]
-        raise HoloCloneError(f"{what} is not valid JSON ({reason}).",
+        raise RemoteError(f"{what} is not valid JSON ({reason}).",
                              hint or "Do not use it: remove it where it came from and push or export it again.") from None
 
 
@@ -79,9 +80,9 @@ def check_marker(data: bytes | None, url: str) -> None:
     except (ValueError, AttributeError, RecursionError):
         ok = False
     if not ok:
-        raise HoloCloneError(f"{url}/{MARKER} is not a holoclone remote marker.")
+        raise RemoteError(f"{url}/{MARKER} is not a holoclone remote marker.")
     if document["format"] > FORMAT:
-        raise HoloCloneError(f"the remote {url} has format {document['format']}, newer than this holoclone-venv "
+        raise RemoteError(f"the remote {url} has format {document['format']}, newer than this holoclone-venv "
                              f"understands ({FORMAT}).", "Upgrade holoclone-venv.")
 
 
@@ -149,13 +150,13 @@ def is_catalog_key(key: str) -> bool:
 
 def check_catalog_key(key: str) -> None:
     if not _CATALOG_KEY.match(key):
-        raise HoloCloneError(f"{key[:80]!r} is not a catalog key (<wheel sha256>-<interpreter tag>).",
+        raise RemoteError(f"{key[:80]!r} is not a catalog key (<wheel sha256>-<interpreter tag>).",
                              "'holoclone store info --json' lists the keys.")
 
 
 def check_digest(digest: str) -> None:
     if not _DIGEST.match(digest):
-        raise HoloCloneError(f"{digest[:80]!r} is not a sha256 digest.")
+        raise RemoteError(f"{digest[:80]!r} is not a sha256 digest.")
 
 
 def serial(document: object) -> int:
@@ -168,15 +169,15 @@ def serial(document: object) -> int:
     return found if type(found) is int and found >= 0 else 0
 
 
-def resolution_wheels(document: object, origin: str) -> list[tuple[str, str]]:
+def resolution_wheels(document: Any, origin: str) -> list[tuple[str, str]]:
     """``[(wheel file name, sha256)]`` of a resolution document, each checked; raises for anything else."""
     try:
-        if document.get("format") != 1:  # type: ignore[union-attr]
-            raise ValueError(f"format {document.get('format')!r}")  # type: ignore[union-attr]
-        wheels = [(str(name), str(digest)) for name, digest in document["wheels"]]  # type: ignore[index]
+        if document.get("format") != 1:
+            raise ValueError(f"format {document.get('format')!r}")
+        wheels = [(str(name), str(digest)) for name, digest in document["wheels"]]
     except (ValueError, KeyError, TypeError, AttributeError) as error:
-        raise HoloCloneError(f"the resolution {origin} is malformed ({error}).") from None
+        raise RemoteError(f"the resolution {origin} is malformed ({error}).") from None
     for name, digest in wheels:
         if not _DIGEST.match(digest) or not name.endswith(".whl") or "/" in name or "\\" in name or name.startswith("."):
-            raise HoloCloneError(f"the resolution {origin} names an unsafe wheel {name[:80]!r}.")
+            raise RemoteError(f"the resolution {origin} names an unsafe wheel {name[:80]!r}.")
     return wheels

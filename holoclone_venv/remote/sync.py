@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 from ..store.catalog import Catalog
-from ..errors import HoloCloneError, StoreError
+from ..errors import HoloCloneError, RemoteError, StoreError
 from ..platforms import current
 from ..store import Store
 from . import layout
@@ -41,7 +41,7 @@ from .transport import Transport
 _NOT_THIS_COPY = "Do not use the remote's copy: remove it there and push it again from a good store."
 
 
-class RemoteMiss(HoloCloneError):
+class RemoteMiss(RemoteError):
     """The remote does not have a catalog or resolution: not a failure, the caller imports as usual."""
 
 
@@ -94,7 +94,7 @@ def push(store: Store, remote: Transport, catalogs: list[Catalog], key: SecretKe
             continue
         sending.append((digest, executable, _pushable(store, digest, executable, size)))
     # A pack for each catalog whose pack the remote lacks (catalogs pushed by an older version included).
-    packs_there = {parsed for name in remote.list(layout.PACKS) if (parsed := layout.parse_pack(name))}
+    packs_there = {pack for name in remote.list(layout.PACKS) if (pack := layout.parse_pack(name))}
     packing = [(catalog, pack_size(_pushable(store, d, x, s) for (d, x), s in object_sizes(catalog).items()))
                for catalog in catalogs if catalog.key not in packs_there]
     total = sum(size for _, _, size in sending) + sum(size for _, size in packing)
@@ -125,7 +125,7 @@ def push(store: Store, remote: Transport, catalogs: list[Catalog], key: SecretKe
             wheels = layout.resolution_wheels(document, resolution_key)
         except HoloCloneError:
             continue
-        if wheels and all(digest in pushed for _, digest in wheels):
+        if document is not None and wheels and all(digest in pushed for _, digest in wheels):
             data = json.dumps(document, indent=1).encode()
             _put_signed(remote, layout.resolution_name(resolution_key), layout.resolution_signature(resolution_key),
                         data, key.sign(resolution_payload(resolution_key, document)), key.name, _same_resolution,
@@ -188,8 +188,8 @@ def _put_signed(remote: Transport, name: str, sig_name: str, data: bytes, signat
     document, unless ``newer(old, new)`` (a resolution with a later serial supersedes an earlier one)."""
     existing = remote.get(name, limit)
     replacing = existing is not None and existing != data and not same(existing, data)
-    if replacing and not newer(existing, data):
-        raise HoloCloneError(f"the remote {remote.url} already has a different {name}, which is not older; "
+    if existing is not None and replacing and not newer(existing, data):
+        raise RemoteError(f"the remote {remote.url} already has a different {name}, which is not older; "
                              "a push never replaces one.", "Remove it from the remote if it is wrong, then push again.")
     old = (remote.get(sig_name, layout.SIGNATURE_MAX) or b"").decode("ascii", "replace").splitlines()
     lines = [line for line in old if line.strip() and not line.startswith(f"{signer}:")][:15] + [signature]
@@ -227,7 +227,7 @@ def pull(store: Store, remote: Transport, trusted: TrustedKeys, keys: Iterable[s
     """Fetch the catalogs ``keys`` and the objects the store lacks; returns them (present ones too) and what moved.
 
     Raises :class:`RemoteMiss` when the remote lacks one, :class:`~.keys.Untrusted`
-    when one is not signed by a trusted key, :class:`HoloCloneError` for anything
+    when one is not signed by a trusted key, :class:`RemoteError` for anything
     else; in every case nothing was added to the store.  The catalogs ``along``
     come in the same transfer when the remote has them signed, and are skipped
     silently when it does not (whoever needs one later asks for it alone).
@@ -262,14 +262,14 @@ def pull(store: Store, remote: Transport, trusted: TrustedKeys, keys: Iterable[s
         try:
             catalog = Catalog.from_json(data, f"{remote.url}/{layout.catalog_name(key)}")
         except StoreError as error:  # the remote's copy, not the store: verify --repair is no remedy
-            raise HoloCloneError(error.message, _NOT_THIS_COPY) from None
+            raise RemoteError(error.message, _NOT_THIS_COPY) from None
         what = f"catalog {key} ({catalog.name} {catalog.version}) from {remote.url}"
         if catalog.key != key:
-            raise HoloCloneError(f"{what} describes {catalog.key}; it was not used.")
+            raise RemoteError(f"{what} describes {catalog.key}; it was not used.")
         trusted.signer(remote.get(layout.catalog_signature(key), layout.SIGNATURE_MAX), catalog_payload(catalog), what)
         existing = store.load_catalog(key)
         if existing is not None and existing != catalog:
-            raise HoloCloneError(f"the store already has a different catalog {key} ({existing.name} {existing.version}); "
+            raise RemoteError(f"the store already has a different catalog {key} ({existing.name} {existing.version}); "
                                  "a pull never replaces one.", "Run 'holoclone store verify --repair' if it is damaged.")
         fetched[key] = catalog
 
@@ -376,7 +376,7 @@ def _check_records(store: Store, remote: Transport, catalogs: Iterable[Catalog],
     for catalog in catalogs:
         problems = disagreements(catalog, read_object(catalog.record, False), read_object)
         if problems:
-            raise HoloCloneError(f"catalog {catalog.key} ({catalog.name} {catalog.version}) from {remote.url} disagrees "
+            raise RemoteError(f"catalog {catalog.key} ({catalog.name} {catalog.version}) from {remote.url} disagrees "
                                  f"with its wheel's RECORD: {problems[0]}; nothing was pulled.",
                                  "Do not use this remote's copy: it was altered, or not made by holoclone.")
 
@@ -393,7 +393,7 @@ def fetch_resolution(store: Store, remote: Transport, trusted: TrustedKeys, key:
                    f"the {origin}")
     seen = layout.serial(store.load_resolution(key))
     if layout.serial(document) < seen:  # validly signed, but superseded: a rollback or a stale cache
-        raise HoloCloneError(f"the {origin} is older (serial {layout.serial(document)}) than the one this store "
+        raise RemoteError(f"the {origin} is older (serial {layout.serial(document)}) than the one this store "
                              f"has already seen (serial {seen}), so it was not used.",
                              "Push the newer resolution to the remote again.")
     return document, wheels

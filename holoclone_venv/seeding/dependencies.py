@@ -241,7 +241,9 @@ def _run_pip(cmd: list[str]) -> tuple[int, str, str]:
     lines: list[str] = []
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
                           text=True, errors="replace") as process:
-        reader = threading.Thread(target=lambda: errors.append(process.stderr.read()), daemon=True)
+        assert process.stdout is not None and process.stderr is not None  # both are pipes
+        stderr = process.stderr
+        reader = threading.Thread(target=lambda: errors.append(stderr.read()), daemon=True)
         reader.start()
         for line in process.stdout:
             lines.append(line)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Mapping
 
 from ..environment import Interpreter, Layout, SeedRequest
 from ..errors import HoloCloneError
@@ -77,7 +77,7 @@ def plugin_entry_points() -> tuple[tuple[str, str, str], ...] | None:
     """holoclone's plugins from the entry points virtualenv has read in this process to find its own.
 
     They are free here, where :func:`~holoclone_venv.plugins.discover_entry_points`
-    would read every distribution's metadata again (about 10 ms) or check its
+    would read every distribution's metadata again or check its
     cache against every ``sys.path`` directory.  None where virtualenv or
     Python cannot tell (no such loader, or Python 3.9's entry points, which
     do not know their distribution).
@@ -101,7 +101,7 @@ def _embedded_pip(version: str) -> Path | None:
     return Path(wheel.path) if wheel is not None else None
 
 
-def _seed_wheels(seeder: BaseEmbed, creator: Creator, distributions: dict[str, str | None]) -> dict[str, Path]:
+def _seed_wheels(seeder: BaseEmbed, creator: Creator, distributions: Mapping[str, str | None]) -> dict[str, Path]:
     """pip/setuptools wheels through virtualenv's own acquisition (bundled, search dirs, download)."""
     from virtualenv.seed.wheels import get_wheel
 

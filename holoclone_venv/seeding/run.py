@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import DamagedObject, HoloCloneError, StoreError, os_error
+from ..errors import DamagedObject, RemovedWhileSeeding, os_error
 from ..materialize.materializer import Materializer
 from ..plugins import shared
 from ..policy import resolve_policy
@@ -22,6 +22,7 @@ from ..store import Store
 if TYPE_CHECKING:
     from ..store.catalog import Catalog
     from ..environment import SeedRequest
+    from ..policy import Policy
     from ..settings import Settings
 
 LOG = logging.getLogger("holoclone")
@@ -73,7 +74,7 @@ def seed(request: SeedRequest, settings: Settings) -> Report:
         with store.lock():
             missing = [c.key for c in catalogs if not store.catalog_path(c.key).exists()]
             if missing:
-                raise HoloCloneError(f"catalogs {', '.join(missing)} were removed while seeding.", "Run again.")
+                raise RemovedWhileSeeding(f"catalogs {', '.join(missing)} were removed while seeding.", "Run again.")
             store.add_ref(request.env_dir, [c.key for c in catalogs], template)
 
     materializer = Materializer(store, policy, report, strict=settings.strict)
@@ -93,8 +94,8 @@ def seed(request: SeedRequest, settings: Settings) -> Report:
             except DamagedObject as again:
                 # Gone again right after a fresh import: something removes store objects while this
                 # runs (a 'holoclone store gc --older-than 0', another tool), so healing cannot win.
-                raise StoreError(f"store objects (such as {again.path}) were removed while seeding.",
-                                 "Run again.") from None
+                raise RemovedWhileSeeding(f"store objects (such as {again.path}) were removed while seeding.",
+                                          "Run again.") from None
         for catalog in catalogs:
             report.packages.append(f"{catalog.name} {catalog.version}")
             report.catalogs.append(catalog.key)
@@ -118,7 +119,7 @@ def seed(request: SeedRequest, settings: Settings) -> Report:
     return report
 
 
-def _catalogs_of_a_template(store: Store, policy, wheels: list[Path],
+def _catalogs_of_a_template(store: Store, policy: Policy, wheels: list[Path],
                             request: SeedRequest) -> tuple[list[Catalog], dict[str, tuple[int, int]] | None] | None:
     """The catalogs when a whole-tree clone will use a template that has them, and what its plan says
     lies inside the install root (None: the catalogs are whole); None when there is no template.
@@ -142,16 +143,21 @@ def _catalogs_of_a_template(store: Store, policy, wheels: list[Path],
     planned = planned_catalogs(store, identity, keys)
     if planned is not None:
         return planned
-    catalogs = [store.load_catalog(key) for key in keys]
-    return (catalogs, None) if all(catalogs) else None  # type: ignore[return-value]
+    loaded = [store.load_catalog(key) for key in keys]
+    whole = [catalog for catalog in loaded if catalog is not None]
+    return (whole, None) if len(whole) == len(loaded) else None
 
 
-def _materialize(store: Store, policy, materializer: Materializer, catalogs: list[Catalog], request: SeedRequest,
+def _materialize(store: Store, policy: Policy, materializer: Materializer, catalogs: list[Catalog], request: SeedRequest,
                  report: Report, inside: dict[str, tuple[int, int]] | None) -> None:
     """The environment's files from ``catalogs``: one whole-tree clone where the policy has one, else per file
     (with ``catalogs`` made whole first when they are a template plan's)."""
-    if policy.tree is not None and _cloned_whole(store, policy, materializer, catalogs, request, report, inside):
-        return
+    if policy.tree is not None:
+        from ..materialize.tree_clone import clone_or_fall_back
+
+        if clone_or_fall_back(store, policy.tree, policy.strategy.whole_tree, materializer, catalogs, request.layout,
+                              inside):
+            return
     if inside is not None:
         catalogs[:] = [store.require_catalog(catalog.key) for catalog in catalogs]
     materializer.run(catalogs, request.layout)
@@ -165,34 +171,6 @@ def _imported_again(store: Store, wheel: Path, request: SeedRequest, report: Rep
     if imported:
         report.imported.append(wheel.name)
     return catalog
-
-
-def _cloned_whole(store: Store, policy, materializer: Materializer, catalogs: list[Catalog], request: SeedRequest,
-                  report: Report, inside: dict[str, tuple[int, int]] | None) -> bool:
-    """Seed site-packages as one clone of a template; False (with the reason recorded) when it cannot be."""
-    from ..errors import StrictModeError, Unsupported
-    from ..report import Fallback
-    from ..materialize.tree_clone import clone_install_root
-
-    try:
-        clone_install_root(store, policy.tree, materializer, catalogs, request.layout, inside)
-    except Unsupported as error:
-        if not policy.strategy.whole_tree:
-            # smart's opportunistic whole-tree clone: the per-file path is what smart promises.
-            LOG.info("holoclone: no whole-tree clone here (%s); cloning file by file", error.reason)
-            return False
-        if materializer.linker.strict:
-            raise StrictModeError(
-                f"a whole-tree clone of site-packages failed ({error.reason}) and --holoclone-strict forbids "
-                "falling back to the per-file path.",
-                "Keep the store and the environment on one btrfs filesystem, or drop --holoclone-strict.",
-            ) from None
-        materializer.linker.fallbacks.append(
-            Fallback("snapshot", "per-file", error.reason, error.errno, str(store.templates), request.layout.purelib, 1)
-        )
-        report.fallbacks = materializer.linker.fallbacks
-        return False
-    return True
 
 
 class _ImportProgress:

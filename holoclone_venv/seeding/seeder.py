@@ -148,7 +148,7 @@ class HoloCloneSeeder(BaseEmbed):
         if not self.enabled:
             return
         from .. import __version__
-        from ..errors import HoloCloneError
+        from ..errors import HoloCloneError, SeedError
         from .run import seed
         from .request import seed_request
 
@@ -215,10 +215,6 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"stopped by signal {signum}")  # the words the interrupted run prints
-
-
-class SeedError(RuntimeError):
-    """What virtualenv shows when seeding fails: its message is the user-facing sentence."""
 
 
 def _settings_or_exit(options: VirtualEnvOptions) -> Settings:

@@ -25,7 +25,7 @@ import json
 import re
 from typing import NamedTuple
 
-from ..errors import StoreError
+from ..errors import MalformedCatalog, StoreError
 
 #: Catalog format.  2 added ``record``; an older catalog is re-imported from its wheel.
 FORMAT = 2
@@ -151,7 +151,7 @@ class Catalog(NamedTuple):
                 scripts.append(Script(name, section, base64.b64decode(template, validate=True)))
             return cls(**header, entries=tuple(entries), scripts=tuple(scripts))
         except (ValueError, KeyError, TypeError, RecursionError) as error:  # RecursionError: JSON nested too deep
-            raise StoreError(
+            raise MalformedCatalog(
                 f"catalog {origin} is malformed ({str(error)[:200] or type(error).__name__}).",
                 "Run 'holoclone store verify --repair' to drop it; it is re-imported on next use.",
             ) from None
@@ -201,7 +201,7 @@ def canonical_name(name: str) -> str:
     """A distribution name normalized as PEP 503 says (``packaging.utils.canonicalize_name``).
 
     Spelled here rather than imported from installer: importing installer
-    costs about 9 ms, paid by every seeding that removes a previous version.
+    costs every seeding that removes a previous version (docs/benchmarks.md).
     """
     return _SEPARATORS.sub("-", name).lower()
 

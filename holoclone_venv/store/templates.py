@@ -33,10 +33,13 @@ import stat
 from pathlib import Path
 from typing import Iterator, NamedTuple
 
+from .locks import StoreLock
+from .parts import StoreParts
+
 _TEMPLATE_ID = re.compile(r"^[0-9a-f]{32}\Z")
 
 
-class Templates:
+class Templates(StoreParts):
     """Where templates live and how they come and go (needs the store's folders)."""
 
     # Set by Store, with ``tmp_file`` and ``_lock``.
@@ -60,7 +63,7 @@ class Templates:
             return False
         import stat
 
-        if not (stat.S_ISDIR(st.st_mode) and self.trusted(st)):  # type: ignore[attr-defined]
+        if not (stat.S_ISDIR(st.st_mode) and self.trusted(st)):
             return False
         from ..platforms import current
 
@@ -98,7 +101,7 @@ class Templates:
         no gc changes either, or a platform without ``flock``, which has no tree clones)."""
         if _fcntl() is None:
             return None
-        path = self.locks / f"template-use-{self.template_path(template_id).name[:24]}.lock"  # type: ignore[attr-defined]
+        path = self.locks / f"template-use-{self.template_path(template_id).name[:24]}.lock"
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -112,19 +115,19 @@ class Templates:
         """A fresh path beside the templates to build one in (reclaimed if the builder dies)."""
         import time
 
-        self.make_folder(self.templates)  # type: ignore[attr-defined]
+        self.make_folder(self.templates)
         return f"{self.templates}/.stage-{template_id[:12]}.{os.getpid()}.{time.monotonic_ns()}"
 
     def template_leftovers(self) -> Iterator[Path]:
         """Staging folders of template builds (reclaimed with ``tmp/`` when their process is gone)."""
-        for name in self.list_folder(self.templates):  # type: ignore[attr-defined]
+        for name in self.list_folder(self.templates):
             if name.startswith(".stage-"):
                 yield self.templates / name
 
     def adopt_template(self, staged: str, template_id: str) -> Path:
         """Rename a complete, sealed template into place; returns its path."""
         final = self.template_path(template_id)
-        self.make_folder(final.parent)  # type: ignore[attr-defined]
+        self.make_folder(final.parent)
         os.rename(staged, final)
         return final
 
@@ -134,7 +137,7 @@ class Templates:
 
     def iter_template_plans(self) -> Iterator[tuple[str, Path]]:
         """Yield ``(template id, path)`` of every template plan, its template present or not."""
-        for name in sorted(self.list_folder(self.templates)):  # type: ignore[attr-defined]
+        for name in sorted(self.list_folder(self.templates)):
             identity = name[: -len(".plan.json")]
             if name.endswith(".plan.json") and _TEMPLATE_ID.match(identity):
                 yield identity, self.templates / name
@@ -149,13 +152,13 @@ class Templates:
 
     def iter_templates(self) -> Iterator[tuple[str, Path]]:
         """Yield ``(id, path)`` of every template."""
-        for name in sorted(self.list_folder(self.templates)):  # type: ignore[attr-defined]
+        for name in sorted(self.list_folder(self.templates)):
             if _TEMPLATE_ID.match(name):
                 yield name, self.templates / name
 
-    def template_lock(self, template_id: str):
+    def template_lock(self, template_id: str) -> StoreLock:
         """Serializes building one template."""
-        return self._lock(f"template-{template_id[:24]}", "another process building the same template")  # type: ignore[attr-defined]
+        return self._lock(f"template-{template_id[:24]}", "another process building the same template")
 
 
 def _fcntl():

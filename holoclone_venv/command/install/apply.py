@@ -185,7 +185,7 @@ def install_local_wheel(item: dict, target: Target) -> None:
     written: list[str] = []
 
     class Tracking(SchemeDictionaryDestination):
-        def write_file(self, scheme, path, stream, is_executable):  # type: ignore[override]
+        def write_file(self, scheme, path, stream, is_executable):
             written.append(os.path.join(self.scheme_dict[scheme], os.fspath(path)))
             return super().write_file(scheme, path, stream, is_executable)
 

@@ -18,10 +18,11 @@ import re
 import shutil
 import tarfile
 import time
+from typing import IO
 from dataclasses import dataclass
 
 from ...store.catalog import EXECUTABLE, FIXED_MTIME, Catalog
-from ...errors import HoloCloneError, StoreError
+from ...errors import BundleError, MalformedCatalog, StoreError
 from ...platforms import current
 from ...remote.keys import bundle_payload  # signatures: the remote extra's cryptography is imported only to sign or check
 from ...store import Store
@@ -39,7 +40,7 @@ _CATALOG_MEMBER = re.compile(r"^catalogs/([0-9a-f]{64}-[A-Za-z0-9._-]+)\.json$")
 def select_catalogs(store: Store, selectors: list[str], everything: bool) -> list[Catalog]:
     """Catalogs by key, ``name`` or ``name==version`` (every tag of them); all with ``everything``.
 
-    Raises :class:`HoloCloneError` for a selector that matches nothing.
+    Raises :class:`BundleError` for a selector that matches nothing.
     """
     from ...store.catalog import canonical_name
 
@@ -55,7 +56,7 @@ def select_catalogs(store: Store, selectors: list[str], everything: bool) -> lis
             if key == selector or (canonical_name(c.name) == wanted and (not version or c.version == version.strip()))
         ]
         if not matches:
-            raise HoloCloneError(f"no catalog in {store.root} matches {selector!r}.",
+            raise BundleError(f"no catalog in {store.root} matches {selector!r}.",
                                  "'holoclone store info' lists the catalogs.")
         for catalog in matches:
             chosen[catalog.key] = catalog
@@ -75,6 +76,7 @@ class ExportResult:
 
 
 def _tar_mode(path: str, write: bool) -> str:
+    """tarfile's mode for ``path`` (typeshed types each mode literal apart, hence the ignores at its callers)."""
     if not write:
         return "r:*"
     if path.endswith((".gz", ".tgz")):
@@ -102,7 +104,7 @@ def export(store: Store, catalogs: list[Catalog], output: str, have: set[str] | 
     """Write a bundle with ``catalogs`` and their objects, except those named in ``have``; ``signer`` signs it.
 
     Objects are re-hashed while written; a changed one stops the export
-    (nothing is left at ``output``).  Raises :class:`HoloCloneError`.
+    (nothing is left at ``output``).  Raises :class:`BundleError`.
     """
     have = have or set()
     needed: dict[tuple[str, bool], int] = {}
@@ -124,7 +126,7 @@ def export(store: Store, catalogs: list[Catalog], output: str, have: set[str] | 
 
             opened = tarfile.open(fileobj=sys.stdout.buffer, mode="w|", format=tarfile.PAX_FORMAT)
         else:
-            opened = tarfile.open(staged, _tar_mode(output, True), format=tarfile.PAX_FORMAT)
+            opened = tarfile.open(staged, _tar_mode(output, True), format=tarfile.PAX_FORMAT)  # type: ignore[call-overload]
         with opened as bundle:
             header = json.dumps({"format": BUNDLE_FORMAT, "catalogs": sorted(c.key for c in catalogs),
                                  **({"signatures": [signer.sign(bundle_payload(catalogs))]} if signer is not None else {})}).encode()
@@ -196,16 +198,16 @@ def import_bundle(store: Store, bundle_path: str, progress: Progress | None = No
     the others are streamed into a staging directory while hashed.  Only when
     every object matched its digest and every catalog parsed and has all its
     objects (in the bundle or the store) are objects adopted and, last,
-    catalogs written.  Raises :class:`HoloCloneError` naming the failing member.
+    catalogs written.  Raises :class:`BundleError` naming the failing member.
     """
     store.check(create=True)
     store.require_writable(f"the bundle {bundle_path}")
     try:
-        archive = tarfile.open(bundle_path, _tar_mode(bundle_path, False))
+        archive = tarfile.open(bundle_path, _tar_mode(bundle_path, False))  # type: ignore[call-overload]
     except FileNotFoundError:
-        raise HoloCloneError(f"the bundle {bundle_path} does not exist.") from None
+        raise BundleError(f"the bundle {bundle_path} does not exist.") from None
     except (tarfile.TarError, OSError, EOFError) as error:
-        raise HoloCloneError(f"{bundle_path} is not a holoclone bundle ({error}).",
+        raise BundleError(f"{bundle_path} is not a holoclone bundle ({error}).",
                              "Make one with 'holoclone store export'.") from None
     stage = store.staging_dir("import")
     staged: dict[tuple[str, bool], str] = {}
@@ -268,11 +270,9 @@ def import_bundle(store: Store, bundle_path: str, progress: Progress | None = No
             for catalog in fresh:
                 store.write_catalog(catalog)
     except (tarfile.TarError, EOFError) as error:
-        raise HoloCloneError(f"the bundle {bundle_path} is truncated or damaged ({error}); nothing was imported.") from None
-    except StoreError as error:
-        if "malformed" in error.message:
-            raise HoloCloneError(f"{error.message} Nothing was imported.") from None
-        raise
+        raise BundleError(f"the bundle {bundle_path} is truncated or damaged ({error}); nothing was imported.") from None
+    except MalformedCatalog as error:
+        raise BundleError(f"{error.message} Nothing was imported.") from None
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     return ImportResult(bundle_path, [c.key for c in catalogs], len(staged), present, done,
@@ -300,7 +300,7 @@ def _check_catalogs(store: Store, bundle_path: str, catalogs: list[Catalog], sta
         sizes = {(e.digest, bool(e.flags & EXECUTABLE)): e.size for e in catalog.entries}
         for key in sorted(catalog.objects()):
             if key not in staged and not _present(store, key, sizes.get(key)):
-                raise HoloCloneError(
+                raise BundleError(
                     f"the bundle {bundle_path} lacks object {object_name(*key)} of "
                     f"{catalog.name} {catalog.version} and the store does not have it; nothing was imported.",
                     "Export again without --have, or with a manifest of this store.",
@@ -309,7 +309,7 @@ def _check_catalogs(store: Store, bundle_path: str, catalogs: list[Catalog], sta
         problems += [] if signed or problems else generated_disagreements(catalog, read_object)
         if problems:
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-            raise HoloCloneError(
+            raise BundleError(
                 f"bundle {bundle_path}: catalog {catalog.key} ({catalog.name} {catalog.version}) disagrees with "
                 f"its wheel's RECORD or sources: {problems[0]}{more}; nothing was imported.",
                 "Do not use this bundle: it was altered, or not made by 'holoclone store export'.",
@@ -318,7 +318,7 @@ def _check_catalogs(store: Store, bundle_path: str, catalogs: list[Catalog], sta
         if existing is None:
             fresh.append(catalog)
         elif existing != catalog:
-            raise HoloCloneError(
+            raise BundleError(
                 f"bundle {bundle_path}: the store already has a different catalog {catalog.key} "
                 f"({existing.name} {existing.version}); an import never replaces one, so nothing was imported.",
                 "If the store's catalog is damaged, run 'holoclone store verify --repair' first.",
@@ -336,14 +336,22 @@ def _present(store: Store, key: tuple[str, bool], size: int | None) -> bool:
     return store.has_object(digest, size, executable)
 
 
+def _member(archive: tarfile.TarFile, member: tarfile.TarInfo) -> IO[bytes]:
+    """The contents of a regular-file member (the callers checked that it is one)."""
+    opened = archive.extractfile(member)
+    if opened is None:
+        raise ValueError(f"{member.name} is not a regular file")
+    return opened
+
+
 def _read_header(archive: tarfile.TarFile, member: tarfile.TarInfo, bundle_path: str) -> list:
     try:
-        header = json.loads(archive.extractfile(member).read(1 << 20))
+        header = json.loads(_member(archive, member).read(1 << 20))
         version = int(header["format"])
     except (ValueError, KeyError, TypeError, RecursionError) as error:
         raise _bad(bundle_path, member.name, f"unreadable header ({str(error)[:120] or 'nested too deeply'})") from None
     if version > BUNDLE_FORMAT:
-        raise HoloCloneError(
+        raise BundleError(
             f"the bundle {bundle_path} has format {version}, newer than this holoclone-venv understands ({BUNDLE_FORMAT}).",
             "Upgrade holoclone-venv.",
         )
@@ -353,7 +361,7 @@ def _read_header(archive: tarfile.TarFile, member: tarfile.TarInfo, bundle_path:
 def _stream(archive: tarfile.TarFile, member: tarfile.TarInfo, target: str) -> str:
     """Copy a member to a new file while hashing it; returns the sha256."""
     sha = hashlib.sha256()
-    source = archive.extractfile(member)
+    source = _member(archive, member)
     with open(target, "xb") as handle:
         for block in iter(lambda: source.read(_CHUNK), b""):
             sha.update(block)
@@ -361,6 +369,6 @@ def _stream(archive: tarfile.TarFile, member: tarfile.TarInfo, target: str) -> s
     return sha.hexdigest()
 
 
-def _bad(bundle: str, member: str, why: str) -> HoloCloneError:
-    return HoloCloneError(f"bundle {bundle}: member {member!r} was refused ({why}); nothing was imported.",
+def _bad(bundle: str, member: str, why: str) -> BundleError:
+    return BundleError(f"bundle {bundle}: member {member!r} was refused ({why}); nothing was imported.",
                           "Make the bundle again with 'holoclone store export'.")

@@ -152,7 +152,7 @@ def _remove_templates(store: Store, templates: list[tuple[str, Path]]) -> set[st
 def _plan_kept(document: dict | None, keep_wheels: set[str]) -> bool:
     """A pinned install plan whose store wheels are all kept."""
     try:
-        return bool(document) and document["pinned"] is True and all(
+        return document is not None and bool(document) and document["pinned"] is True and all(
             str(item["sha256"]) in keep_wheels for item in document["items"] if item["kind"] == "store")
     except (KeyError, TypeError):
         return False
@@ -160,6 +160,7 @@ def _plan_kept(document: dict | None, keep_wheels: set[str]) -> bool:
 
 def _all_kept(document: dict | None, keep_wheels: set[str]) -> bool:
     try:
-        return bool(document) and all(str(digest) in keep_wheels for _, digest in document["wheels"])
+        return document is not None and bool(document) and all(
+            str(digest) in keep_wheels for _, digest in document["wheels"])
     except (KeyError, TypeError, ValueError):
         return False

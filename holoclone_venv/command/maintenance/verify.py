@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import stat
@@ -83,7 +84,7 @@ def verify(store: Store, repair: bool = False, progress: Progress | None = None)
     links = store.folder_links()
     for link in links:
         result.found("link", link, "a symbolic link or a file where the store keeps a folder (never followed)",
-                     repair and (lambda link=link: store.remove(link)))
+                     repair and functools.partial(store.remove, link))
     if links and not repair:
         return result  # nothing is looked at through them
     with held(store, changes=repair):
@@ -99,12 +100,12 @@ def verify(store: Store, repair: bool = False, progress: Progress | None = None)
             match = _OBJECT_NAME.match(path.name)
             st = path.lstat()
             if not (re.fullmatch("[0-9a-f]{2}", prefix) and match and stat.S_ISREG(st.st_mode) and path.parent != store.objects):
-                result.found("stray", path, "not a store object", repair and (lambda: store.remove(path)))
+                result.found("stray", path, "not a store object", repair and functools.partial(store.remove, path))
                 continue
             if not store.trusted(st):
                 # Another account could have put any content here; only the owner's objects are used.
                 result.found("foreign", path, f"owned by uid {st.st_uid}, not by the store's owner or root",
-                             repair and (lambda: store.remove(path)))
+                             repair and functools.partial(store.remove, path))
                 continue
             digest, executable = prefix + match.group(1), bool(match.group(2))
             try:
@@ -128,11 +129,11 @@ def verify(store: Store, repair: bool = False, progress: Progress | None = None)
 
                 result.found("mode", path, f"mode {stat.S_IMODE(st.st_mode):o} mtime {int(st.st_mtime)}, expected "
                              f"{wanted:o} and {FIXED_MTIME}", repair and restore)
-        for key, catalog, error in read_catalogs(store):
+        for key, catalog, why in read_catalogs(store):
             result.catalogs += 1
-            path = str(store.catalog_path(key))
+            catalog_file = str(store.catalog_path(key))
             if catalog is None:
-                problem = Problem("malformed", path, error)
+                problem = Problem("malformed", catalog_file, why)
             else:
                 lacking = [
                     e.path for e in catalog.entries
@@ -145,12 +146,12 @@ def verify(store: Store, repair: bool = False, progress: Progress | None = None)
                     continue
                 if lacking:
                     problem = Problem(
-                        "incomplete", path,
+                        "incomplete", catalog_file,
                         f"{catalog.name} {catalog.version}: {len(lacking)} objects missing or corrupt (e.g. {lacking[0]})",
                     )
                 else:
                     problem = Problem(
-                        "untrusted", path,
+                        "untrusted", catalog_file,
                         f"{catalog.name} {catalog.version} disagrees with its wheel's RECORD: {disagreeing[0]}"
                         + (f" (and {len(disagreeing) - 1} more)" if len(disagreeing) > 1 else ""),
                     )
