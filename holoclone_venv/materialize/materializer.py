@@ -190,7 +190,8 @@ class Materializer:
         tally: dict[str, int] = {}
         objects = str(self.store.objects)
         never_hardlink, always_copy = self.policy.never_hardlink, self.policy.always_copy
-        link, settled, intact = self.linker.link, self.linker.settled, self.store.intact
+        link, settled = self.linker.link, self.linker.settled
+        intact, object_path = self.store.intact, self.store.object_path
         full, private, copy, made = self._full, self._private, self._copy, self._made_dirs
         total = generated = 0
         for root, directory, key, group in groups:
@@ -201,12 +202,12 @@ class Materializer:
                 for entry in group:
                     flags = entry.flags
                     if flags & SHEBANG:
-                        write_shebang_script(self.store.object_path(entry.digest, bool(flags & EXECUTABLE)),
+                        write_shebang_script(object_path(entry.digest, bool(flags & EXECUTABLE)),
                                              os.path.join(target_dir, entry.path.rpartition("/")[2]), executable)
                         generated += 1
                         continue
                     path, digest = entry.path, entry.digest
-                    source = f"{objects}/{digest[:2]}/{digest[2:]}{'.x' if flags & EXECUTABLE else ''}"
+                    source = object_path(digest, bool(flags & EXECUTABLE))  # the store spells its own paths
                     name = path.rpartition("/")[2]
                     target = name if dir_fd is not None else os.path.join(target_dir, name)
                     mode = 0o755 if flags & EXECUTABLE else 0o644

@@ -30,7 +30,7 @@ from typing import Callable, Iterable
 from ..store.catalog import Catalog
 from ..errors import HoloCloneError, RemoteError, StoreError
 from ..platforms import current
-from ..store import Store
+from ..store import StagedObject, Store
 from . import layout
 from .fetch import Fetcher, Progress, object_sizes, parallel
 from .keys import SecretKey, TrustedKeys, catalog_payload, resolution_payload
@@ -59,15 +59,6 @@ class Transfer:
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
-
-
-def _present(store: Store, digest: str, executable: bool, size: int | None) -> bool:
-    if size is None:
-        try:
-            size = os.lstat(store.object_path(digest, executable)).st_size
-        except OSError:
-            return False
-    return store.has_object(digest, size, executable)
 
 
 # -- push -----------------------------------------------------------------------------------------
@@ -136,7 +127,7 @@ def push(store: Store, remote: Transport, catalogs: list[Catalog], key: SecretKe
 
 def _pushable(store: Store, digest: str, executable: bool, size: int | None) -> int:
     """The size of an intact store object that is to be pushed; raises when it is not intact."""
-    if not _present(store, digest, executable, size):
+    if not store.present(digest, executable, size):
         raise StoreError(f"store object {store.object_path(digest, executable)} is missing or was changed, "
                          "so it cannot be pushed.", "Run 'holoclone store verify --repair', then seed once to re-import it.")
     return os.lstat(store.object_path(digest, executable)).st_size
@@ -216,7 +207,7 @@ def local_catalog(store: Store, key: str) -> Catalog | None:
     if pulled is not None:
         return pulled
     catalog = store.load_catalog(key)
-    if catalog is None or store.check_objects(catalog) or not _present(store, catalog.record, False, None):
+    if catalog is None or store.check_objects(catalog) or not store.present(catalog.record, False, None):
         return None
     return catalog
 
@@ -279,7 +270,7 @@ def pull(store: Store, remote: Transport, trusted: TrustedKeys, keys: Iterable[s
     needed: dict[tuple[str, bool], int | None] = {}
     for catalog in fetched.values():
         needed.update(object_sizes(catalog))
-    missing = sorted((k, s) for k, s in needed.items() if not _present(store, *k, s))
+    missing = sorted((k, s) for k, s in needed.items() if not store.present(*k, s))
     result.present = len(needed) - len(missing)
     total = sum(s or 0 for _, s in missing)
     bar = progress(f"holoclone: pulling {len(missing):,} objects ({total / 1e6:,.1f} MB) from {remote.url}") \
@@ -298,15 +289,12 @@ def pull(store: Store, remote: Transport, trusted: TrustedKeys, keys: Iterable[s
         result.objects = len(staged)
         result.bytes = sum(os.path.getsize(staged[key]) if size is None else size for key, size in missing)
         result.packs, result.pack_bytes = fetcher.packs, fetcher.pack_bytes
-        with store.lock():
-            # Sealed as they were written.  An object another pull adopted meanwhile is replaced by
-            # the same verified bytes, which costs less than checking for it first.
-            for (digest, executable), path in staged.items():
-                store.adopt_object(path, digest, executable, sealed)
-            for key in pulled:
-                if store.load_catalog(key) is None:
-                    store.write_catalog(fetched[key])  # last: its objects are all in place
-                _just_pulled[str(store.root), key] = fetched[key]
+        # Made durable as they came (above); sealed as they were written.  An object another pull adopted
+        # meanwhile is replaced by the same verified bytes, which costs less than checking for it first.
+        store.commit([StagedObject(digest, executable, path) for (digest, executable), path in staged.items()],
+                     [fetched[key] for key in pulled], None, sealed=sealed, adopt_present=True, only_new_catalogs=True)
+        for key in pulled:
+            _just_pulled[str(store.root), key] = fetched[key]
     except OSError as error:
         from ..errors import os_error
 

@@ -44,6 +44,7 @@ from .locks import StoreLock
 from . import folders
 from .caches import Caches
 from .folders import Folders
+from .ingest import Ingest, StagedObject  # noqa: F401  (StagedObject: what commit takes)
 from .plans import Plans
 from .staging import Staging
 from .templates import Templates
@@ -52,7 +53,7 @@ LAYOUT = 1
 _LAYOUT_PREFIX = "holoclone-store "
 
 
-class Store(Folders, Staging, Caches, Templates, Plans):
+class Store(Folders, Staging, Ingest, Caches, Templates, Plans):
     """A store directory.  Opening one never writes; writes create what they need."""
 
     def __init__(self, root: str | os.PathLike[str], lock_timeout: float = 300.0) -> None:

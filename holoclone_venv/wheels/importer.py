@@ -36,7 +36,7 @@ from ..store.catalog import (
 from ..environment import Interpreter
 from ..errors import StoreError, WheelError, os_error
 from ..fsutil import hash_file
-from ..store import Store
+from ..store import StagedObject, Store
 
 LOG = logging.getLogger("holoclone")
 _CHUNK = 1 << 20
@@ -190,23 +190,11 @@ def _import(
         entries=tuple(entries),
         scripts=scripts,
     )
-    # Objects must be on disk before a catalog names them (a crash must not leave a
-    # catalog over empty objects), and flushed before they are cloned (some Windows
-    # builds cloned unflushed files as zeroes): once per import, not per object.
-    from ..platforms import current
-
-    current().make_durable(str(stage), list(staged.values()))
-    # gc and 'verify --repair' remove objects and catalogs under the store lock.
-    # Adopting under it too means an object found present here cannot vanish
-    # before the catalog naming it is in place (the catalog invariant).
-    with store.lock():
-        for entry in entries:
-            executable = bool(entry.flags & EXECUTABLE)
-            if not store.has_object(entry.digest, entry.size, executable):
-                store.adopt_object(staged[f"{entry.scheme}/{entry.path}"], entry.digest, executable)
-        if not store.has_object(record_digest, len(record_data)):
-            store.adopt_object(str(record_staged), record_digest, False)
-        store.write_catalog(catalog)
+    # Durable, then adopted under the store lock, then the catalog last (the store's one way in).
+    objects = [StagedObject(entry.digest, bool(entry.flags & EXECUTABLE), staged[f"{entry.scheme}/{entry.path}"],
+                            entry.size) for entry in entries]
+    objects.append(StagedObject(record_digest, False, str(record_staged), len(record_data)))
+    store.commit(objects, [catalog], str(stage))
     return catalog
 
 

@@ -23,9 +23,8 @@ from dataclasses import dataclass
 
 from ...store.catalog import EXECUTABLE, FIXED_MTIME, Catalog
 from ...errors import BundleError, MalformedCatalog, StoreError
-from ...platforms import current
 from ...remote.keys import bundle_payload  # signatures: the remote extra's cryptography is imported only to sign or check
-from ...store import Store
+from ...store import StagedObject, Store
 from . import Progress, object_name, read_catalogs
 from .manifest import read_manifest, write_manifest  # noqa: F401 - where they were first
 
@@ -262,13 +261,8 @@ def import_bundle(store: Store, bundle_path: str, progress: Progress | None = No
         fresh = _check_catalogs(store, bundle_path, catalogs, staged, signed=trusted is not None)
         named = set().union(*(catalog.objects() for catalog in catalogs))
         staged = {key: path for key, path in staged.items() if key in named}  # no catalog names the rest: not adopted
-        current().make_durable(str(stage), list(staged.values()))  # before a catalog names them, as an import does
-        with store.lock():
-            for (digest, executable), path in staged.items():
-                if not store.has_object(digest, os.path.getsize(path), executable):
-                    store.adopt_object(path, digest, executable)
-            for catalog in fresh:
-                store.write_catalog(catalog)
+        store.commit([StagedObject(digest, executable, path) for (digest, executable), path in staged.items()],
+                     fresh, str(stage))
     except (tarfile.TarError, EOFError) as error:
         raise BundleError(f"the bundle {bundle_path} is truncated or damaged ({error}); nothing was imported.") from None
     except MalformedCatalog as error:
@@ -299,7 +293,7 @@ def _check_catalogs(store: Store, bundle_path: str, catalogs: list[Catalog], sta
     for catalog in catalogs:
         sizes = {(e.digest, bool(e.flags & EXECUTABLE)): e.size for e in catalog.entries}
         for key in sorted(catalog.objects()):
-            if key not in staged and not _present(store, key, sizes.get(key)):
+            if key not in staged and not store.present(*key, sizes.get(key)):
                 raise BundleError(
                     f"the bundle {bundle_path} lacks object {object_name(*key)} of "
                     f"{catalog.name} {catalog.version} and the store does not have it; nothing was imported.",
@@ -324,16 +318,6 @@ def _check_catalogs(store: Store, bundle_path: str, catalogs: list[Catalog], sta
                 "If the store's catalog is damaged, run 'holoclone store verify --repair' first.",
             )
     return fresh
-
-
-def _present(store: Store, key: tuple[str, bool], size: int | None) -> bool:
-    digest, executable = key
-    if size is None:  # the wheel's RECORD: its size is not in the catalog
-        try:
-            size = os.lstat(store.object_path(digest, executable)).st_size
-        except OSError:
-            return False
-    return store.has_object(digest, size, executable)
 
 
 def _member(archive: tarfile.TarFile, member: tarfile.TarInfo) -> IO[bytes]:
