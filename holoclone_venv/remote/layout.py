@@ -26,6 +26,9 @@ import re
 from typing import Any
 
 from ..errors import RemoteError
+from ..store.resolutions import UnsafeWheel
+from ..store.resolutions import resolution_serial as serial  # noqa: F401  (the remote's name for it)
+from ..store.resolutions import resolution_wheels as parse_resolution
 
 class RemoteUnavailable(RemoteError):
     """The remote did not answer as a holoclone remote (unreachable, an HTTP error, cut off, no marker):
@@ -159,25 +162,12 @@ def check_digest(digest: str) -> None:
         raise RemoteError(f"{digest[:80]!r} is not a sha256 digest.")
 
 
-def serial(document: object) -> int:
-    """A resolution's ``serial``: when it was resolved (ns since the epoch), signed with it; 0 for one without.
-
-    Resolutions of one key are ordered by it: a pull refuses one older than
-    the store has seen, a push replaces only an older one (docs/fleet.md).
-    """
-    found = document.get("serial", 0) if isinstance(document, dict) else 0
-    return found if type(found) is int and found >= 0 else 0
-
-
 def resolution_wheels(document: Any, origin: str) -> list[tuple[str, str]]:
-    """``[(wheel file name, sha256)]`` of a resolution document, each checked; raises for anything else."""
+    """``[(wheel file name, sha256)]`` of a resolution document (the store's parser), each checked; raises
+    :class:`RemoteError` naming ``origin`` for anything else."""
     try:
-        if document.get("format") != 1:
-            raise ValueError(f"format {document.get('format')!r}")
-        wheels = [(str(name), str(digest)) for name, digest in document["wheels"]]
-    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        return parse_resolution(document)
+    except UnsafeWheel as error:
+        raise RemoteError(f"the resolution {origin} names an unsafe wheel {error.name[:80]!r}.") from None
+    except ValueError as error:
         raise RemoteError(f"the resolution {origin} is malformed ({error}).") from None
-    for name, digest in wheels:
-        if not _DIGEST.match(digest) or not name.endswith(".whl") or "/" in name or "\\" in name or name.startswith("."):
-            raise RemoteError(f"the resolution {origin} names an unsafe wheel {name[:80]!r}.")
-    return wheels

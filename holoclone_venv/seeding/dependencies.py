@@ -7,7 +7,7 @@ the store, so every later environment with the same requirements, interpreter
 and wheelhouse needs neither the resolver nor the network.
 
 The store keeps the resolved wheels and the resolution documents
-(``{"format", "requirements", "specs", "wheels": [[name, sha256]...]}``).
+(``store/resolutions.py`` spells their format).
 A resolution's key is the sha256 of what decides a resolution: the text of the
 requirement files (with the files they include through ``-r``/``-c``), the
 specs, the target interpreter (version, platform, marker environment) and the
@@ -38,11 +38,10 @@ import os
 import re
 import shutil
 import subprocess
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
-from ..store.catalog import is_sha256
+from ..store.resolutions import resolution_document, resolution_wheels
 from .requirements import Requirements, ResolveError, read_requirements
 
 if TYPE_CHECKING:
@@ -51,7 +50,8 @@ if TYPE_CHECKING:
     from ..store import Store
 
 LOG = logging.getLogger("holoclone")
-FORMAT = 1
+#: The format of the document hashed into a resolution's key (what decides a resolution).
+_KEY_FORMAT = 1
 
 
 def resolve_wheels(settings: Settings, store: Store, request: SeedRequest) -> list[Path]:
@@ -84,7 +84,7 @@ def resolve_wheels(settings: Settings, store: Store, request: SeedRequest) -> li
 def _resolution_key(wanted: Requirements, store: Store, request: SeedRequest) -> str:
     info = request.interpreter
     document = {
-        "format": FORMAT,
+        "format": _KEY_FORMAT,
         "requirements": wanted.texts,
         "specs": list(wanted.specs),
         # A rebuilt local wheel of the same name must make a new resolution: by content.
@@ -134,17 +134,12 @@ def _listing(directory: Path) -> list[list[object]]:
 # -- the cache ----------------------------------------------------------------------------------
 def _cached(store: Store, key: str) -> list[Path] | None:
     """The wheels of a recorded resolution, or None when there is none or one of its wheels is gone."""
-    document = store.load_resolution(key)
     try:
-        if document is None or document.get("format") != FORMAT:
-            return None
-        listed = [(str(name), str(digest)) for name, digest in document["wheels"]]
-    except (ValueError, KeyError, TypeError):
-        return None  # unreadable: resolve again and rewrite it
+        listed = resolution_wheels(store.load_resolution(key))
+    except ValueError:
+        return None  # absent, unreadable or unsafe: resolve again and rewrite it
     wheels = []
     for name, digest in listed:
-        if "/" in name or os.sep in name or not is_sha256(digest) or not name.endswith(".whl"):
-            return None
         path = store.kept_wheel(name, digest)  # the owner's regular file, never reached through a link
         # wheel_digest is remembered by (name, size, mtime): cheap after the first time.
         try:
@@ -174,15 +169,9 @@ def _resolve(settings: Settings, store: Store, request: SeedRequest, key: str) -
                            "Check free space and permissions of the store.") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    document = {
-        "format": FORMAT,
-        "requirements": list(settings.requirements),
-        "specs": list(settings.packages),
-        "wheels": [[name, digest] for name, digest, _ in wheels],
-        # Signed with the rest when pushed: a remote's older answer for this key is refused (remote/).
-        "serial": time.time_ns(),
-    }
-    store.write_resolution(key, document)
+    # Its serial is signed with the rest when pushed: a remote's older answer for this key is refused (remote/).
+    store.write_resolution(key, resolution_document(settings.requirements, settings.packages,
+                                                    [(name, digest) for name, digest, _ in wheels]))
     return [path for _, _, path in wheels]
 
 
