@@ -178,17 +178,13 @@ def _template(store: Store, tree: TreeCloner, materializer: Materializer, catalo
             files = listing(staging)
             store.write_atomically(store.template_files_path(identity), files.to_json())
             adopted = store.adopt_template(staging, identity)
-            _write_plan(store, identity, catalogs, len(files.entries))
+            store.write_template_plan(identity, catalogs, len(files.entries))
             return adopted
         except BaseException:
             tree.remove(staging)
             raise
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-
-
-#: The schemes inside the install root a template holds (purelib and platlib are one directory then).
-_INSIDE = ("purelib", "platlib")
 
 
 def _check_clone(store: Store, tree: TreeCloner, identity: str, clone: str) -> None:
@@ -202,67 +198,8 @@ def _check_clone(store: Store, tree: TreeCloner, identity: str, clone: str) -> N
     """
     from ..store.templates import count_entries
 
-    expected = _planned_entries(store, identity)
+    expected = store.template_plan_entries(identity)
     found = count_entries(clone, writable=tree.clones_keep_seal)
     if expected is not None and found != expected:
         raise Unsupported(f"the clone of the template holds {found} of its {expected} entries "
                           "(the template was removed while it was cloned)")
-
-
-def _planned_entries(store: Store, identity: str) -> int | None:
-    data = store.read_trusted(store.template_plan_path(identity))
-    try:
-        entries = json.loads(data)["entries"] if data is not None else None
-    except (ValueError, KeyError, TypeError, RecursionError):
-        return None
-    return entries if type(entries) is int else None
-
-
-def _write_plan(store: Store, identity: str, catalogs: list[Catalog], entries: int) -> None:
-    """Keep beside the template what a clone of it needs per environment (only a saving: errors are ignored).
-
-    ``entries`` (files, links and folders of the template) lets a clone be checked whole.
-    """
-    document = {"format": 1, "entries": entries, "catalogs": [
-        {"catalog": catalog._replace(entries=tuple(e for e in catalog.entries if e.scheme not in _INSIDE))
-         .to_json().decode(),
-         "files": sum(1 for e in catalog.entries if e.scheme in _INSIDE),
-         "bytes": sum(e.size for e in catalog.entries if e.scheme in _INSIDE)}
-        for catalog in catalogs]}
-    try:
-        store.write_atomically(store.template_plan_path(identity), json.dumps(document).encode())
-    except OSError:
-        pass
-
-
-def planned_catalogs(store: Store, identity: str,
-                     keys: list[str]) -> tuple[list[Catalog], dict[str, tuple[int, int]]] | None:
-    """The cut-down catalogs of template ``identity``'s plan and, per key, the files and bytes inside the
-    install root; None when there is no plan, or it is not the store owner's, or does not describe ``keys``.
-
-    Every cut-down catalog is validated as a catalog is (:meth:`Catalog.from_json`).
-    """
-    from ..store.catalog import Catalog
-    from ..errors import StoreError
-
-    path = store.template_plan_path(identity)
-    data = store.read_trusted(path)
-    if data is None:
-        return None
-    try:
-        document = json.loads(data)
-        items = document["catalogs"] if document.get("format") == 1 else None
-        if not isinstance(items, list) or len(items) != len(keys):
-            return None
-        catalogs, inside = [], {}
-        for key, item in zip(keys, items):
-            catalog = Catalog.from_json(item["catalog"].encode(), str(path))
-            files, size = item["files"], item["bytes"]
-            if (catalog.key != key or any(e.scheme in _INSIDE for e in catalog.entries)
-                    or type(files) is not int or type(size) is not int or files < 0 or size < 0):
-                return None
-            catalogs.append(catalog)
-            inside[key] = (files, size)
-    except (ValueError, KeyError, TypeError, AttributeError, RecursionError, StoreError):
-        return None
-    return catalogs, inside

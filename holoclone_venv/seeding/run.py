@@ -133,14 +133,14 @@ def _catalogs_of_a_template(store: Store, policy: Policy, wheels: list[Path],
     if policy.tree is None:
         return None
     from ..store.catalog import catalog_key
-    from ..materialize.tree_clone import planned_catalogs, template_id
+    from ..materialize.tree_clone import template_id
 
     store.reclaim_tmp_once()
     keys = [catalog_key(store.wheel_digest(wheel), request.interpreter.tag) for wheel in wheels]
     identity = template_id(keys, request.layout)
     if not store.has_template(identity) or not all(store.catalog_path(key).exists() for key in keys):
         return None
-    planned = planned_catalogs(store, identity, keys)
+    planned = store.template_plan(identity, keys)
     if planned is not None:
         return planned
     loaded = [store.load_catalog(key) for key in keys]

@@ -45,6 +45,7 @@ from . import folders
 from .caches import Caches
 from .folders import Folders
 from .ingest import Ingest, StagedObject  # noqa: F401  (StagedObject: what commit takes)
+from .objects import ObjectFiles
 from .plans import Plans
 from .staging import Staging
 from .templates import Templates
@@ -53,7 +54,7 @@ LAYOUT = 1
 _LAYOUT_PREFIX = "holoclone-store "
 
 
-class Store(Folders, Staging, Ingest, Caches, Templates, Plans):
+class Store(Folders, Staging, ObjectFiles, Ingest, Caches, Templates, Plans):
     """A store directory.  Opening one never writes; writes create what they need."""
 
     def __init__(self, root: str | os.PathLike[str], lock_timeout: float = 300.0) -> None:
@@ -256,18 +257,6 @@ class Store(Folders, Staging, Ingest, Caches, Templates, Plans):
                 handle.write(data)
             self.adopt_object(staged, digest, False)
         return digest
-
-    def iter_objects(self) -> Iterator[tuple[str, bool, Path]]:
-        """Yield ``(digest, executable, path)`` for every object file.
-
-        Raises :class:`StoreError` when a link stands where a folder of objects belongs."""
-        for prefix in sorted(self.list_folder(self.objects)):
-            sub = self.objects / prefix
-            if not self.is_folder(sub):
-                continue  # a stray file: verify reports it
-            for name in sorted(self.list_folder(sub)):
-                executable = name.endswith(".x")
-                yield prefix + (name[:-2] if executable else name), executable, sub / name
 
     # -- catalogs ----------------------------------------------------------------------------
     def catalog_path(self, key: str) -> Path:

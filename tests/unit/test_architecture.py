@@ -201,3 +201,58 @@ def test_the_public_api_names_what_plugins_use():
 
     assert linking.LinkMethod is api.LinkMethod and linking.Strategy is api.Strategy
     assert linking.LinkFunction is api.LinkFunction and base.LinkFunction is api.LinkFunction
+
+
+#: The store's folders (attributes of a Store): a path built inside one spells the store's layout.
+_STORE_FOLDERS = {"objects", "catalogs", "index", "refs", "wheels", "resolutions", "templates", "tmp", "locks",
+                  "install_plans"}
+#: Names of the store's own files.
+_STORE_FILE_NAMES = (".plan.json", ".files.json", ".record-", "template-use-")
+#: A document with these keys is a store format: a resolution, a template plan.
+_STORE_DOCUMENTS = ({"format", "wheels"}, {"format", "entries"})
+
+
+def _folder(node: ast.AST) -> bool:
+    return (isinstance(node, ast.Attribute) and node.attr in _STORE_FOLDERS) or (
+        isinstance(node, ast.Name) and node.id in _STORE_FOLDERS)
+
+
+def _store_formats_spelled(path: Path) -> list[str]:
+    """Where ``path`` spells a store format: a path built inside a store folder, a store file's name, or
+    a store document's fields."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div) and _folder(node.left):
+            found.append(f"{path.name}:{node.lineno} a path inside a store folder")
+        elif isinstance(node, ast.JoinedStr):
+            pairs = zip(node.values, node.values[1:])
+            if any(isinstance(a, ast.FormattedValue) and _folder(a.value) and isinstance(b, ast.Constant)
+                   and str(b.value).startswith("/") for a, b in pairs):
+                found.append(f"{path.name}:{node.lineno} a path inside a store folder")
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if any(name in node.value for name in _STORE_FILE_NAMES):
+                found.append(f"{path.name}:{node.lineno} a store file's name")
+        elif isinstance(node, ast.Dict):
+            keys = {key.value for key in node.keys if isinstance(key, ast.Constant)}
+            if any(fields <= keys for fields in _STORE_DOCUMENTS):
+                found.append(f"{path.name}:{node.lineno} a store document")
+    return found
+
+
+def test_no_module_outside_the_store_spells_a_store_format():
+    outside = [hit for path in sorted(PACKAGE.rglob("*.py")) if path.relative_to(PACKAGE).parts[0] != "store"
+               for hit in _store_formats_spelled(path)]
+    assert outside == [], "store formats belong in holoclone_venv/store/"
+
+
+def test_the_store_format_guard_detects_what_it_looks_for(tmp_path):
+    sample = tmp_path / "sample.py"
+    sample.write_text("a = store.objects / digest[:2]\nb = f'{objects}/{digest[:2]}/{digest[2:]}'\n"
+                      "c = store.templates / (name + '.plan.json')\nd = {'format': 1, 'wheels': []}\n"
+                      "e = f'{store.root}/x'\nf = {'format': 1, 'catalogs': []}\n")
+    assert sorted(hit.split(" ", 1)[1] for hit in _store_formats_spelled(sample)) == [
+        "a path inside a store folder", "a path inside a store folder", "a path inside a store folder",
+        "a store document", "a store file's name"]
+    inside = [hit for path in (PACKAGE / "store").rglob("*.py") for hit in _store_formats_spelled(path)]
+    assert inside, "the store is where its formats are spelled"

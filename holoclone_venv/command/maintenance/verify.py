@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 import stat
 from dataclasses import dataclass, field
 from typing import Callable
@@ -13,8 +12,6 @@ from ...store.catalog import EXECUTABLE, FIXED_MTIME, Catalog
 from ...fsutil import hash_file
 from ...store import Store
 from . import Progress, file_size, held, read_catalogs
-
-_OBJECT_NAME = re.compile(r"^([0-9a-f]{62})(\.x)?$")
 
 
 @dataclass
@@ -89,17 +86,11 @@ def verify(store: Store, repair: bool = False, progress: Progress | None = None)
         return result  # nothing is looked at through them
     with held(store, changes=repair):
         intact: dict[tuple[str, bool], int] = {}
-        files = []
-        for prefix in sorted(store.list_folder(store.objects)):
-            sub = store.objects / prefix
-            is_folder = stat.S_ISDIR(sub.lstat().st_mode)
-            for name in sorted(store.list_folder(sub)) if is_folder else [""]:
-                files.append((prefix, sub / name if name else sub))
-        total = sum(file_size(str(p)) for _, p in files)
-        for prefix, path in files:
-            match = _OBJECT_NAME.match(path.name)
+        files = list(store.iter_object_files())
+        total = sum(file_size(str(p)) for p, _ in files)
+        for path, named in files:
             st = path.lstat()
-            if not (re.fullmatch("[0-9a-f]{2}", prefix) and match and stat.S_ISREG(st.st_mode) and path.parent != store.objects):
+            if named is None or not stat.S_ISREG(st.st_mode):
                 result.found("stray", path, "not a store object", repair and functools.partial(store.remove, path))
                 continue
             if not store.trusted(st):
@@ -107,7 +98,7 @@ def verify(store: Store, repair: bool = False, progress: Progress | None = None)
                 result.found("foreign", path, f"owned by uid {st.st_uid}, not by the store's owner or root",
                              repair and functools.partial(store.remove, path))
                 continue
-            digest, executable = prefix + match.group(1), bool(match.group(2))
+            digest, executable = named
             try:
                 actual, _ = hash_file(path)
             except OSError as error:
