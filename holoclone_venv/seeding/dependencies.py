@@ -41,6 +41,7 @@ import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
+from ..environment import WheelRef
 from ..store.resolutions import resolution_document, resolution_wheels
 from .requirements import Requirements, ResolveError, read_requirements
 
@@ -54,11 +55,12 @@ LOG = logging.getLogger("holoclone")
 _KEY_FORMAT = 1
 
 
-def resolve_wheels(settings: Settings, store: Store, request: SeedRequest) -> list[Path]:
+def resolve_wheels(settings: Settings, store: Store, request: SeedRequest) -> list[WheelRef]:
     """Wheel files for ``settings.requirements`` and ``settings.packages``, for the request's interpreter.
 
-    Returns paths inside the store's ``wheels/`` directory, sorted by file
-    name, without the distributions the seeder installs itself.  Reuses a
+    Returns the wheels (kept in the store's ``wheels/`` directory, or known by their catalogs only when
+    the resolution came from a remote store), sorted by file name, without the distributions the
+    seeder installs itself.  Reuses a
     cached resolution when every wheel it names is still in the store; else
     runs ``pip download`` once under a per-key lock and records the result
     atomically.  Raises :class:`ResolveError` for a missing requirements file,
@@ -132,7 +134,7 @@ def _listing(directory: Path) -> list[list[object]]:
 
 
 # -- the cache ----------------------------------------------------------------------------------
-def _cached(store: Store, key: str) -> list[Path] | None:
+def _cached(store: Store, key: str) -> list[WheelRef] | None:
     """The wheels of a recorded resolution, or None when there is none or one of its wheels is gone."""
     try:
         listed = resolution_wheels(store.load_resolution(key))
@@ -147,11 +149,11 @@ def _cached(store: Store, key: str) -> list[Path] | None:
                 return None
         except OSError:
             return None
-        wheels.append(path)
+        wheels.append(WheelRef(name, digest, path))
     return wheels
 
 
-def _resolve(settings: Settings, store: Store, request: SeedRequest, key: str) -> list[Path]:
+def _resolve(settings: Settings, store: Store, request: SeedRequest, key: str) -> list[WheelRef]:
     staging = store.staging_dir("resolve")
     try:
         _pip_download(settings, request, staging)
@@ -172,7 +174,7 @@ def _resolve(settings: Settings, store: Store, request: SeedRequest, key: str) -
     # Its serial is signed with the rest when pushed: a remote's older answer for this key is refused (remote/).
     store.write_resolution(key, resolution_document(settings.requirements, settings.packages,
                                                     [(name, digest) for name, digest, _ in wheels]))
-    return [path for _, _, path in wheels]
+    return [WheelRef(name, digest, path) for name, digest, path in wheels]
 
 
 def _pip_download(settings: Settings, request: SeedRequest, dest: Path) -> None:
@@ -265,7 +267,7 @@ def _last_error(*outputs: str) -> str:
 
 
 # -- seed packages ------------------------------------------------------------------------------
-def _without_seeded(wheels: list[Path], seeded_distributions: Iterable[str]) -> list[Path]:
+def _without_seeded(wheels: list[WheelRef], seeded_distributions: Iterable[str]) -> list[WheelRef]:
     """Leave out distributions the seed installs: one version of each per environment."""
     from ..store.catalog import canonical_name
 
