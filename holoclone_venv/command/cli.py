@@ -1,7 +1,7 @@
 """The ``holoclone`` command: doctor, enable/disable, plugins, and store maintenance.
 
 This module only parses arguments and prints results; each subcommand is a
-function of ``commands.py``.  Every failure a user
+function of ``handlers.py``.  Every failure a user
 can cause ends as one sentence on stderr and exit status 2, never a traceback.
 """
 
@@ -16,7 +16,7 @@ import textwrap
 from typing import Callable, Sequence
 
 from .. import __version__
-from . import handlers as commands
+from . import handlers
 from .handlers import EXIT_OK, EXIT_USAGE
 from ..errors import HoloCloneError
 from ..settings import DEFAULT_LOCK_TIMEOUT, STORE_ENV, default_store
@@ -90,43 +90,43 @@ def build_parser() -> argparse.ArgumentParser:
         return sub
 
     doctor = command(subcommands, "doctor", "check how environments in a directory would be made, and why",
-                     "holoclone doctor --json ~/venvs", commands.doctor_command)
+                     "holoclone doctor --json ~/venvs", handlers.doctor_command)
     doctor.add_argument("directory", nargs="?", default=".", help="where environments will live (default: .)")
     command(subcommands, "enable", "make holoclone virtualenv's default seeder (edits virtualenv.ini)",
-            "VIRTUALENV_CONFIG_FILE=~/.config/virtualenv/virtualenv.ini holoclone enable", commands.enable_command)
+            "VIRTUALENV_CONFIG_FILE=~/.config/virtualenv/virtualenv.ini holoclone enable", handlers.enable_command)
     command(subcommands, "disable", "undo 'holoclone enable' (restores a seeder it replaced)",
-            "holoclone disable", commands.disable_command)
+            "holoclone disable", handlers.disable_command)
     subcommands.add_parser("install", help="install into a virtual environment what pip would, from the store "
                            "('holoclone install --help')", add_help=False)
     command(subcommands, "plugins", "list holoclone plugins, their distributions and hooks, and broken ones",
-            "holoclone plugins --json", commands.plugins_command)
+            "holoclone plugins --json", handlers.plugins_command)
 
     store = subcommands.add_parser("store", parents=[common], help="inspect and maintain the store",
                                 description="Inspect and maintain the store.", formatter_class=_formatter,
                                 epilog="example:\n  holoclone store verify --repair\n\n" + _EXIT_CODES)
     store_commands = store.add_subparsers(dest="store_command", metavar="ACTION", required=True)
     command(store_commands, "info", "show objects, catalogs, size on disk and environments using the store",
-            "holoclone --store /data/holoclone store info", commands.info_command)
+            "holoclone --store /data/holoclone store info", handlers.info_command)
     verify = command(store_commands, "verify",
                      "re-hash every object and check every catalog; exit 1 when damage is left",
-                     "holoclone store verify --repair", commands.verify_command)
+                     "holoclone store verify --repair", handlers.verify_command)
     verify.add_argument("--repair", action="store_true",
                         help="remove corrupt objects and the catalogs that need them (re-imported on next use), "
                         "fix modes, reclaim stale tmp/ entries")
     command(store_commands, "list", "list the catalogs the store holds, by name and version",
-            "holoclone store list --json", commands.list_command)
-    command(store_commands, "path", "print the store's directory", "cd \"$(holoclone store path)\"", commands.path_command)
+            "holoclone store list --json", handlers.list_command)
+    command(store_commands, "path", "print the store's directory", "cd \"$(holoclone store path)\"", handlers.path_command)
     gc = command(store_commands, "gc", "remove what no live environment needs (alias: prune); nothing under an hour old",
-                 "holoclone store prune --dry-run", commands.gc_command, aliases=["prune"])
+                 "holoclone store prune --dry-run", handlers.gc_command, aliases=["prune"])
     gc.add_argument("--dry-run", action="store_true", help="only show what would be removed and the space it frees")
     gc.add_argument("--older-than", metavar="SECONDS", type=float, default=None,
                     help="remove unused catalogs and wheels once older than this (default 3600: a seeder may be "
                     "between importing and registering its environment; 0 is safe only when no seeder runs)")
     remove = command(store_commands, "remove", "remove catalogs by NAME or NAME==VERSION, and what only they use",
-                     "holoclone store remove numpy==2.3.0", commands.remove_command)
+                     "holoclone store remove numpy==2.3.0", handlers.remove_command)
     remove.add_argument("catalogs", nargs="+", metavar="CATALOG", help="catalog key, NAME or NAME==VERSION")
     clean = command(store_commands, "clean", "remove everything in the store (environments made from it keep "
-                    "working: their files are their own)", "holoclone store clean --yes", commands.clean_command)
+                    "working: their files are their own)", "holoclone store clean --yes", handlers.clean_command)
     clean.add_argument("--yes", action="store_true", help="confirm: without it nothing is removed")
     gc.description = textwrap.fill(
         "Remove what no live environment needs. An environment is live when its directory exists and its "
@@ -136,14 +136,14 @@ def build_parser() -> argparse.ArgumentParser:
         "are never used.", 79
     )
     export = command(store_commands, "export", "write catalogs and their objects into a bundle (tar, .tar.gz)",
-                     "holoclone store export pip setuptools==80.9.0 --have their.manifest -o pip.tar.gz", commands.export_command)
+                     "holoclone store export pip setuptools==80.9.0 --have their.manifest -o pip.tar.gz", handlers.export_command)
     export.add_argument("catalogs", nargs="*", metavar="CATALOG", help="catalog key, NAME or NAME==VERSION")
     export.add_argument("--all", action="store_true", help="export every catalog")
     export.add_argument("-o", "--output", required=True, metavar="FILE", help="the bundle to write ('-': stdout)")
     export.add_argument("--have", metavar="MANIFEST",
                         help="leave out objects listed in this manifest ('holoclone store manifest' on the receiver)")
     imp = command(store_commands, "import", "add a bundle's catalogs and objects (all or nothing; present ones skipped)",
-                  "holoclone --store ~/other-store store import pip.tar.gz", commands.import_command)
+                  "holoclone --store ~/other-store store import pip.tar.gz", handlers.import_command)
     imp.add_argument("bundle", metavar="FILE")
     imp.add_argument("--trust-unsigned", action="store_true",
                      help="import a bundle that no trusted key signed (default: refuse it)")
@@ -151,24 +151,24 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--signing-key", metavar="FILE", default=None,
                         help="sign the bundle with this key (default: $VIRTUALENV_HOLOCLONE_SIGNING_KEY, else unsigned)")
     keygen = command(store_commands, "keygen", "make an Ed25519 signing key: writes the secret, prints NAME:PUBLIC",
-                     "holoclone store keygen ci-2025 -o ~/.config/holoclone/ci-2025.key", commands.keygen_command)
+                     "holoclone store keygen ci-2025 -o ~/.config/holoclone/ci-2025.key", handlers.keygen_command)
     keygen.add_argument("name", metavar="NAME", help="the key's name, e.g. the CI project and a year")
     keygen.add_argument("-o", "--output", required=True, metavar="FILE", help="the secret key file (created, mode 0600)")
     push = command(store_commands, "push", "upload catalogs, the objects the remote lacks and their resolutions, signed",
-                   "holoclone store push s3://bucket/holoclone --all --signing-key ci.key", commands.push_command)
+                   "holoclone store push s3://bucket/holoclone --all --signing-key ci.key", handlers.push_command)
     push.add_argument("url", metavar="URL", help="s3://bucket/prefix or file://DIR")
     push.add_argument("catalogs", nargs="*", metavar="CATALOG", help="catalog key, NAME or NAME==VERSION")
     push.add_argument("--all", action="store_true", help="push every catalog")
     push.add_argument("--signing-key", metavar="FILE", default=None,
                       help="the secret key to sign with (default: $VIRTUALENV_HOLOCLONE_SIGNING_KEY)")
     pull = command(store_commands, "pull", "fetch signed catalogs and their objects from a remote store",
-                   "holoclone store pull https://cache.example.com/holoclone KEY", commands.pull_command)
+                   "holoclone store pull https://cache.example.com/holoclone KEY", handlers.pull_command)
     pull.add_argument("url", metavar="URL", help="s3://bucket/prefix, https://host/path or file://DIR")
     pull.add_argument("catalogs", nargs="*", metavar="CATALOG", help="catalog key (<wheel sha256>-<tag>)")
     pull.add_argument("--all", action="store_true", help="pull every catalog (not over http(s)://: it cannot list)")
     pull.add_argument("--trusted-keys", metavar="KEYS", default=None, help=_TRUSTED_HELP)
     manifest = command(store_commands, "manifest", "write the list of objects this store has, for 'export --have'",
-                       "holoclone store manifest -o mine.manifest", commands.manifest_command)
+                       "holoclone store manifest -o mine.manifest", handlers.manifest_command)
     manifest.add_argument("-o", "--output", required=True, metavar="FILE", help="where to write it ('-': stdout)")
     return parser
 
