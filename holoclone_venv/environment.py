@@ -56,6 +56,23 @@ class Layout(NamedTuple):
         }
 
 
+class WheelRef(NamedTuple):
+    """A wheel a seeding installs: its file name, its sha256 when known, and its file when it is on disk.
+
+    A wheel of a resolution pulled from a remote store may be known by name and digest only: its
+    catalog is in the store, its file never was.
+    """
+
+    name: str
+    digest: str | None = None
+    path: Path | None = None
+
+    @classmethod
+    def on_disk(cls, path: Path) -> WheelRef:
+        """A wheel file (its digest is the store's to tell, from its index)."""
+        return cls(path.name, None, path)
+
+
 class SeedRequest(NamedTuple):
     """One seeding: which environment, which wheels, and how virtualenv finds more."""
 

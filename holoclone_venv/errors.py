@@ -47,6 +47,23 @@ class StoreError(HoloCloneError):
     """The store is unusable: locked, read-only, foreign, of another layout, or damaged."""
 
 
+class MalformedCatalog(StoreError):
+    """A catalog file that is not a catalog (bad JSON, unsafe paths, wrong fields); nothing of it is used."""
+
+
+class RemovedWhileSeeding(StoreError):
+    """Something the seeding had found in the store (a catalog, an object) was removed before it was used:
+    another process (a gc with no grace period, another tool) cleaned the store meanwhile."""
+
+
+class RemoteError(HoloCloneError):
+    """A remote store could not be used: unreachable, untrusted, refused, or its documents are not valid."""
+
+
+class BundleError(HoloCloneError):
+    """A bundle could not be made or imported; an import that fails writes nothing."""
+
+
 class StoreLockTimeout(StoreError):
     """Waiting for a store lock took longer than the configured timeout."""
 
@@ -67,6 +84,11 @@ class StrictModeError(HoloCloneError):
 
 class MaterializeError(HoloCloneError):
     """Writing files into an environment failed (full disk, permissions, ...)."""
+
+
+class SeedError(RuntimeError):
+    """What virtualenv shows when seeding fails: its message is the user-facing sentence (virtualenv prints
+    ``SeedError: <sentence>``, so it is not a :class:`HoloCloneError`, whose type name would mean nothing)."""
 
 
 class Unsupported(Exception):

@@ -20,13 +20,12 @@ from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Sequence
 import pluggy
 
 from . import hookspecs
-from .hookspecs import CloneBackend, hookimpl
-from .linking import LinkMethod, Strategy, builtin_strategies
+from .hookspecs import CloneBackend, LinkMethod, RuleSettings, Strategy, hookimpl
+from .materialize.linking import builtin_strategies
 from .rules import Rule, builtin_rules
 
 if TYPE_CHECKING:
     from .report import Report
-    from .settings import Settings
 
 LOG = logging.getLogger("holoclone")
 ENTRY_POINT_GROUP = "holoclone"
@@ -34,15 +33,15 @@ PROJECT = "holoclone"
 
 
 class _Builtins:
-    """The four built-in strategies and the built-in exclusion rules, registered like any plugin's."""
+    """The five built-in strategies and the built-in exclusion rules, registered like any plugin's."""
 
     @hookimpl
     def holoclone_strategies(self, methods):
         return builtin_strategies(methods)
 
     @hookimpl
-    def holoclone_exclusion_rules(self, settings):
-        return builtin_rules(getattr(settings, "excludes", ()))
+    def holoclone_exclusion_rules(self, excludes):
+        return builtin_rules(excludes)
 
 
 class PluginInfo(NamedTuple):
@@ -154,10 +153,12 @@ class Plugins:
         found = self.pm.hook.holoclone_filesystem_name(path=path)
         return found.value if found is not None else None
 
-    def exclusion_rules(self, settings: Settings) -> list[Rule]:
-        """Every plugin's rules; a result that is not a :class:`Rule` is dropped with a warning."""
+    def exclusion_rules(self, excludes: Sequence[str] = ()) -> list[Rule]:
+        """Every plugin's rules, given the user's ``excludes``; a result that is not a :class:`Rule` is
+        dropped with a warning."""
         rules: list[Rule] = []
-        for tagged in self.pm.hook.holoclone_exclusion_rules(settings=settings):
+        given = tuple(excludes)
+        for tagged in self.pm.hook.holoclone_exclusion_rules(excludes=given, settings=RuleSettings(given)):
             for rule in tagged.value:
                 if isinstance(rule, Rule):
                     rules.append(rule)
@@ -256,7 +257,7 @@ def _entry_points(group: str) -> list[tuple[str, str, str]]:
 
     if hasattr(metadata.EntryPoint, "dist"):
         return [(ep.name, ep.value, getattr(ep.dist, "name", None) or "?")
-                for ep in metadata.entry_points().select(group=group)]  # type: ignore[attr-defined]
+                for ep in metadata.entry_points().select(group=group)]
     found: dict[str, tuple[str, str, str]] = {}
     for dist in metadata.distributions():
         for ep in dist.entry_points:

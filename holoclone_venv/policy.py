@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable, NamedTuple
 
-from .linking import LinkMethod, Strategy, builtin_methods
+from .materialize.linking import LinkMethod, Strategy, builtin_methods
 from .rules import Matcher, compile_rules
 
 if TYPE_CHECKING:
+    from .platforms import TreeCloner
     from .plugins import Plugins
     from .report import Report
     from .settings import Settings
@@ -23,7 +24,7 @@ class Policy(NamedTuple):
     filesystem_name: Callable[[str], "str | None"]
     report: Callable[["Report"], None]
     #: The platform's whole-tree cloner when the strategy asks for whole trees, else None.
-    tree: object | None = None
+    tree: TreeCloner | None = None
 
 
 def link_methods(plugins: Plugins) -> dict[str, LinkMethod]:
@@ -51,7 +52,7 @@ def resolve_policy(settings: Settings, plugins: Plugins | None = None) -> Policy
     if strategy is None:
         check_strategy(settings.strategy_typed, settings.strategy_source, list(strategies))
         raise AssertionError("unreachable: check_strategy raises for an unknown name")
-    never_hardlink, always_copy = compile_rules(plugins.exclusion_rules(settings))
+    never_hardlink, always_copy = compile_rules(plugins.exclusion_rules(settings.excludes))
     from .platforms import current
 
     tree = current().tree

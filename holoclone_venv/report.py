@@ -4,7 +4,29 @@ from __future__ import annotations
 
 import errno
 
-from .linking import Fallback
+
+class Fallback:
+    """Why a method was given up for a (store, target) pair, and for how many files.
+
+    A plain class, not a dataclass: generating one costs every seeding import time (docs/benchmarks.md).
+    """
+
+    __slots__ = ("method", "to", "reason", "errno", "source_dir", "target_dir", "files")
+
+    def __init__(self, method: str, to: str, reason: str, errno: int | None, source_dir: str, target_dir: str,
+                 files: int = 0) -> None:
+        self.method, self.to, self.reason, self.errno = method, to, reason, errno
+        self.source_dir, self.target_dir, self.files = source_dir, target_dir, files
+
+    def fields(self) -> tuple:
+        """The constructor's arguments, in order."""
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        return self.fields() == other.fields() if isinstance(other, Fallback) else NotImplemented
+
+    def __repr__(self) -> str:
+        return "Fallback(" + ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__) + ")"
 
 
 class Report:
@@ -15,7 +37,7 @@ class Report:
     per environment: scripts, RECORD, INSTALLER, shebang rewrites), ``bytes``,
     ``seconds``, ``fallbacks``, ``filesystems`` (directory -> filesystem name) and
     ``remote`` (why a configured remote store was not used, '' when it was or none is set).
-    A plain class, not a dataclass: generating one costs every seeding about 2 ms of import.
+    A plain class, not a dataclass: generating one costs every seeding import time (docs/benchmarks.md).
     """
 
     def __init__(self, store: str, strategy: str, packages: list[str] | None = None,

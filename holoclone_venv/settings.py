@@ -17,7 +17,7 @@ policy (:func:`holoclone_venv.policy.strategy_names`).
 from __future__ import annotations
 
 import os
-from typing import Mapping, NamedTuple, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 
 from .errors import ConfigError
 
@@ -192,7 +192,7 @@ def settings_from_options(options: object) -> Settings:
     )
 
 
-def _given(value: object) -> object:
+def _given(value: Any) -> Any:
     """None for an option left at its default (:class:`Default`), else the value."""
     return None if isinstance(value, Default) else value
 

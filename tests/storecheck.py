@@ -65,7 +65,7 @@ def independent_problems(store: Path) -> list[str]:
 
 def project_verify(store: Path) -> list[str]:
     """Problems ``holoclone store verify`` reports."""
-    from holoclone_venv.maintenance.verify import verify
+    from holoclone_venv.command.maintenance.verify import verify
     from holoclone_venv.store import Store
 
     return [f"{p.kind} {p.path}: {p.detail}" for p in verify(Store(store)).problems]

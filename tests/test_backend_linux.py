@@ -209,7 +209,7 @@ def test_reseeded_object_no_longer_shares_its_extents_with_its_clones(xfs, uniqu
     source = _store_object(xfs / unique / "store", data)
     clone = _clone_into(source, xfs / unique / "env", "mod.py")
     before = source.stat()
-    reseed(str(source))
+    reseed(str(source), str(xfs / unique / "store" / "reseed-staged"))
     after = source.stat()
     assert after.st_ino != before.st_ino
     assert (stat.S_IMODE(after.st_mode), after.st_mtime_ns) == (0o444, before.st_mtime_ns)
@@ -288,7 +288,7 @@ class UntilThePoolSyncs(RecordingIoctl):
 def test_eagain_on_fresh_objects_never_disables_reflinks_for_the_pair(monkeypatch, tmp_path):
     # A cold run on ZFS: the first objects were written in the open transaction group, the
     # later ones are committed.  Only the fresh ones fall back; every committed one is a reflink.
-    from holoclone_venv.linking import Linker, builtin_methods
+    from holoclone_venv.materialize.linking import Linker, builtin_methods
 
     ioctl = UntilThePoolSyncs()
     monkeypatch.setattr(linux, "_ioctl", ioctl)

@@ -51,7 +51,7 @@ def test_btrfs_clones_so_smart_reflinks(btrfs, unique):
 
 
 def test_snapshot_caveats_name_containers_and_rollback_tools_only_where_found(tmp_path, monkeypatch):
-    from holoclone_venv import doctor as doctor_module
+    from holoclone_venv.command import doctor as doctor_module
 
     markers = tmp_path / "dockerenv", tmp_path / "containerenv"
     snapper, timeshift = tmp_path / "snapper-configs", tmp_path / "timeshift.json"

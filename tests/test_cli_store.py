@@ -13,7 +13,7 @@ import pytest
 from helpers import (REPO, TAG, catalog_by_name, fallback_lines, holoclone, output, read_only_bind, run_in,
                      summary_line, virtualenv)
 
-from holoclone_venv.catalog import EXECUTABLE
+from holoclone_venv.store.catalog import EXECUTABLE
 from holoclone_venv.store import Store
 
 SOURCE_TREE = {"PYTHONPATH": str(REPO)}

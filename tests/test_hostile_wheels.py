@@ -21,7 +21,7 @@ from wheels import WheelSpec, corrupt_member_data, fake_pip, record_hash, simple
 
 from holoclone_venv.environment import Interpreter
 from holoclone_venv.errors import HoloCloneError, StoreError
-from holoclone_venv.importer import ensure_catalog
+from holoclone_venv.wheels.importer import ensure_catalog
 from holoclone_venv.store import Store
 
 VERSION = "99.0"

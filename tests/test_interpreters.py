@@ -41,12 +41,12 @@ def _describe(python: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory) -> Path:
+def store_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("interpreters") / "store"
 
 
 @pytest.mark.parametrize("wanted", WANTED)
-def test_seeded_environment_for_each_claimed_python(wanted, store, tmp_path):
+def test_seeded_environment_for_each_claimed_python(wanted, store_dir, tmp_path):
     python = _find(wanted)
     if python is None:
         if REQUIRE:
@@ -54,7 +54,7 @@ def test_seeded_environment_for_each_claimed_python(wanted, store, tmp_path):
         pytest.skip(f"no interpreter for {wanted} on this machine")
     facts = _describe(python)
     env = tmp_path / "env"
-    virtualenv(env, "-p", python, store=store, timeout=300)
+    virtualenv(env, "-p", python, store=store_dir, timeout=300)
 
     pip = subprocess.run([str(env / "bin" / "python"), "-m", "pip", "--version"], capture_output=True, text=True)
     assert pip.returncode == 0, pip.stderr
@@ -69,7 +69,7 @@ def test_seeded_environment_for_each_claimed_python(wanted, store, tmp_path):
 
     implementation = "cpython" if facts["implementation"] == "cpython" else facts["implementation"]
     tag = f"{implementation}-{facts['version'][0]}{facts['version'][1]}"
-    assert any(c.tag == tag and c.name == "pip" for c in catalogs(store)), [c.tag for c in catalogs(store)]
+    assert any(c.tag == tag and c.name == "pip" for c in catalogs(store_dir)), [c.tag for c in catalogs(store_dir)]
     cfg = (env / "pyvenv.cfg").read_text()
     assert "holoclone = " in cfg
 

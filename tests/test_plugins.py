@@ -214,14 +214,14 @@ def test_unknown_strategy_lists_the_plugins_strategies_too(plugin_venv, tmp_path
 BROKEN = {
     "holoclone-broken-import": ("broken-import", "raise RuntimeError('boom at import')\n"),
     "holoclone-broken-hook": ("broken-hook", textwrap.dedent("""\
-        from holoclone_venv.hookspecs import hookimpl
+        from holoclone_venv.api import hookimpl
 
         @hookimpl
         def holoclone_exclusion_rules(settings):
             raise RuntimeError("boom in hook")
     """)),
     # Takes the name of holoclone's built-in plugin (strategies and exclusion rules).
-    "holoclone-name-clash": ("builtins", "from holoclone_venv.hookspecs import hookimpl\n"),
+    "holoclone-name-clash": ("builtins", "from holoclone_venv.api import hookimpl\n"),
 }
 
 

@@ -94,8 +94,8 @@ def test_changed_object_with_mtime_restored_is_found_by_verify_and_repaired(warm
 # removing objects would do).
 _RACED_SEEDING = """
 import os, sys
-import holoclone_venv.run as run
-heal = run._imported_again
+import holoclone_venv.seeding.run as run
+heal = run.import_wheel
 
 def heal_then_damage_again(*args):
     catalog = heal(*args)
@@ -103,7 +103,7 @@ def heal_then_damage_again(*args):
     os.utime(sys.argv[1])
     return catalog
 
-run._imported_again = heal_then_damage_again
+run.import_wheel = heal_then_damage_again
 from virtualenv.__main__ import run_with_catch
 run_with_catch(sys.argv[2:])
 """

@@ -22,9 +22,9 @@ def _output(result) -> str:
 
 
 def test_store_on_another_filesystem_falls_back_with_one_line_naming_both(xfs, ext4, unique):
-    store = xfs / f"store-{unique}"
+    store_dir = xfs / f"store-{unique}"
     env = ext4 / f"env-{unique}"
-    result = virtualenv(env, *ARGS, store=store)
+    result = virtualenv(env, *ARGS, store=store_dir)
     lines = fallback_lines(result)
     assert lines and all("store on xfs, env on ext4" in line for line in lines), _output(result)
     assert "copied" in _output(result)
@@ -39,35 +39,35 @@ def test_store_on_another_filesystem_gives_exactly_one_fallback_line(xfs, ext4, 
 
 def test_read_only_store_still_seeds_and_says_what_to_do_for_new_wheels(make_fs, warm_store, tmp_path):
     fs = make_fs("ext4", 64)
-    store = warm_store(fs, *ARGS, fresh=True)  # this test remounts it read-only
+    store_dir = warm_store(fs, *ARGS, fresh=True)  # this test remounts it read-only
     subprocess.run(["mount", "-o", "remount,ro", str(fs)], check=True)
     try:
-        before = contents(store)
-        result = virtualenv(tmp_path / "from-read-only", *ARGS, store=store)
+        before = contents(store_dir)
+        result = virtualenv(tmp_path / "from-read-only", *ARGS, store=store_dir)
         run_in(tmp_path / "from-read-only", "pip", "--version")
         assert "Traceback" not in _output(result)
         wheel = fake_pip(tmp_path / "wheels", "99.0")
         refused = virtualenv(tmp_path / "new-wheel", *ARGS, "--extra-search-dir", str(wheel.parent), "--pip", "99.0",
-                             store=store, check=False)
+                             store=store_dir, check=False)
         out = _output(refused)
         assert refused.returncode != 0 and "Traceback" not in out
-        assert f"the store {store} is read-only, so {wheel.name} cannot be imported" in out
+        assert f"the store {store_dir} is read-only, so {wheel.name} cannot be imported" in out
         assert "writable --holoclone-store" in out
-        assert contents(store) == before
+        assert contents(store_dir) == before
     finally:
         subprocess.run(["mount", "-o", "remount,rw", str(fs)], check=True)
-    assert store_problems(store) == []
+    assert store_problems(store_dir) == []
 
 
 def test_store_of_a_newer_layout_is_refused(tmp_path):
-    store = tmp_path / "store"
-    store.mkdir()
-    (store / "LAYOUT").write_text("holoclone-store 2\n")
-    result = virtualenv(tmp_path / "env", *ARGS, store=store, check=False)
+    store_dir = tmp_path / "store"
+    store_dir.mkdir()
+    (store_dir / "LAYOUT").write_text("holoclone-store 2\n")
+    result = virtualenv(tmp_path / "env", *ARGS, store=store_dir, check=False)
     out = _output(result)
     assert result.returncode != 0 and "Traceback" not in out
     assert "has layout 2, newer than this holoclone-venv understands" in out and "Upgrade holoclone-venv" in out
-    assert sorted(p.name for p in store.iterdir()) == ["LAYOUT"]
+    assert sorted(p.name for p in store_dir.iterdir()) == ["LAYOUT"]
 
 
 # Holds a store lock until stdin closes.
@@ -90,13 +90,13 @@ def _hold(lock_path: Path) -> subprocess.Popen:
 
 
 @pytest.fixture
-def store(warm_store) -> Path:
+def store_dir(warm_store) -> Path:
     """A store that already holds pip: a run needs the store lock only to register its environment."""
     return warm_store(None, *ARGS)
 
 
-def test_held_lock_times_out_with_a_message(store, tmp_path):
-    warm_store = store
+def test_held_lock_times_out_with_a_message(store_dir, tmp_path):
+    warm_store = store_dir
     holder = _hold(warm_store / "locks" / "store.lock")
     try:
         result = virtualenv(tmp_path / "env", *ARGS, "--holoclone-lock-timeout", "1", store=warm_store, check=False)
@@ -108,8 +108,8 @@ def test_held_lock_times_out_with_a_message(store, tmp_path):
     assert "--holoclone-lock-timeout" in out
 
 
-def test_waiting_run_says_what_it_waits_for_then_proceeds(store, tmp_path):
-    warm_store = store
+def test_waiting_run_says_what_it_waits_for_then_proceeds(store_dir, tmp_path):
+    warm_store = store_dir
     holder = _hold(warm_store / "locks" / "store.lock")
     log = tmp_path / "log"
     env = tmp_path / "env"

@@ -21,7 +21,7 @@ from helpers import holoclone, output, virtualenv
 from remote_server import SeaweedFS, StaticServer, weed_binary
 from wheels import write_wheel
 
-from holoclone_venv.catalog import EXECUTABLE
+from holoclone_venv.store.catalog import EXECUTABLE
 from holoclone_venv.remote import pack as packs
 from holoclone_venv.remote.fetch import object_sizes
 from holoclone_venv.store import Store

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from helpers import catalogs, site_packages, virtualenv
 
-from holoclone_venv.catalog import HAS_BYTECODE, FIXED_MTIME
+from holoclone_venv.store.catalog import HAS_BYTECODE, FIXED_MTIME
 
 def run(env: Path, *args: str) -> subprocess.CompletedProcess:
     """Run a program of the environment with bytecode writing allowed."""

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from helpers import catalogs, fallback_lines, fell_back, run_in, site_packages, virtualenv
 
-from holoclone_venv.catalog import EXECUTABLE, SHEBANG
+from holoclone_venv.store.catalog import EXECUTABLE, SHEBANG
 from holoclone_venv.platforms.linux import extents, shares_extents
 from holoclone_venv.store import Store
 

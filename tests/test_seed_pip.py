@@ -19,7 +19,7 @@ import pytest
 from helpers import PY, bundled_version, catalog_by_name, pyvenv_cfg, regular_files, run_in, site_packages, virtualenv
 from wheels import build_wheel, console_spec
 
-from holoclone_venv.catalog import Catalog
+from holoclone_venv.store.catalog import Catalog
 
 def catalog_of(store: Path, name: str) -> Catalog:
     """The catalog the environments of this store were seeded from, for distribution ``name``."""

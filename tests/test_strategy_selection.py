@@ -29,12 +29,12 @@ pytestmark = pytest.mark.slow  # every test runs the real virtualenv
 
 
 @pytest.fixture(scope="module")
-def store(warm_store) -> Path:
+def store_dir(warm_store) -> Path:
     """A warm store on the temporary directory's filesystem, which cannot reflink (so smart hardlinks)."""
     return warm_store(None)
 
 
-def seed(tmp_path: Path, store: Path, sources: dict[str, str], *args: str) -> tuple[subprocess.CompletedProcess, Path]:
+def seed(tmp_path: Path, store_dir: Path, sources: dict[str, str], *args: str) -> tuple[subprocess.CompletedProcess, Path]:
     """Create ``tmp_path/env`` with the strategy given by ``sources`` ({FLAG: .., ENV: .., INI: .., RCC: ..})."""
     ini = tmp_path / "virtualenv.ini"
     ini.write_text(f"[virtualenv]\nholoclone_strategy = {sources[INI]}\n" if INI in sources else "[virtualenv]\n")
@@ -44,7 +44,7 @@ def seed(tmp_path: Path, store: Path, sources: dict[str, str], *args: str) -> tu
             extra_env[name] = sources[name]
     flag = ("--holoclone-strategy", sources[FLAG]) if FLAG in sources else ()
     env = tmp_path / "env"
-    return virtualenv(env, *flag, *args, store=store, check=False, extra_env=extra_env), env
+    return virtualenv(env, *flag, *args, store=store_dir, check=False, extra_env=extra_env), env
 
 
 def chosen(result: subprocess.CompletedProcess) -> str:
@@ -68,8 +68,8 @@ def chosen(result: subprocess.CompletedProcess) -> str:
     ],
     ids=["default", "rcc", "ini-over-rcc", "env-over-ini", "flag-over-all", "flag-over-bad-rcc"],
 )
-def test_precedence_flag_env_ini_rcc_default(tmp_path, store, sources, expected):
-    result, env = seed(tmp_path, store, sources)
+def test_precedence_flag_env_ini_rcc_default(tmp_path, store_dir, sources, expected):
+    result, env = seed(tmp_path, store_dir, sources)
     assert result.returncode == 0, result.stdout + result.stderr
     assert chosen(result) == expected
     # The name took effect, not only its echo: the store and env share one filesystem without
@@ -88,8 +88,8 @@ def test_precedence_flag_env_ini_rcc_default(tmp_path, store, sources, expected)
     [({FLAG: " HardLink "}, "hardlink"), ({ENV: "COPY"}, "copy"), ({INI: "  Copy"}, "copy"), ({RCC: "Hardlink\t"}, "hardlink")],
     ids=["flag", "env", "ini", "rcc"],
 )
-def test_names_are_stripped_and_lower_cased(tmp_path, store, sources, expected):
-    result, _ = seed(tmp_path, store, sources)
+def test_names_are_stripped_and_lower_cased(tmp_path, store_dir, sources, expected):
+    result, _ = seed(tmp_path, store_dir, sources)
     assert result.returncode == 0, result.stdout + result.stderr
     assert chosen(result) == expected
 
@@ -108,8 +108,8 @@ def test_names_are_stripped_and_lower_cased(tmp_path, store, sources, expected):
     ],
     ids=["flag", "env", "ini", "rcc", "inner-space", "empty-flag", "empty-env", "blank-rcc"],
 )
-def test_bad_names_exit_2_naming_the_source_and_create_nothing(tmp_path, store, sources, shown, origin):
-    result, env = seed(tmp_path, store, sources)
+def test_bad_names_exit_2_naming_the_source_and_create_nothing(tmp_path, store_dir, sources, shown, origin):
+    result, env = seed(tmp_path, store_dir, sources)
     assert result.returncode == 2, result.stdout + result.stderr
     [message] = [line for line in result.stderr.splitlines() if line.startswith("holoclone: error:")]
     expected = f"unknown holoclone strategy {shown}" if shown else "the holoclone strategy name is empty"
@@ -121,8 +121,8 @@ def test_bad_names_exit_2_naming_the_source_and_create_nothing(tmp_path, store, 
 
 
 def test_strict_smart_on_ext4_fails_naming_the_fallback_and_leaves_no_complete_env(ext4, unique):
-    store, env = ext4 / f"store-{unique}", ext4 / f"env-{unique}"
-    result = virtualenv(env, "--holoclone-strict", store=store, check=False,
+    store_dir, env = ext4 / f"store-{unique}", ext4 / f"env-{unique}"
+    result = virtualenv(env, "--holoclone-strict", store=store_dir, check=False,
                         extra_env={"VIRTUALENV_CONFIG_FILE": str(ext4 / f"none-{unique}.ini")})
     output = result.stdout + result.stderr
     assert result.returncode != 0
@@ -136,8 +136,8 @@ def test_strict_smart_on_ext4_fails_naming_the_fallback_and_leaves_no_complete_e
 
 
 def test_strict_smart_on_xfs_succeeds_because_nothing_falls_back(xfs, unique):
-    store, env = xfs / f"store-{unique}", xfs / f"env-{unique}"
-    result = virtualenv(env, "--holoclone-strict", store=store,
+    store_dir, env = xfs / f"store-{unique}", xfs / f"env-{unique}"
+    result = virtualenv(env, "--holoclone-strict", store=store_dir,
                         extra_env={"VIRTUALENV_CONFIG_FILE": str(xfs / f"none-{unique}.ini")})
     found = counts(result)
     assert found["reflinked"] > 500 and found["hardlinked"] == found["copied"] == 0

@@ -39,7 +39,7 @@ from helpers import (
 )
 from wheels import write_wheel
 
-from holoclone_venv.catalog import EXECUTABLE, FIXED_MTIME
+from holoclone_venv.store.catalog import EXECUTABLE, FIXED_MTIME
 from holoclone_venv.platforms.linux import shares_extents
 from holoclone_venv.store import Store
 
@@ -48,7 +48,7 @@ NOBODY = 65534
 
 # -- helpers -------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def store(warm_store, xfs) -> Path:
+def store_dir(warm_store, xfs) -> Path:
     """A store on XFS warmed by one real seeding (pip and setuptools); tests only read it."""
     return warm_store(xfs)
 
@@ -59,15 +59,15 @@ def copy_store(source: Path, target: Path) -> Path:
     return target
 
 
-def store_files(store: Path) -> dict[str, bytes]:
+def store_files(store_dir: Path) -> dict[str, bytes]:
     """Every object and catalog of a store by relative path, with its content."""
     found = {}
     for part in ("objects", "catalogs"):
-        base = store / part
+        base = store_dir / part
         for dirpath, _, names in os.walk(base):
             for name in names:
                 path = Path(dirpath, name)
-                found[str(path.relative_to(store))] = path.read_bytes() if not path.is_symlink() else b"->"
+                found[str(path.relative_to(store_dir))] = path.read_bytes() if not path.is_symlink() else b"->"
     return found
 
 
@@ -99,13 +99,13 @@ def real_member(distribution: str, member: str) -> bytes:
         return archive.read(member)
 
 
-def object_path(store: Path, name: str, path: str) -> Path:
-    entry = next(e for e in catalog_by_name(store, name).entries if e.path == path)
-    return Path(Store(store).object_path(entry.digest, bool(entry.flags & EXECUTABLE)))
+def object_path(store_dir: Path, name: str, path: str) -> Path:
+    entry = next(e for e in catalog_by_name(store_dir, name).entries if e.path == path)
+    return Path(Store(store_dir).object_path(entry.digest, bool(entry.flags & EXECUTABLE)))
 
 
-def export(store: Path, bundle: Path, *selectors: str) -> Path:
-    result = holoclone("store", "export", *selectors, "-o", str(bundle), store=store)
+def export(store_dir: Path, bundle: Path, *selectors: str) -> Path:
+    result = holoclone("store", "export", *selectors, "-o", str(bundle), store=store_dir)
     assert result.returncode == 0, output(result)
     return bundle
 
@@ -147,9 +147,9 @@ def with_object(members, data: bytes) -> tuple[list, str]:
     return members[:first_catalog] + [(member, data)] + members[first_catalog:], digest
 
 
-def import_bundle(store: Path, bundle: Path) -> subprocess.CompletedProcess:
+def import_bundle(store_dir: Path, bundle: Path) -> subprocess.CompletedProcess:
     # Unsigned bundles need --trust-unsigned; what is checked here must hold even then.
-    return holoclone("store", "import", "--trust-unsigned", str(bundle), store=store)
+    return holoclone("store", "import", "--trust-unsigned", str(bundle), store=store_dir)
 
 
 def one_sentence(result: subprocess.CompletedProcess, status: int = 2) -> str:
@@ -162,8 +162,8 @@ def one_sentence(result: subprocess.CompletedProcess, status: int = 2) -> str:
     return lines[0]
 
 
-def verify(store: Path) -> tuple[int, list[dict]]:
-    result = holoclone("store", "verify", "--json", store=store)
+def verify(store_dir: Path) -> tuple[int, list[dict]]:
+    result = holoclone("store", "verify", "--json", store=store_dir)
     assert result.returncode in (0, 1), output(result)
     return result.returncode, json.loads(result.stdout)["problems"]
 
@@ -201,10 +201,10 @@ MALFORMED = {"name-with-dotdot": _escaping_name, "absolute-dist-info": _absolute
 
 
 @pytest.mark.parametrize("edit", MALFORMED)
-def test_a_bundle_with_a_malformed_catalog_is_refused_and_nothing_is_imported(store, xfs, unique, edit):
+def test_a_bundle_with_a_malformed_catalog_is_refused_and_nothing_is_imported(store_dir, xfs, unique, edit):
     work = xfs / unique
     work.mkdir()
-    members = edit_catalog(read_bundle(export(store, work / "pip.tar", "pip")), MALFORMED[edit])
+    members = edit_catalog(read_bundle(export(store_dir, work / "pip.tar", "pip")), MALFORMED[edit])
     bundle = write_bundle(work / "edited.tar", members)
     target = work / "target"
 
@@ -214,7 +214,7 @@ def test_a_bundle_with_a_malformed_catalog_is_refused_and_nothing_is_imported(st
     assert not list((target / "tmp").glob("*"))
 
     # The same bundle into a store that has the catalog: refused too, the store unchanged.
-    copy = copy_store(store, work / "copy")
+    copy = copy_store(store_dir, work / "copy")
     before = store_files(copy)
     one_sentence(import_bundle(copy, bundle))
     assert store_files(copy) == before
@@ -222,10 +222,10 @@ def test_a_bundle_with_a_malformed_catalog_is_refused_and_nothing_is_imported(st
 
 @pytest.mark.parametrize("edit", MALFORMED)
 def test_a_planted_malformed_catalog_is_reported_and_seeding_with_it_fails_writing_nothing_outside(
-        store, xfs, unique, edit):
+        store_dir, xfs, unique, edit):
     work = xfs / unique
     work.mkdir()
-    copy = copy_store(store, work / "store")
+    copy = copy_store(store_dir, work / "store")
     path = Store(copy).catalog_path(catalog_by_name(copy, "pip").key)
     document = json.loads(path.read_bytes())
     MALFORMED[edit](document)
@@ -264,14 +264,14 @@ def _swap_init(members, data: bytes) -> list:
 EVIL_INIT = b"raise SystemExit('pip/__init__.py from a bundle ran')\n"
 
 
-def test_an_import_never_replaces_a_catalog_and_an_identical_bundle_is_skipped(store, xfs, unique):
+def test_an_import_never_replaces_a_catalog_and_an_identical_bundle_is_skipped(store_dir, xfs, unique):
     work = xfs / unique
     work.mkdir()
-    copy = copy_store(store, work / "store")
+    copy = copy_store(store_dir, work / "store")
     key = catalog_by_name(copy, "pip").key
     catalog_file = Store(copy).catalog_path(key)
     original = catalog_file.read_bytes()
-    pristine = export(store, work / "pip.tar", "pip")
+    pristine = export(store_dir, work / "pip.tar", "pip")
     before = store_files(copy)
 
     swapped = write_bundle(work / "swapped.tar", _swap_init(read_bundle(pristine), EVIL_INIT))
@@ -291,18 +291,18 @@ def test_an_import_never_replaces_a_catalog_and_an_identical_bundle_is_skipped(s
     assert store_files(copy) == before
 
 
-def test_a_catalog_disagreeing_with_its_record_is_refused_by_import_and_reported_by_verify(store, xfs, unique):
+def test_a_catalog_disagreeing_with_its_record_is_refused_by_import_and_reported_by_verify(store_dir, xfs, unique):
     work = xfs / unique
     work.mkdir()
     swapped = write_bundle(work / "swapped.tar",
-                           _swap_init(read_bundle(export(store, work / "pip.tar", "pip")), EVIL_INIT))
+                           _swap_init(read_bundle(export(store_dir, work / "pip.tar", "pip")), EVIL_INIT))
     target = work / "target"
     line = one_sentence(import_bundle(target, swapped))
     assert "disagrees with its wheel's RECORD or sources" in line and "pip/__init__.py" in line, line
     assert store_files(target) == {}
 
     # Planted straight into a store, with its object in place and looking intact.
-    copy = copy_store(store, work / "store")
+    copy = copy_store(store_dir, work / "store")
     assert verify(copy) == (0, [])
     digest = hashlib.sha256(EVIL_INIT).hexdigest()
     planted = Path(Store(copy).object_path(digest))
@@ -326,14 +326,14 @@ def _marker_code(marker: Path) -> bytes:
     return f"\nopen({str(marker)!r}, 'w').write('ran')\n".encode()
 
 
-def test_a_bundle_swapping_bytecode_is_refused_and_never_runs_in_a_new_env(store, xfs, unique):
+def test_a_bundle_swapping_bytecode_is_refused_and_never_runs_in_a_new_env(store_dir, xfs, unique):
     work = xfs / unique
     work.mkdir()
     marker = work / "bytecode-ran"
-    members = read_bundle(export(store, work / "pip.tar", "pip"))
+    members = read_bundle(export(store_dir, work / "pip.tar", "pip"))
     source = real_member("pip", "pip/__init__.py")
     pyc_path = f"pip/__pycache__/__init__.{sys.implementation.cache_tag}.pyc"
-    real_pyc = object_path(store, "pip", pyc_path).read_bytes()
+    real_pyc = object_path(store_dir, "pip", pyc_path).read_bytes()
     # Same header (magic, flags, the fixed source mtime and size): Python takes it as valid bytecode.
     evil = real_pyc[:16] + marshal.dumps(compile(source + _marker_code(marker), "pip/__init__.py", "exec"))
     members, digest = with_object(members, evil)
@@ -353,7 +353,7 @@ def test_a_bundle_swapping_bytecode_is_refused_and_never_runs_in_a_new_env(store
     assert imported.returncode == 2, output(imported)
 
 
-def test_a_bundle_swapping_a_console_script_is_refused_and_never_runs_in_a_new_env(store, xfs, unique):
+def test_a_bundle_swapping_a_console_script_is_refused_and_never_runs_in_a_new_env(store_dir, xfs, unique):
     work = xfs / unique
     work.mkdir()
     marker = work / "script-ran"
@@ -363,7 +363,7 @@ def test_a_bundle_swapping_a_console_script_is_refused_and_never_runs_in_a_new_e
             first, _, rest = base64.b64decode(script[2]).partition(b"\n")
             script[2] = base64.b64encode(first + _marker_code(marker) + rest).decode()
 
-    bundle = write_bundle(work / "scripts.tar", edit_catalog(read_bundle(export(store, work / "pip.tar", "pip")),
+    bundle = write_bundle(work / "scripts.tar", edit_catalog(read_bundle(export(store_dir, work / "pip.tar", "pip")),
                                                              change))
     target = work / "target"
     imported = import_bundle(target, bundle)
@@ -374,10 +374,10 @@ def test_a_bundle_swapping_a_console_script_is_refused_and_never_runs_in_a_new_e
     assert imported.returncode == 2, output(imported)
 
 
-def test_a_catalog_planted_by_another_account_is_never_used_for_a_new_env(store, xfs, unique):
+def test_a_catalog_planted_by_another_account_is_never_used_for_a_new_env(store_dir, xfs, unique):
     work = xfs / unique
     work.mkdir()
-    copy = copy_store(store, work / "store")
+    copy = copy_store(store_dir, work / "store")
     catalog = catalog_by_name(copy, "pip")
     other = next(e for e in catalog.entries if e.path == "pip/__main__.py")  # an intact object of the store's owner
     path = Store(copy).catalog_path(catalog.key)
@@ -409,10 +409,10 @@ def _link_text(target: Path, start: Path, length: int) -> str:
 # hardlink checks an object by lstat; reflink by fstat of the descriptor it clones from (opened O_NOFOLLOW).
 @pytest.mark.parametrize("strategy", ["hardlink", "reflink"])
 @pytest.mark.parametrize("owner", [NOBODY, 0], ids=["foreign-target", "root-target"])
-def test_an_object_replaced_by_a_symlink_is_reported_and_never_linked(store, xfs, unique, owner, strategy):
+def test_an_object_replaced_by_a_symlink_is_reported_and_never_linked(store_dir, xfs, unique, owner, strategy):
     work = xfs / unique
     (work / "elsewhere").mkdir(parents=True)
-    copy = copy_store(store, work / "store")
+    copy = copy_store(store_dir, work / "store")
     obj = object_path(copy, "pip", "pip/__init__.py")
     real = real_member("pip", "pip/__init__.py")
     assert obj.read_bytes() == real
@@ -440,10 +440,10 @@ def test_an_object_replaced_by_a_symlink_is_reported_and_never_linked(store, xfs
     assert outside.stat().st_uid == owner and stat.S_IMODE(outside.stat().st_mode) == 0o444
 
 
-def test_a_fifo_in_place_of_an_object_is_reimported_without_waiting_on_it(store, xfs, unique):
+def test_a_fifo_in_place_of_an_object_is_reimported_without_waiting_on_it(store_dir, xfs, unique):
     work = xfs / unique
     work.mkdir()
-    copy = copy_store(store, work / "store")
+    copy = copy_store(store_dir, work / "store")
     member = "pip/_internal/commands/install.py"  # not the first file: the reflink is settled by then
     obj = object_path(copy, "pip", member)
     real = real_member("pip", member)
@@ -458,10 +458,10 @@ def test_a_fifo_in_place_of_an_object_is_reimported_without_waiting_on_it(store,
     assert str(env) in run_in(env, "pip", "--version").stdout
 
 
-def test_an_object_of_another_account_is_reimported_never_linked(store, xfs, unique):
+def test_an_object_of_another_account_is_reimported_never_linked(store_dir, xfs, unique):
     work = xfs / unique
     work.mkdir()
-    copy = copy_store(store, work / "store")
+    copy = copy_store(store_dir, work / "store")
     obj = object_path(copy, "pip", "pip/__init__.py")
     real = real_member("pip", "pip/__init__.py")
     swapped = b"raise SystemExit('foreign')\n".ljust(len(real) - 1, b"#") + b"\n"
@@ -480,7 +480,7 @@ def test_an_object_of_another_account_is_reimported_never_linked(store, xfs, uni
 
 
 # -- 5: reclaiming staging never follows a link out ---------------------------------------------
-def test_reclaiming_a_dead_runs_staging_never_changes_what_its_links_point_to(store, xfs, unique):
+def test_reclaiming_a_dead_runs_staging_never_changes_what_its_links_point_to(store_dir, xfs, unique):
     work = xfs / unique
     private = work / "private"
     (private / "inner").mkdir(parents=True)
@@ -489,7 +489,7 @@ def test_reclaiming_a_dead_runs_staging_never_changes_what_its_links_point_to(st
     os.chmod(private / "secret.txt", 0o400)
     os.chmod(private / "inner", 0o700)
     os.chmod(private, 0o700)
-    copy = copy_store(store, work / "store")
+    copy = copy_store(store_dir, work / "store")
     staging = copy / "tmp" / f"stage-x.{dead_pid()}.{time.monotonic_ns()}"
     (staging / "sub").mkdir(parents=True)
     (staging / "link").symlink_to(private)
@@ -513,7 +513,7 @@ def _image_dirs(site: Path) -> set[Path]:
     return {Path(os.readlink(link)).parent for link in links}
 
 
-def test_seeding_over_a_symlink_app_data_env_leaves_the_app_data_image_untouched(store, xfs, unique):
+def test_seeding_over_a_symlink_app_data_env_leaves_the_app_data_image_untouched(store_dir, xfs, unique):
     work = xfs / unique
     work.mkdir()
     app_data = work / "app-data"
@@ -524,7 +524,7 @@ def test_seeding_over_a_symlink_app_data_env_leaves_the_app_data_image_untouched
     images = _image_dirs(site)
     before = {image: tree_listing(image) for image in images}
 
-    virtualenv(env, "--app-data", str(app_data), store=store)
+    virtualenv(env, "--app-data", str(app_data), store=store_dir)
     assert not (site / "pip").is_symlink() and (site / "pip").is_dir()
     assert str(site / "pip") in run_in(env, "pip", "--version").stdout
     assert run_in(env, "python", "-c", "import setuptools, pip").returncode == 0
@@ -559,10 +559,10 @@ def _looks_installed_only_when_complete(env: Path) -> None:
         pytest.fail(f"staging {hidden.name} was left in site-packages")
 
 
-def test_a_run_stopped_by_sigterm_while_materializing_leaves_nothing_half_installed(store, xfs, unique):
+def test_a_run_stopped_by_sigterm_while_materializing_leaves_nothing_half_installed(store_dir, xfs, unique):
     work = xfs / unique
     work.mkdir()
-    copy = copy_store(store, work / "store")
+    copy = copy_store(store_dir, work / "store")
     requirements = work / "requirements.txt"
     requirements.write_text(f"{_big_wheel(work / 'wheels')}\n")
     args = ("--no-setuptools", "--holoclone-requirements", str(requirements))
@@ -607,8 +607,8 @@ def _fill(fs: Path, leave_mb: float) -> None:
         os.close(fd)
 
 
-def test_a_full_disk_during_store_import_is_one_sentence_and_leaves_the_store_clean(store, make_fs, tmp_path):
-    bundle = export(store, tmp_path / "all.tar", "--all")
+def test_a_full_disk_during_store_import_is_one_sentence_and_leaves_the_store_clean(store_dir, make_fs, tmp_path):
+    bundle = export(store_dir, tmp_path / "all.tar", "--all")
     fs = make_fs("ext4", 64)
     target = fs / "store"
     Store(target).check(create=True)
@@ -631,33 +631,33 @@ def test_a_full_disk_during_store_import_is_one_sentence_and_leaves_the_store_cl
 @pytest.mark.parametrize("line", ["-e .", "./project", "{work}/project",
                                   "git+https://github.com/pypa/sampleproject.git",
                                   "sampleproject @ git+https://github.com/pypa/sampleproject.git"])
-def test_a_requirement_holoclone_cannot_materialize_stops_before_the_env_exists(store, xfs, unique, line):
+def test_a_requirement_holoclone_cannot_materialize_stops_before_the_env_exists(store_dir, xfs, unique, line):
     work = xfs / unique
     (work / "project").mkdir(parents=True)
     (work / "project" / "pyproject.toml").write_text("[project]\nname = 'project'\nversion = '1'\n")
     requirements = work / "requirements.txt"
     requirements.write_text(line.format(work=work) + "\n")
     env = work / "env"
-    result = virtualenv(env, "--holoclone-requirements", str(requirements), store=store, check=False, cwd=work)
+    result = virtualenv(env, "--holoclone-requirements", str(requirements), store=store_dir, check=False, cwd=work)
     said = one_sentence(result)
     assert "holoclone materializes wheels only" in said and "Build a wheel first" in said, said
     assert not os.path.lexists(env)
 
 
-def test_a_missing_requirements_file_stops_before_the_env_exists(store, xfs, unique):
+def test_a_missing_requirements_file_stops_before_the_env_exists(store_dir, xfs, unique):
     work = xfs / unique
     work.mkdir()
     env = work / "env"
-    said = one_sentence(virtualenv(env, "--holoclone-requirements", str(work / "missing.txt"), store=store,
+    said = one_sentence(virtualenv(env, "--holoclone-requirements", str(work / "missing.txt"), store=store_dir,
                                    check=False))
     assert str(work / "missing.txt") in said and "does not exist" in said, said
     assert not os.path.lexists(env)
 
 
-def test_a_rebuilt_local_wheel_of_the_same_name_gives_its_new_content(store, xfs, unique):
+def test_a_rebuilt_local_wheel_of_the_same_name_gives_its_new_content(store_dir, xfs, unique):
     work = xfs / unique
     work.mkdir()
-    copy = copy_store(store, work / "store")
+    copy = copy_store(store_dir, work / "store")
     requirements = work / "requirements.txt"
     wheel = write_wheel(work / "wheels", "hcrebuilt", "1.0", {"hcrebuilt/__init__.py": b"VALUE = 'first'\n"})
     requirements.write_text(f"{wheel}\n")
@@ -673,12 +673,12 @@ def test_a_rebuilt_local_wheel_of_the_same_name_gives_its_new_content(store, xfs
     assert run_in(work / "one", "python", "-c", code).stdout.strip() == "first"
 
 
-def test_a_requirement_pip_cannot_satisfy_shows_pips_own_error(store, xfs, unique):
+def test_a_requirement_pip_cannot_satisfy_shows_pips_own_error(store_dir, xfs, unique):
     work = xfs / unique
     work.mkdir()
     requirements = work / "requirements.txt"
     requirements.write_text("hcnothere==1.0\n")
-    result = virtualenv(work / "env", "--holoclone-requirements", str(requirements), store=store, check=False,
+    result = virtualenv(work / "env", "--holoclone-requirements", str(requirements), store=store_dir, check=False,
                         extra_env={"PIP_NO_INDEX": "1"})
     text = output(result)
     assert result.returncode != 0 and "Traceback" not in text, text
@@ -688,10 +688,10 @@ def test_a_requirement_pip_cannot_satisfy_shows_pips_own_error(store, xfs, uniqu
 
 
 # -- 10: shared stores ---------------------------------------------------------------------------
-def test_doctor_reports_a_store_others_can_write_into(store, xfs, unique):
+def test_doctor_reports_a_store_others_can_write_into(store_dir, xfs, unique):
     work = xfs / unique
     work.mkdir()
-    copy = copy_store(store, work / "store")
+    copy = copy_store(store_dir, work / "store")
     clean = holoclone("doctor", str(work), store=copy)
     assert clean.returncode == 0 and "other accounts" not in output(clean), output(clean)
 

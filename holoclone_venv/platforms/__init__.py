@@ -17,7 +17,7 @@ import os
 import sys
 from typing import Callable, NamedTuple, Optional, Sequence
 
-from .base import Extent, TreeCloner, machine  # noqa: F401  (re-exported: part of this package's API)
+from .base import Extent, PlatformPlugin, TreeCloner, machine  # noqa: F401  (re-exported: part of this package's API)
 
 
 class Platform(NamedTuple):
@@ -28,7 +28,7 @@ class Platform(NamedTuple):
     #: Registered with pluggy as the plugin named "platform"; implements
     #: ``holoclone_clone_backend`` and ``holoclone_filesystem_name``.  None where
     #: there is no clone backend.
-    plugin: object | None
+    plugin: PlatformPlugin | None
     #: ``extents(path)``: every extent of a file; None where the platform cannot tell.
     extents: Optional[Callable[[str], list]]
     #: ``pid_alive(pid)``: is a process with this pid running.
@@ -42,7 +42,7 @@ class Platform(NamedTuple):
     #: Whole trees cloned in one call (templates): btrfs snapshots on Linux (its calls raise
     #: Unsupported on other filesystems), clonefile of a directory on macOS; None elsewhere.
     tree: Optional[TreeCloner] = None
-    #: Whether linking may fork worker processes (``shares.py``): measured faster than threads on
+    #: Whether linking may fork worker processes (``materialize/workers.py``): measured faster than threads on
     #: Linux; macOS system libraries are not fork-safe, and Windows cannot fork.
     forks_workers: bool = False
 
@@ -103,8 +103,3 @@ def is_subvolume(path: str) -> bool:
 
     return btrfs.is_subvolume(path)
 
-
-def platform_module_name() -> str | None:
-    """Dotted name of this platform's backend module, or None (transitional: use :func:`current`)."""
-    name = _platform_name()
-    return None if name == "other" else f"holoclone_venv.platforms.{name}"

@@ -15,7 +15,7 @@ import threading
 import functools
 from typing import Callable, NamedTuple, Optional, Sequence
 
-from ..hookspecs import CloneBackend, hookimpl
+from ..hookspecs import CloneBackend, LinkFunction, hookimpl
 
 
 class Extent(NamedTuple):
@@ -38,7 +38,6 @@ def machine() -> str:
 
     return platform.machine()
 
-LinkFunction = Callable[[str, str, Optional[int], int, Optional[int]], None]
 
 
 class PlatformPlugin:
@@ -183,9 +182,3 @@ def process_umask() -> int:
             _umask = mask
         return _umask
 
-
-def forget_umask() -> None:
-    """Read the umask again on next use (after the process changed it on purpose)."""
-    global _umask
-    with _umask_lock:
-        _umask = None

@@ -86,7 +86,7 @@ def _split(path: str, limit: int) -> tuple[str, bytes]:
 
 def _failed(call: str, error: OSError, path: str, detail: str = "") -> BaseException:
     """The error to raise for a failed ioctl: :class:`Unsupported` for "cannot here", else ``OSError``."""
-    code = error.errno
+    code = error.errno or errno.EIO  # an ioctl's OSError always carries one
     if code in UNSUPPORTED_ERRNOS:
         where = detail or _explain(call, code, path)
         return Unsupported(f"{call} failed on {path}: [Errno {code}] {os.strerror(code)}{where}", code)

@@ -102,7 +102,7 @@ def _function(name: str):
 
 
 def clonefile(source: str, target: str, dir_fd: int | None, mode: int, mtime: int | None) -> None:
-    """Create ``target`` as an APFS clone of ``source`` (see ``strategies.LinkFunction``).
+    """Create ``target`` as an APFS clone of ``source`` (the :data:`~holoclone_venv.hookspecs.LinkFunction` contract).
 
     With ``dir_fd`` the clone is made with ``fclonefileat`` relative to it,
     otherwise with ``clonefile``.  Raises :class:`Unsupported` when the volume

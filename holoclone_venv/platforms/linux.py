@@ -226,7 +226,7 @@ def filesystem_name(path: str) -> Optional[str]:
 
 def fiemap(path: str) -> list[tuple[int, int, int, int]]:
     """``(logical, physical, length, flags)`` of every extent of ``path``, raw from FS_IOC_FIEMAP."""
-    result = []
+    result: list[tuple[int, int, int, int]] = []
     start = 0
     batch = 64
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)

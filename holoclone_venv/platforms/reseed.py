@@ -5,16 +5,18 @@ A ReFS/Dev Drive region can be shared at most 8,175 times
 hardlinks (``EMLINK``, 65,000 on ext4).  The store object is the source of
 every clone and link, so once it is saturated it stays saturated: every
 later clone of it falls back.  Clone backends report that as
-:class:`holoclone_venv.errors.Unsupported` with errno ``EMLINK``; the store
-then calls :func:`reseed` (under its own lock) and tries again.  Files
-already made from the old object keep their data: on POSIX they keep the old
-inode or blocks, on Windows the old clusters stay referenced by them.
+:class:`holoclone_venv.errors.Unsupported` with errno ``EMLINK``; the linker
+then asks the store to re-seed the object (``Store.reseed_object``, which
+stages the copy under the store's ``tmp/``) and tries again.  No lock is
+taken: the replace is atomic and the bytes are the same, so a concurrent
+reader opens the old file or the new one, each whole.  Files already made
+from the old object keep their data: on POSIX they keep the old inode or
+blocks, on Windows the old clusters stay referenced by them.
 """
 
 from __future__ import annotations
 
 import os
-import secrets
 import stat
 
 _CHUNK = 1 << 20
@@ -23,8 +25,11 @@ _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _os_replace = os.replace  # a seam: the tests play Windows' refusal to replace a read-only file
 
 
-def reseed(path: str) -> None:
+def reseed(path: str, temporary: str) -> None:
     """Atomically replace the file at ``path`` by an unshared copy with the same bytes, mode and times.
+
+    The copy is written at ``temporary`` (a new name on the same filesystem, outside the folder of
+    objects, so a crash never leaves a file there that looks like one) and renamed over ``path``.
 
     The copy is a plain byte copy, deliberately: a clone (``copy_file_range``,
     ``CopyFile2`` on new Windows) would share the saturated data again.  It
@@ -36,8 +41,6 @@ def reseed(path: str) -> None:
     """
     info = os.stat(path)
     mode = stat.S_IMODE(info.st_mode)
-    directory, name = os.path.split(path)
-    temporary = os.path.join(directory, f".{name}.reseed-{os.getpid()}-{secrets.token_hex(4)}")
     try:
         _copy_bytes(path, temporary)
         os.utime(temporary, ns=(info.st_atime_ns, info.st_mtime_ns))

@@ -45,7 +45,7 @@ from .winapi import (  # noqa: F401
 
 def _open_library():
     """Load kernel32 keeping GetLastError for ``_last_error``."""
-    return ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined]
+    return ctypes.WinDLL("kernel32", use_last_error=True)
 
 
 def _last_error() -> int:
@@ -78,7 +78,7 @@ def _error(what: str, path: str | None = None) -> OSError:
     text = _MESSAGES.get(code) or (format_error(code).strip().rstrip(".") if format_error else "unexpected error")
     message = f"{what} failed: {text} (Windows error {code})"
     error = OSError(_ERRNO.get(code, errno.EIO), message, path)
-    error.winerror = code
+    setattr(error, "winerror", code)  # OSError has the attribute on Windows only
     return error
 
 
@@ -87,7 +87,7 @@ def _unsupported(error: OSError) -> Unsupported:
 
 
 def _raise(error: OSError) -> None:
-    raise _unsupported(error) if error.winerror in CLONE_UNSUPPORTED else error
+    raise _unsupported(error) if getattr(error, "winerror", None) in CLONE_UNSUPPORTED else error
 
 
 def _check(ok: int, what: str, path: str | None = None) -> None:
@@ -125,7 +125,7 @@ def cluster_size(k32, path: str) -> int:
                 root.value, ctypes.byref(sectors), ctypes.byref(sector_bytes), ctypes.byref(free),
                 ctypes.byref(total))):
             error = _error("asking the volume's cluster size", path)
-            raise Unsupported(error.strerror, error.errno)
+            raise Unsupported(str(error.strerror), error.errno)
         size = sectors.value * sector_bytes.value
         _cluster_sizes[directory] = size
     return size
@@ -216,7 +216,7 @@ def _duplicate(k32, src: int, dst: int, offset: int, length: int, target: str) -
     # Another volume answers ERROR_INVALID_PARAMETER (ReFS) or
     # ERROR_INVALID_FUNCTION (a target on NTFS): say EXDEV, so the caller
     # skips every method that needs one volume.
-    if error.winerror in (ERROR_INVALID_PARAMETER, ERROR_INVALID_FUNCTION) and _other_volume(k32, src, dst):
+    if getattr(error, "winerror", None) in (ERROR_INVALID_PARAMETER, ERROR_INVALID_FUNCTION) and _other_volume(k32, src, dst):
         raise Unsupported("source and target are on different volumes", errno.EXDEV)
     _raise(error)
 
@@ -344,7 +344,7 @@ def _flush(path: str) -> None:
 def _copy_file2():
     """``_winapi.CopyFile2`` (Python 3.12+ on Windows), or None."""
     try:
-        import _winapi  # type: ignore[import-not-found]
+        import _winapi
     except ImportError:
         return None
     return getattr(_winapi, "CopyFile2", None)

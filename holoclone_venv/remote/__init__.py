@@ -27,11 +27,12 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from ..catalog import catalog_key
-from ..errors import HoloCloneError
+from ..environment import WheelRef
+from ..store.catalog import catalog_key
+from ..errors import HoloCloneError, RemoteError
 
 if TYPE_CHECKING:
-    from ..catalog import Catalog
+    from ..store.catalog import Catalog
     from ..settings import Settings
     from ..store import Store
 
@@ -84,22 +85,23 @@ def _open(settings: Settings):
     return open_remote(settings.remote), TrustedKeys.parse(settings.trusted_keys)
 
 
-def find_catalog(settings: Settings, store: Store, wheel: Path, tag: str) -> Catalog | None:
-    """The catalog of ``wheel`` for ``tag``: the store's when intact, else pulled from the remote, else None.
+def find_catalog(settings: Settings, store: Store, wheel: WheelRef, tag: str) -> Catalog | None:
+    """The catalog of ``wheel`` for ``tag``: the store's when intact, else pulled from the remote, else None
+    (the wheel's file is then imported).
 
-    ``wheel`` may be absent when it comes from a resolution pulled from the
-    remote (only its catalogs were pulled); then it is named by
-    ``Store.wheel_path`` and its digest is its folder's name.
+    ``wheel`` may have no file when it comes from a resolution pulled from the remote (only its
+    catalogs were pulled): then its digest names it, and a catalog neither the store nor the remote
+    has is an error.
     """
     from .sync import RemoteMiss, local_catalog, pull
 
-    if os.path.exists(wheel):
+    if wheel.path is not None:
         store.reclaim_tmp_once()
-        digest = store.wheel_digest(wheel)
-    else:
-        digest = wheel.parent.name
-        if store.wheel_path(wheel.name, digest) != wheel:
-            return None  # not a wheel this package named: the importer reports it
+    digest = wheel.digest
+    if digest is None:
+        if wheel.path is None:
+            return None  # nothing names it: the caller reports the wheel it cannot find
+        digest = store.wheel_digest(wheel.path)
     key = catalog_key(digest, tag)
     catalog = local_catalog(store, key)
     if catalog is not None:
@@ -117,32 +119,35 @@ def find_catalog(settings: Settings, store: Store, wheel: Path, tag: str) -> Cat
         LOG.info("holoclone: %s; importing %s from the wheel", miss.message, wheel.name)
     except HoloCloneError as error:
         _not_used(settings.remote, error, wheel.name)
-    if not os.path.exists(wheel):
-        raise HoloCloneError(f"the catalog of {wheel.name} (from the remote's resolution) is no longer in the store "
+    if wheel.path is None or not os.path.exists(wheel.path):
+        raise RemoteError(f"the catalog of {wheel.name} (from the remote's resolution) is no longer in the store "
                              "and the remote did not provide it.", "Run again once the remote answers.")
     return None
 
 
 def find_resolution(settings: Settings, store: Store, key: str, tag: str,
-                    seed_wheels: Sequence[Path] = ()) -> list[Path] | None:
+                    seed_wheels: Sequence[Path] = ()) -> list[WheelRef] | None:
     """The wheels of the dependency set ``key`` when the remote has it signed with every catalog for ``tag``.
 
-    Returns ``Store.wheel_path`` paths that need not exist: their catalogs are
-    in the store, which is all :func:`find_catalog` needs.  None when the run
+    Returns the wheels by name and digest, with the store's file where it keeps one: their catalogs
+    are in the store, which is all :func:`find_catalog` needs.  None when the run
     should resolve with pip.  The catalogs of ``seed_wheels`` (pip, setuptools)
     the store lacks come along in the same pull where the remote has them.
     """
     from . import layout
     from .sync import RemoteMiss, fetch_resolution, local_catalog, pull
 
-    def complete(document: dict | None) -> list[Path] | None:
+    def refs(wheels: list[tuple[str, str]]) -> list[WheelRef]:
+        return [WheelRef(name, digest, store.kept_wheel(name, digest)) for name, digest in wheels]
+
+    def complete(document: dict | None) -> list[WheelRef] | None:
         try:
             wheels = layout.resolution_wheels(document, key) if document is not None else None
         except HoloCloneError:
             return None
         if not wheels or any(local_catalog(store, catalog_key(digest, tag)) is None for _, digest in wheels):
             return None
-        return [store.wheel_path(name, digest) for name, digest in wheels]
+        return refs(wheels)
 
     found = complete(store.load_resolution(key))
     if found is not None or settings.remote in _down:
@@ -157,7 +162,7 @@ def find_resolution(settings: Settings, store: Store, key: str, tag: str,
                 along = [catalog_key(store.wheel_digest(wheel), tag) for wheel in seed_wheels if os.path.exists(wheel)]
                 pull(store, remote, trusted, [catalog_key(digest, tag) for _, digest in wheels], _progress, along)
                 store.write_resolution(key, document)  # last: every catalog it needs is in place
-                found = [store.wheel_path(name, digest) for name, digest in wheels] or None  # just pulled: complete
+                found = refs(wheels) or None  # just pulled: complete
                 LOG.info("holoclone: pulled a resolution of %d wheels from %s", len(wheels), settings.remote)
             return found
     except RemoteMiss as miss:

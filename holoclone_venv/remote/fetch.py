@@ -14,8 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Container, Iterable, Mapping
 
-from ..catalog import EXECUTABLE, Catalog
-from ..errors import HoloCloneError
+from ..store.catalog import EXECUTABLE, Catalog
+from ..errors import RemoteError
 from . import layout
 from .pack import RECORD_MAX, Key, PackReader, write_all
 from .transport import Transport
@@ -148,7 +148,7 @@ class Fetcher:
         with io.FileIO(target, "xb") as handle:
             def write(block: bytes) -> None:
                 if handle.tell() + len(block) > most:  # stopped at its signed size: nothing past it is read
-                    raise HoloCloneError(f"object {name} from {self.remote.url} is larger than the {most:,} bytes "
+                    raise RemoteError(f"object {name} from {self.remote.url} is larger than the {most:,} bytes "
                                          f"{'a RECORD may have' if size is None else 'its signed catalog gives'}; "
                                          "nothing was pulled.", "The remote copy is damaged or was altered: "
                                          "remove it there and push again.")
@@ -157,14 +157,14 @@ class Fetcher:
                 self._advance(len(block))
 
             if not self.remote.fetch(name, write):
-                raise HoloCloneError(f"the remote {self.remote.url} lacks object {name} that a signed catalog names; "
+                raise RemoteError(f"the remote {self.remote.url} lacks object {name} that a signed catalog names; "
                                      "nothing was pulled.", "Push the catalog again from a complete store.")
             written = handle.tell()
             good = sha.hexdigest() == digest and (size is None or written == size)
             if good and self.seal is not None:
                 self.seal(handle.fileno(), executable)
         if not good:
-            raise HoloCloneError(f"object {name} from {self.remote.url} does not match its digest (it hashes to "
+            raise RemoteError(f"object {name} from {self.remote.url} does not match its digest (it hashes to "
                                  f"{sha.hexdigest()[:16]}..., {written:,} bytes); nothing was pulled.",
                                  "The remote copy is damaged or was altered: remove it there and push again.")
         self._staged((digest, executable), target)

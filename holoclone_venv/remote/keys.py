@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Iterable
 from ..errors import ConfigError, HoloCloneError
 
 if TYPE_CHECKING:
-    from ..catalog import Catalog
+    from ..store.catalog import Catalog
 
 DOMAIN_CATALOG = b"holoclone-catalog-v1\n"
 DOMAIN_RESOLUTION = b"holoclone-resolution-v1\n"

@@ -23,10 +23,14 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
-from ..errors import HoloCloneError
+from ..errors import RemoteError
+from ..store.resolutions import UnsafeWheel
+from ..store.resolutions import resolution_serial as serial  # noqa: F401  (the remote's name for it)
+from ..store.resolutions import resolution_wheels as parse_resolution
 
-class RemoteUnavailable(HoloCloneError):
+class RemoteUnavailable(RemoteError):
     """The remote did not answer as a holoclone remote (unreachable, an HTTP error, cut off, no marker):
     a seeding stops asking it for the rest of the run."""
 
@@ -57,14 +61,14 @@ def marker() -> bytes:
     return json.dumps({"kind": KIND, "format": FORMAT}).encode()
 
 
-def load_json(data: bytes, what: str, hint: str = "") -> object:
-    """``data`` parsed as JSON; one :class:`HoloCloneError` naming ``what`` for anything that is not
+def load_json(data: bytes, what: str, hint: str = "") -> Any:
+    """``data`` parsed as JSON; one :class:`RemoteError` naming ``what`` for anything that is not
     (including JSON nested too deep for Python's parser, which raises RecursionError)."""
     try:
         return json.loads(data)
     except (ValueError, RecursionError) as error:
         reason = "nested too deeply" if isinstance(error, RecursionError) else str(error)[:120]
-        raise HoloCloneError(f"{what} is not valid JSON ({reason}).",
+        raise RemoteError(f"{what} is not valid JSON ({reason}).",
                              hint or "Do not use it: remove it where it came from and push or export it again.") from None
 
 
@@ -79,9 +83,9 @@ def check_marker(data: bytes | None, url: str) -> None:
     except (ValueError, AttributeError, RecursionError):
         ok = False
     if not ok:
-        raise HoloCloneError(f"{url}/{MARKER} is not a holoclone remote marker.")
+        raise RemoteError(f"{url}/{MARKER} is not a holoclone remote marker.")
     if document["format"] > FORMAT:
-        raise HoloCloneError(f"the remote {url} has format {document['format']}, newer than this holoclone-venv "
+        raise RemoteError(f"the remote {url} has format {document['format']}, newer than this holoclone-venv "
                              f"understands ({FORMAT}).", "Upgrade holoclone-venv.")
 
 
@@ -149,34 +153,21 @@ def is_catalog_key(key: str) -> bool:
 
 def check_catalog_key(key: str) -> None:
     if not _CATALOG_KEY.match(key):
-        raise HoloCloneError(f"{key[:80]!r} is not a catalog key (<wheel sha256>-<interpreter tag>).",
+        raise RemoteError(f"{key[:80]!r} is not a catalog key (<wheel sha256>-<interpreter tag>).",
                              "'holoclone store info --json' lists the keys.")
 
 
 def check_digest(digest: str) -> None:
     if not _DIGEST.match(digest):
-        raise HoloCloneError(f"{digest[:80]!r} is not a sha256 digest.")
+        raise RemoteError(f"{digest[:80]!r} is not a sha256 digest.")
 
 
-def serial(document: object) -> int:
-    """A resolution's ``serial``: when it was resolved (ns since the epoch), signed with it; 0 for one without.
-
-    Resolutions of one key are ordered by it: a pull refuses one older than
-    the store has seen, a push replaces only an older one (docs/fleet.md).
-    """
-    found = document.get("serial", 0) if isinstance(document, dict) else 0
-    return found if type(found) is int and found >= 0 else 0
-
-
-def resolution_wheels(document: object, origin: str) -> list[tuple[str, str]]:
-    """``[(wheel file name, sha256)]`` of a resolution document, each checked; raises for anything else."""
+def resolution_wheels(document: Any, origin: str) -> list[tuple[str, str]]:
+    """``[(wheel file name, sha256)]`` of a resolution document (the store's parser), each checked; raises
+    :class:`RemoteError` naming ``origin`` for anything else."""
     try:
-        if document.get("format") != 1:  # type: ignore[union-attr]
-            raise ValueError(f"format {document.get('format')!r}")  # type: ignore[union-attr]
-        wheels = [(str(name), str(digest)) for name, digest in document["wheels"]]  # type: ignore[index]
-    except (ValueError, KeyError, TypeError, AttributeError) as error:
-        raise HoloCloneError(f"the resolution {origin} is malformed ({error}).") from None
-    for name, digest in wheels:
-        if not _DIGEST.match(digest) or not name.endswith(".whl") or "/" in name or "\\" in name or name.startswith("."):
-            raise HoloCloneError(f"the resolution {origin} names an unsafe wheel {name[:80]!r}.")
-    return wheels
+        return parse_resolution(document)
+    except UnsafeWheel as error:
+        raise RemoteError(f"the resolution {origin} names an unsafe wheel {error.name[:80]!r}.") from None
+    except ValueError as error:
+        raise RemoteError(f"the resolution {origin} is malformed ({error}).") from None

@@ -20,7 +20,7 @@ cut short at a record boundary detectable.
 A pack is untrusted input: :class:`PackReader` checks each record header
 against the signed catalog (named object, exact size, once) before it reads
 the body, hashes every body, and refuses a pack that runs past what the
-catalog's objects can take.  Any problem is one :class:`HoloCloneError`.
+catalog's objects can take.  Any problem is one :class:`RemoteError`.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import shutil
 import struct
 from typing import BinaryIO, Callable, Iterable, Mapping
 
-from ..errors import HoloCloneError, os_error
+from ..errors import RemoteError, os_error
 
 MAGIC = b"HCPACK\x00\x01"
 HEADER = struct.Struct(">B32sQ")
@@ -94,7 +94,7 @@ class PackReader:
     (already present, or another pack's).  ``done(key, path)`` is called once
     a written body hashed to its digest, after ``seal(fd, executable)`` (when
     given) while the file is still open; ``progress(n)`` with the bytes of
-    each written block.  Everything raises :class:`HoloCloneError` (the
+    each written block.  Everything raises :class:`RemoteError` (the
     caller removes its staging); call :meth:`close` in every case.
     """
 
@@ -117,8 +117,8 @@ class PackReader:
         self.path: str | None = None
         self.handle: io.FileIO | None = None
 
-    def _bad(self, problem: str) -> HoloCloneError:
-        return HoloCloneError(f"the pack {self.origin} {problem}; nothing was pulled.",
+    def _bad(self, problem: str) -> RemoteError:
+        return RemoteError(f"the pack {self.origin} {problem}; nothing was pulled.",
                               "Remove the pack from the remote (pulls then fetch objects one by one) and push again.")
 
     def feed(self, block: bytes) -> None:

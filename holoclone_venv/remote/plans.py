@@ -15,8 +15,8 @@ import logging
 import re
 from typing import TYPE_CHECKING
 
-from ..catalog import catalog_key
-from ..errors import HoloCloneError
+from ..store.catalog import catalog_key
+from ..errors import HoloCloneError, RemoteError
 from . import layout
 from .keys import install_plan_payload
 
@@ -94,7 +94,7 @@ def find_install_plan(settings: Settings, store: Store, key: str, tag: str) -> d
                        f"the {origin}")
         needed = travelling_catalogs(document)
         if needed is None or document["tag"] != tag:
-            raise HoloCloneError(f"the {origin} is not a pinned plan of store wheels for {tag}.")
+            raise RemoteError(f"the {origin} is not a pinned plan of store wheels for {tag}.")
         missing = [k for k in needed if local_catalog(store, k) is None]
         if missing:
             store.require_writable("an install plan's catalogs from the remote")

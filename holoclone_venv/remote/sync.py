@@ -27,10 +27,10 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from ..catalog import Catalog
-from ..errors import HoloCloneError, StoreError
+from ..store.catalog import Catalog
+from ..errors import HoloCloneError, RemoteError, StoreError
 from ..platforms import current
-from ..store import Store
+from ..store import StagedObject, Store
 from . import layout
 from .fetch import Fetcher, Progress, object_sizes, parallel
 from .keys import SecretKey, TrustedKeys, catalog_payload, resolution_payload
@@ -41,7 +41,7 @@ from .transport import Transport
 _NOT_THIS_COPY = "Do not use the remote's copy: remove it there and push it again from a good store."
 
 
-class RemoteMiss(HoloCloneError):
+class RemoteMiss(RemoteError):
     """The remote does not have a catalog or resolution: not a failure, the caller imports as usual."""
 
 
@@ -59,15 +59,6 @@ class Transfer:
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
-
-
-def _present(store: Store, digest: str, executable: bool, size: int | None) -> bool:
-    if size is None:
-        try:
-            size = os.lstat(store.object_path(digest, executable)).st_size
-        except OSError:
-            return False
-    return store.has_object(digest, size, executable)
 
 
 # -- push -----------------------------------------------------------------------------------------
@@ -94,7 +85,7 @@ def push(store: Store, remote: Transport, catalogs: list[Catalog], key: SecretKe
             continue
         sending.append((digest, executable, _pushable(store, digest, executable, size)))
     # A pack for each catalog whose pack the remote lacks (catalogs pushed by an older version included).
-    packs_there = {parsed for name in remote.list(layout.PACKS) if (parsed := layout.parse_pack(name))}
+    packs_there = {pack for name in remote.list(layout.PACKS) if (pack := layout.parse_pack(name))}
     packing = [(catalog, pack_size(_pushable(store, d, x, s) for (d, x), s in object_sizes(catalog).items()))
                for catalog in catalogs if catalog.key not in packs_there]
     total = sum(size for _, _, size in sending) + sum(size for _, size in packing)
@@ -125,7 +116,7 @@ def push(store: Store, remote: Transport, catalogs: list[Catalog], key: SecretKe
             wheels = layout.resolution_wheels(document, resolution_key)
         except HoloCloneError:
             continue
-        if wheels and all(digest in pushed for _, digest in wheels):
+        if document is not None and wheels and all(digest in pushed for _, digest in wheels):
             data = json.dumps(document, indent=1).encode()
             _put_signed(remote, layout.resolution_name(resolution_key), layout.resolution_signature(resolution_key),
                         data, key.sign(resolution_payload(resolution_key, document)), key.name, _same_resolution,
@@ -136,7 +127,7 @@ def push(store: Store, remote: Transport, catalogs: list[Catalog], key: SecretKe
 
 def _pushable(store: Store, digest: str, executable: bool, size: int | None) -> int:
     """The size of an intact store object that is to be pushed; raises when it is not intact."""
-    if not _present(store, digest, executable, size):
+    if not store.present(digest, executable, size):
         raise StoreError(f"store object {store.object_path(digest, executable)} is missing or was changed, "
                          "so it cannot be pushed.", "Run 'holoclone store verify --repair', then seed once to re-import it.")
     return os.lstat(store.object_path(digest, executable)).st_size
@@ -188,8 +179,8 @@ def _put_signed(remote: Transport, name: str, sig_name: str, data: bytes, signat
     document, unless ``newer(old, new)`` (a resolution with a later serial supersedes an earlier one)."""
     existing = remote.get(name, limit)
     replacing = existing is not None and existing != data and not same(existing, data)
-    if replacing and not newer(existing, data):
-        raise HoloCloneError(f"the remote {remote.url} already has a different {name}, which is not older; "
+    if existing is not None and replacing and not newer(existing, data):
+        raise RemoteError(f"the remote {remote.url} already has a different {name}, which is not older; "
                              "a push never replaces one.", "Remove it from the remote if it is wrong, then push again.")
     old = (remote.get(sig_name, layout.SIGNATURE_MAX) or b"").decode("ascii", "replace").splitlines()
     lines = [line for line in old if line.strip() and not line.startswith(f"{signer}:")][:15] + [signature]
@@ -216,7 +207,7 @@ def local_catalog(store: Store, key: str) -> Catalog | None:
     if pulled is not None:
         return pulled
     catalog = store.load_catalog(key)
-    if catalog is None or store.check_objects(catalog) or not _present(store, catalog.record, False, None):
+    if catalog is None or store.check_objects(catalog) or not store.present(catalog.record, False, None):
         return None
     return catalog
 
@@ -227,7 +218,7 @@ def pull(store: Store, remote: Transport, trusted: TrustedKeys, keys: Iterable[s
     """Fetch the catalogs ``keys`` and the objects the store lacks; returns them (present ones too) and what moved.
 
     Raises :class:`RemoteMiss` when the remote lacks one, :class:`~.keys.Untrusted`
-    when one is not signed by a trusted key, :class:`HoloCloneError` for anything
+    when one is not signed by a trusted key, :class:`RemoteError` for anything
     else; in every case nothing was added to the store.  The catalogs ``along``
     come in the same transfer when the remote has them signed, and are skipped
     silently when it does not (whoever needs one later asks for it alone).
@@ -262,14 +253,14 @@ def pull(store: Store, remote: Transport, trusted: TrustedKeys, keys: Iterable[s
         try:
             catalog = Catalog.from_json(data, f"{remote.url}/{layout.catalog_name(key)}")
         except StoreError as error:  # the remote's copy, not the store: verify --repair is no remedy
-            raise HoloCloneError(error.message, _NOT_THIS_COPY) from None
+            raise RemoteError(error.message, _NOT_THIS_COPY) from None
         what = f"catalog {key} ({catalog.name} {catalog.version}) from {remote.url}"
         if catalog.key != key:
-            raise HoloCloneError(f"{what} describes {catalog.key}; it was not used.")
+            raise RemoteError(f"{what} describes {catalog.key}; it was not used.")
         trusted.signer(remote.get(layout.catalog_signature(key), layout.SIGNATURE_MAX), catalog_payload(catalog), what)
         existing = store.load_catalog(key)
         if existing is not None and existing != catalog:
-            raise HoloCloneError(f"the store already has a different catalog {key} ({existing.name} {existing.version}); "
+            raise RemoteError(f"the store already has a different catalog {key} ({existing.name} {existing.version}); "
                                  "a pull never replaces one.", "Run 'holoclone store verify --repair' if it is damaged.")
         fetched[key] = catalog
 
@@ -279,7 +270,7 @@ def pull(store: Store, remote: Transport, trusted: TrustedKeys, keys: Iterable[s
     needed: dict[tuple[str, bool], int | None] = {}
     for catalog in fetched.values():
         needed.update(object_sizes(catalog))
-    missing = sorted((k, s) for k, s in needed.items() if not _present(store, *k, s))
+    missing = sorted((k, s) for k, s in needed.items() if not store.present(*k, s))
     result.present = len(needed) - len(missing)
     total = sum(s or 0 for _, s in missing)
     bar = progress(f"holoclone: pulling {len(missing):,} objects ({total / 1e6:,.1f} MB) from {remote.url}") \
@@ -298,15 +289,12 @@ def pull(store: Store, remote: Transport, trusted: TrustedKeys, keys: Iterable[s
         result.objects = len(staged)
         result.bytes = sum(os.path.getsize(staged[key]) if size is None else size for key, size in missing)
         result.packs, result.pack_bytes = fetcher.packs, fetcher.pack_bytes
-        with store.lock():
-            # Sealed as they were written.  An object another pull adopted meanwhile is replaced by
-            # the same verified bytes, which costs less than checking for it first.
-            for (digest, executable), path in staged.items():
-                store.adopt_object(path, digest, executable, sealed)
-            for key in pulled:
-                if store.load_catalog(key) is None:
-                    store.write_catalog(fetched[key])  # last: its objects are all in place
-                _just_pulled[str(store.root), key] = fetched[key]
+        # Made durable as they came (above); sealed as they were written.  An object another pull adopted
+        # meanwhile is replaced by the same verified bytes, which costs less than checking for it first.
+        store.commit([StagedObject(digest, executable, path) for (digest, executable), path in staged.items()],
+                     [fetched[key] for key in pulled], None, sealed=sealed, adopt_present=True, only_new_catalogs=True)
+        for key in pulled:
+            _just_pulled[str(store.root), key] = fetched[key]
     except OSError as error:
         from ..errors import os_error
 
@@ -367,7 +355,7 @@ class _EarlyFlush:
 
 def _check_records(store: Store, remote: Transport, catalogs: Iterable[Catalog], staged: dict) -> None:
     """Refuse a catalog whose entries its own wheel's RECORD does not vouch for (as a bundle import does)."""
-    from ..record import disagreements
+    from ..materialize.record import disagreements
 
     def read_object(digest: str, executable: bool) -> bytes:
         with open(staged.get((digest, executable)) or store.object_path(digest, executable), "rb") as handle:
@@ -376,7 +364,7 @@ def _check_records(store: Store, remote: Transport, catalogs: Iterable[Catalog],
     for catalog in catalogs:
         problems = disagreements(catalog, read_object(catalog.record, False), read_object)
         if problems:
-            raise HoloCloneError(f"catalog {catalog.key} ({catalog.name} {catalog.version}) from {remote.url} disagrees "
+            raise RemoteError(f"catalog {catalog.key} ({catalog.name} {catalog.version}) from {remote.url} disagrees "
                                  f"with its wheel's RECORD: {problems[0]}; nothing was pulled.",
                                  "Do not use this remote's copy: it was altered, or not made by holoclone.")
 
@@ -393,7 +381,7 @@ def fetch_resolution(store: Store, remote: Transport, trusted: TrustedKeys, key:
                    f"the {origin}")
     seen = layout.serial(store.load_resolution(key))
     if layout.serial(document) < seen:  # validly signed, but superseded: a rollback or a stale cache
-        raise HoloCloneError(f"the {origin} is older (serial {layout.serial(document)}) than the one this store "
+        raise RemoteError(f"the {origin} is older (serial {layout.serial(document)}) than the one this store "
                              f"has already seen (serial {seen}), so it was not used.",
                              "Push the newer resolution to the remote again.")
     return document, wheels

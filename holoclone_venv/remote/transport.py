@@ -7,7 +7,7 @@ standard AWS settings (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``...,
 web-identity and instance roles; ``AWS_PROFILE`` through boto3 when installed).
 
 Every method is safe to call from several threads.  Failures are one
-:class:`HoloCloneError` sentence naming the remote; a missing file is not a
+:class:`RemoteError` sentence naming the remote; a missing file is not a
 failure (``get``/``fetch`` return None/False).
 """
 
@@ -19,7 +19,7 @@ import threading
 from typing import Callable, Iterator, Protocol
 from urllib.parse import urlsplit
 
-from ..errors import HoloCloneError
+from ..errors import HoloCloneError, RemoteError
 from .keys import INSTALL_HINT
 from .layout import RemoteUnavailable
 
@@ -49,7 +49,7 @@ class Transport(Protocol):
 
 
 def open_remote(url: str) -> Transport:
-    """The transport for ``url``; raises :class:`HoloCloneError` for a URL holoclone cannot use."""
+    """The transport for ``url``; raises :class:`RemoteError` for a URL holoclone cannot use."""
     from ..settings import check_remote_url
 
     scheme = urlsplit(check_remote_url(url)).scheme.lower()
@@ -69,14 +69,14 @@ def _get(transport: Transport, name: str, limit: int) -> bytes | None:
         nonlocal size
         size += len(block)
         if size > limit:  # before the rest is read: a hostile remote cannot fill memory
-            raise HoloCloneError(f"{name} on the remote {transport.url} is larger than {limit:,} bytes, more than "
+            raise RemoteError(f"{name} on the remote {transport.url} is larger than {limit:,} bytes, more than "
                                  "holoclone writes there; it was not used.", "Remove it from the remote and push again.")
         chunks.append(block)
 
     return b"".join(chunks) if transport.fetch(name, take) else None
 
 
-def _failed(url: str, doing: str, error: object) -> HoloCloneError:
+def _failed(url: str, doing: str, error: object) -> RemoteError:
     reason = getattr(error, "strerror", None) or getattr(error, "reason", None) or str(error) or type(error).__name__
     return RemoteUnavailable(f"the remote {url} failed while {doing}: {str(reason).splitlines()[0][:200]}.",
                           "Check the URL and that the server answers; run again to complete what was left.")
@@ -90,7 +90,7 @@ class FileTransport:
     def __init__(self, url: str) -> None:
         parts = urlsplit(url)
         if parts.netloc not in ("", "localhost"):
-            raise HoloCloneError(f"the remote {url} names a host; file:// remotes are local directories.")
+            raise RemoteError(f"the remote {url} names a host; file:// remotes are local directories.")
         self.url = url.rstrip("/")
         self.root = os.path.abspath(parts.path)
 
@@ -116,7 +116,7 @@ class FileTransport:
             return None
         except OSError as error:
             if error.errno == errno.ELOOP:
-                raise HoloCloneError(f"the remote {self.url} has a symlink at {name}; it is never followed.",
+                raise RemoteError(f"the remote {self.url} has a symlink at {name}; it is never followed.",
                                      "Remove the link from the shared directory.") from None
             raise _failed(self.url, f"reading {name}", error) from None
         finally:
@@ -133,7 +133,7 @@ class FileTransport:
             import stat
 
             if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise HoloCloneError(f"the remote {self.url} has something other than a file at {name}.")
+                raise RemoteError(f"the remote {self.url} has something other than a file at {name}.")
             with os.fdopen(fd, "rb", closefd=False) as handle:
                 for block in iter(lambda: handle.read(_CHUNK), b""):
                     write(block)
@@ -148,7 +148,7 @@ class FileTransport:
         folder = os.path.dirname(final)
         os.makedirs(folder, exist_ok=True)
         if os.path.realpath(folder) != os.path.join(os.path.realpath(self.root), *name.split("/")[:-1]):
-            raise HoloCloneError(f"the remote {self.url} has a symlink on the way to {name}; nothing is written through it.")
+            raise RemoteError(f"the remote {self.url} has a symlink on the way to {name}; nothing is written through it.")
         return final
 
     def put(self, name: str, data: bytes) -> None:
@@ -262,7 +262,7 @@ class HTTPTransport:
                     WATCHDOG.stop(timer)
         return False  # not reached
 
-    def _broken(self, name: str, error: BaseException, timer) -> HoloCloneError:
+    def _broken(self, name: str, error: BaseException, timer) -> RemoteError:
         self.local.connection = None  # half read: never used again
         if timer is not None and timer.expired:
             return RemoteUnavailable(f"the remote {self.url} was cut off while sending {name}: {timer.describe()}.",
@@ -272,8 +272,8 @@ class HTTPTransport:
     def get(self, name: str, limit: int) -> bytes | None:
         return _get(self, name, limit)
 
-    def _read_only(self, name: str) -> HoloCloneError:
-        return HoloCloneError(f"the remote {self.url} is read-only over HTTP, so {name} cannot be written there.",
+    def _read_only(self, name: str) -> RemoteError:
+        return RemoteError(f"the remote {self.url} is read-only over HTTP, so {name} cannot be written there.",
                               "Push to the s3:// or file:// location the web server serves.")
 
     def put(self, name: str, data: bytes) -> None:
@@ -283,7 +283,7 @@ class HTTPTransport:
         raise self._read_only(name)
 
     def list(self, prefix: str) -> Iterator[str]:
-        raise HoloCloneError(f"the remote {self.url} cannot be listed over HTTP.",
+        raise RemoteError(f"the remote {self.url} cannot be listed over HTTP.",
                              "Name the catalogs (their keys) instead of --all.")
 
 
@@ -297,10 +297,10 @@ class S3Transport:
             import obstore  # noqa: F401
             from obstore.store import S3Store
         except ImportError:
-            raise HoloCloneError("s3:// remotes need the 'obstore' package, which is not installed.", INSTALL_HINT) from None
+            raise RemoteError("s3:// remotes need the 'obstore' package, which is not installed.", INSTALL_HINT) from None
         parts = urlsplit(url)
         if not parts.netloc:
-            raise HoloCloneError(f"the remote {url} names no bucket.", "Example: s3://my-bucket/holoclone")
+            raise RemoteError(f"the remote {url} names no bucket.", "Example: s3://my-bucket/holoclone")
         self.url = url.rstrip("/")
         self.prefix = parts.path.strip("/")
         # A stall (no byte for TIMEOUT seconds) fails; a slow but steady transfer does not, however
@@ -322,7 +322,7 @@ class S3Transport:
 
                 options["credential_provider"] = Boto3CredentialProvider(boto3.Session())
             except ImportError:
-                raise HoloCloneError("AWS_PROFILE needs boto3 to read profiles, and it is not installed.",
+                raise RemoteError("AWS_PROFILE needs boto3 to read profiles, and it is not installed.",
                                      "pip install boto3, or set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY.") from None
         from datetime import timedelta
 

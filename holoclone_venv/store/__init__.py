@@ -26,7 +26,7 @@ Invariants:
 * An object appears under its final name only complete (staged, then renamed).
 * A catalog is renamed into place only after every object it names is in place,
   so a catalog never points at a missing or partial object.
-* Objects have mode 0444/0555 and mtime :data:`~holoclone_venv.catalog.FIXED_MTIME`;
+* Objects have mode 0444/0555 and mtime :data:`~holoclone_venv.store.catalog.FIXED_MTIME`;
   a different size or mtime means it was changed after import (the cheap check).
 """
 
@@ -37,13 +37,15 @@ import stat
 from pathlib import Path
 from typing import Iterator
 
-from ..catalog import EXECUTABLE, FIXED_MTIME, Catalog, OutdatedCatalogError, catalog_key
+from .catalog import EXECUTABLE, FIXED_MTIME, Catalog, OutdatedCatalogError, catalog_key
 from ..errors import StoreError
 from ..fsutil import write_atomic
-from ..locks import StoreLock
+from .locks import StoreLock
 from . import folders
 from .caches import Caches
 from .folders import Folders
+from .ingest import Ingest, StagedObject  # noqa: F401  (StagedObject: what commit takes)
+from .objects import ObjectFiles
 from .plans import Plans
 from .staging import Staging
 from .templates import Templates
@@ -52,7 +54,7 @@ LAYOUT = 1
 _LAYOUT_PREFIX = "holoclone-store "
 
 
-class Store(Folders, Staging, Caches, Templates, Plans):
+class Store(Folders, Staging, ObjectFiles, Ingest, Caches, Templates, Plans):
     """A store directory.  Opening one never writes; writes create what they need."""
 
     def __init__(self, root: str | os.PathLike[str], lock_timeout: float = 300.0) -> None:
@@ -157,6 +159,20 @@ class Store(Folders, Staging, Caches, Templates, Plans):
         """Path of an object; it may not exist."""
         return f"{self.objects}/{digest[:2]}/{digest[2:]}{'.x' if executable else ''}"
 
+    def reseed_object(self, path: str) -> bool:
+        """Replace the saturated object at ``path`` by a fresh copy of itself, staged under ``tmp/``
+        (:mod:`holoclone_venv.platforms.reseed`).  False, and nothing changed, when ``path`` is not one of
+        this store's objects, the store is read-only, or the copy fails: the caller then falls back."""
+        if not path.startswith(f"{self.objects}/") or not self.writable:
+            return False
+        from ..platforms.reseed import reseed
+
+        try:
+            reseed(path, self.tmp_file("reseed"))
+        except OSError:
+            return False
+        return True
+
     @property
     def owner(self) -> int | None:
         """The account that owns the store (None where the platform has no owners)."""
@@ -241,18 +257,6 @@ class Store(Folders, Staging, Caches, Templates, Plans):
                 handle.write(data)
             self.adopt_object(staged, digest, False)
         return digest
-
-    def iter_objects(self) -> Iterator[tuple[str, bool, Path]]:
-        """Yield ``(digest, executable, path)`` for every object file.
-
-        Raises :class:`StoreError` when a link stands where a folder of objects belongs."""
-        for prefix in sorted(self.list_folder(self.objects)):
-            sub = self.objects / prefix
-            if not self.is_folder(sub):
-                continue  # a stray file: verify reports it
-            for name in sorted(self.list_folder(sub)):
-                executable = name.endswith(".x")
-                yield prefix + (name[:-2] if executable else name), executable, sub / name
 
     # -- catalogs ----------------------------------------------------------------------------
     def catalog_path(self, key: str) -> Path:

@@ -13,11 +13,12 @@ import time
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from ..catalog import is_sha256
+from .catalog import is_sha256
+from .parts import StoreParts
 from ..fsutil import hash_file
 
 
-class Caches:
+class Caches(StoreParts):
     """RECORD objects, wheel index, kept wheels, resolutions and refs of a store (needs the store's folders)."""
 
     # Set by Store, with ``writable``, ``write_atomically``, ``put_bytes`` and ``object_path``.
@@ -46,7 +47,7 @@ class Caches:
 
     def iter_wheel_index(self) -> Iterator[tuple[Path, str]]:
         """Yield ``(index entry, wheel sha256)``; an entry that is not the owner's sha256 yields an empty digest."""
-        for name in self.list_folder(self.index):  # type: ignore[attr-defined]
+        for name in self.list_folder(self.index):
             path = self.index / name
             yield path, self._stored_digest(path) or ""
 
@@ -59,7 +60,7 @@ class Caches:
         final = self.wheel_path(name, digest)
         if self.kept_wheel(name, digest) is None:
             os.chmod(staged, 0o444)
-            self.make_folder(final.parent)  # type: ignore[attr-defined]
+            self.make_folder(final.parent)
             os.replace(staged, final)  # tmp/ is in the store: same filesystem, atomic
         return final
 
@@ -69,23 +70,23 @@ class Caches:
         Its content is checked by the caller against ``digest``."""
         path = self.wheel_path(name, digest)
         try:
-            if not self.is_folder(path.parent):  # type: ignore[attr-defined]
+            if not self.is_folder(path.parent):
                 return None
             st = os.lstat(path)
         except OSError:
             return None
-        return path if stat.S_ISREG(st.st_mode) and self.trusted(st) else None  # type: ignore[attr-defined]
+        return path if stat.S_ISREG(st.st_mode) and self.trusted(st) else None
 
     def iter_wheels(self) -> Iterator[tuple[str, Path]]:
         """Yield ``(sha256, folder)`` of every kept wheel."""
-        for name in self.list_folder(self.wheels):  # type: ignore[attr-defined]
+        for name in self.list_folder(self.wheels):
             yield name, self.wheels / name
 
     # -- resolutions: requirements resolved to kept wheels -----------------------------------
     def load_resolution(self, key: str) -> dict | None:
         """The resolution document stored under ``key``, or None: absent, unreadable, or not the store owner's
         regular file (it decides which wheels are installed, so it is read like a catalog)."""
-        data = self.read_trusted(self.resolutions / f"{key}.json")  # type: ignore[attr-defined]
+        data = self.read_trusted(self.resolutions / f"{key}.json")
         try:
             document = json.loads(data) if data is not None else None
         except (ValueError, RecursionError):
@@ -97,7 +98,7 @@ class Caches:
 
     def iter_resolutions(self) -> Iterator[tuple[str, Path, dict | None]]:
         """Yield ``(key, path, document or None)`` for every resolution."""
-        for name in sorted(self.list_folder(self.resolutions)):  # type: ignore[attr-defined]
+        for name in sorted(self.list_folder(self.resolutions)):
             if name.endswith(".json"):
                 key = name[: -len(".json")]
                 yield key, self.resolutions / name, self.load_resolution(key)
@@ -121,22 +122,23 @@ class Caches:
 
         ref_id = hashlib.sha256(os.fsencode(os.path.abspath(env_dir))).hexdigest()[:32]
         old: dict = {}
-        data = self.read_trusted(self.refs / f"{ref_id}.json")  # type: ignore[attr-defined]
+        data = self.read_trusted(self.refs / f"{ref_id}.json")
         try:
             old = json.loads(data) if data else {}
         except (ValueError, RecursionError):
             old = {}
-        kept = old.get("catalogs") if isinstance(old, dict) and isinstance(old.get("catalogs"), list) else []
+        listed = old.get("catalogs") if isinstance(old, dict) else None
+        kept = listed if isinstance(listed, list) else []
         template = old.get("template") if isinstance(old, dict) and isinstance(old.get("template"), str) else None
         return self.add_ref(env_dir, [*map(str, kept), *catalog_keys], template)
 
     def iter_refs(self) -> Iterator[tuple[Path, dict]]:
         """Yield ``(ref file, document)``; unreadable refs yield an empty document."""
-        for name in sorted(self.list_folder(self.refs)):  # type: ignore[attr-defined]
+        for name in sorted(self.list_folder(self.refs)):
             if not name.endswith(".json"):
                 continue
             path = self.refs / name
-            data = self.read_trusted(path)  # type: ignore[attr-defined]
+            data = self.read_trusted(path)
             try:
                 document = json.loads(data) if data is not None else {}
             except (ValueError, RecursionError):
@@ -160,7 +162,7 @@ class Caches:
     def record_digests(self, key: str) -> set[str]:
         """Digests of the RECORD objects kept for catalog ``key``."""
         found = set()
-        for name in self.list_folder(self.catalogs):  # type: ignore[attr-defined]
+        for name in self.list_folder(self.catalogs):
             if not name.startswith(f"{key}.record-"):
                 continue
             digest = self._stored_digest(self.catalogs / name)
@@ -171,6 +173,6 @@ class Caches:
     def _stored_digest(self, path: Path) -> str | None:
         """The digest an index file holds: read as the store owner's regular file (never through a
         link), and a sha256 in hex, since it names a path; None for anything else."""
-        data = self.read_trusted(path)  # type: ignore[attr-defined]
+        data = self.read_trusted(path)
         digest = data.decode("ascii", "replace").strip() if data is not None else ""
         return digest if is_sha256(digest) else None

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from ..errors import StoreError
+from .parts import StoreParts
 
 #: Whether folders can be worked in through descriptors (a feature test, not a platform test).
 #: (``os.replace`` is ``os.rename`` that may replace: one implementation, and only ``rename`` is listed.)
@@ -282,7 +283,7 @@ def remove_empty(root: Path, folder: Path) -> None:
         os.close(fd)
 
 
-class Folders:
+class Folders(StoreParts):
     """The store's folders, as a part of :class:`~holoclone_venv.store.Store` (needs its folder names)."""
 
     root: Path

@@ -15,12 +15,13 @@ import json
 from pathlib import Path
 from typing import Iterator
 
-from ..catalog import is_sha256
+from .catalog import is_sha256
+from .parts import StoreParts
 
 INSTALL_PLAN_FORMAT = 1
 
 
-class Plans:
+class Plans(StoreParts):
     """The ``install-plans/`` folder of a store (needs the store's ``read_trusted`` and ``write_atomically``)."""
 
     root: Path
@@ -33,7 +34,7 @@ class Plans:
         """The plan stored under ``key`` when it is the owner's regular file of this format; else None."""
         if not is_sha256(key):
             return None
-        data = self.read_trusted(self.install_plans / f"{key}.json")  # type: ignore[attr-defined]
+        data = self.read_trusted(self.install_plans / f"{key}.json")
         if data is None:
             return None
         try:
@@ -47,11 +48,11 @@ class Plans:
     def write_install_plan(self, key: str, document: dict) -> None:
         """Record a plan atomically (a reader sees the old one or the new one, whole)."""
         document = {**document, "format": INSTALL_PLAN_FORMAT}
-        self.write_atomically(self.install_plans / f"{key}.json",  # type: ignore[attr-defined]
+        self.write_atomically(self.install_plans / f"{key}.json",
                               json.dumps(document, indent=1, sort_keys=True).encode("utf-8"))
 
     def iter_install_plans(self) -> Iterator[tuple[Path, dict | None]]:
         """Yield ``(path, document or None)`` for every install plan (for gc)."""
-        for name in sorted(self.list_folder(self.install_plans)):  # type: ignore[attr-defined]
+        for name in sorted(self.list_folder(self.install_plans)):
             if name.endswith(".json"):
                 yield self.install_plans / name, self.load_install_plan(name[:-len(".json")])

@@ -16,13 +16,14 @@ import time
 from pathlib import Path
 
 from . import folders
+from .parts import StoreParts
 
 #: Names holoclone gives what it stages: ``<label>.<pid>.<ns>`` (write_atomic's ``.<name>.partial.<pid>.<ns>``
 #: included, and a template build's ``.outside`` scratch folder), and the doctor's ``.holoclone-doctor-<label>.<pid>``.
 _STAGING_NAME = re.compile(r"^(?:[^/]+\.(\d+)\.\d+(?:\.outside)?|\.holoclone-doctor-[a-z]+\.(\d+))\Z")
 
 
-class Staging:
+class Staging(StoreParts):
     """``tmp/`` of a store (needs the store's folders)."""
 
     # Set by Store, with ``writable``.
@@ -37,7 +38,7 @@ class Staging:
 
     def tmp_file(self, label: str) -> str:
         """A fresh path under ``tmp/`` that no other process uses."""
-        self.make_folder(self.tmp)  # type: ignore[attr-defined]
+        self.make_folder(self.tmp)
         return f"{self.tmp}/{label}.{os.getpid()}.{time.monotonic_ns()}"
 
     def staging_dir(self, label: str) -> Path:
@@ -56,7 +57,7 @@ class Staging:
             from ..platforms import current
 
             tree = current().tree
-            if tree is None or not self.is_folder(path):  # type: ignore[attr-defined]
+            if tree is None or not self.is_folder(path):
                 raise
             tree.remove(str(path))
 
@@ -70,8 +71,8 @@ class Staging:
         alive = current().pid_alive
         removed = 0
         now = time.time()
-        leftovers = [self.tmp / name for name in self.list_folder(self.tmp)]  # type: ignore[attr-defined]
-        leftovers += self.template_leftovers()  # type: ignore[attr-defined]
+        leftovers = [self.tmp / name for name in self.list_folder(self.tmp)]
+        leftovers += self.template_leftovers()
         for path in leftovers:
             match = _STAGING_NAME.match(path.name)
             if match is None:

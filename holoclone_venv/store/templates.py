@@ -7,9 +7,10 @@ one owner of its folder names)::
                         catalogs for one interpreter and scheme layout, sealed
                         read-only (on btrfs: a read-only subvolume)
     templates/<id>.plan.json
-                        what a clone of it still needs per environment (see
-                        ``tree.py``), so a seeding need not read whole catalogs,
-                        and how many entries a whole clone of it holds
+                        what a clone of it still needs per environment (its
+                        *plan*: :meth:`Templates.template_plan`), so a seeding
+                        need not read whole catalogs, and how many entries a
+                        whole clone of it holds
     templates/<id>.files.json
                         its entries as sealed (:class:`Listing`), for ``verify``
     locks/template-use-<id>.lock
@@ -31,12 +32,21 @@ import os
 import re
 import stat
 from pathlib import Path
-from typing import Iterator, NamedTuple
+from typing import TYPE_CHECKING, Iterator, NamedTuple
+
+from .locks import StoreLock
+from .parts import StoreParts
+
+if TYPE_CHECKING:
+    from .catalog import Catalog
+
+#: The schemes inside the install root a template holds (purelib and platlib are one directory then).
+INSIDE = ("purelib", "platlib")
 
 _TEMPLATE_ID = re.compile(r"^[0-9a-f]{32}\Z")
 
 
-class Templates:
+class Templates(StoreParts):
     """Where templates live and how they come and go (needs the store's folders)."""
 
     # Set by Store, with ``tmp_file`` and ``_lock``.
@@ -60,7 +70,7 @@ class Templates:
             return False
         import stat
 
-        if not (stat.S_ISDIR(st.st_mode) and self.trusted(st)):  # type: ignore[attr-defined]
+        if not (stat.S_ISDIR(st.st_mode) and self.trusted(st)):
             return False
         from ..platforms import current
 
@@ -98,7 +108,7 @@ class Templates:
         no gc changes either, or a platform without ``flock``, which has no tree clones)."""
         if _fcntl() is None:
             return None
-        path = self.locks / f"template-use-{self.template_path(template_id).name[:24]}.lock"  # type: ignore[attr-defined]
+        path = self.locks / f"template-use-{self.template_path(template_id).name[:24]}.lock"
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -112,19 +122,19 @@ class Templates:
         """A fresh path beside the templates to build one in (reclaimed if the builder dies)."""
         import time
 
-        self.make_folder(self.templates)  # type: ignore[attr-defined]
+        self.make_folder(self.templates)
         return f"{self.templates}/.stage-{template_id[:12]}.{os.getpid()}.{time.monotonic_ns()}"
 
     def template_leftovers(self) -> Iterator[Path]:
         """Staging folders of template builds (reclaimed with ``tmp/`` when their process is gone)."""
-        for name in self.list_folder(self.templates):  # type: ignore[attr-defined]
+        for name in self.list_folder(self.templates):
             if name.startswith(".stage-"):
                 yield self.templates / name
 
     def adopt_template(self, staged: str, template_id: str) -> Path:
         """Rename a complete, sealed template into place; returns its path."""
         final = self.template_path(template_id)
-        self.make_folder(final.parent)  # type: ignore[attr-defined]
+        self.make_folder(final.parent)
         os.rename(staged, final)
         return final
 
@@ -132,9 +142,69 @@ class Templates:
         """Where the plan of template ``template_id`` lives (it may not exist)."""
         return self.templates / f"{self.template_path(template_id).name}.plan.json"
 
+    def write_template_plan(self, template_id: str, catalogs: list[Catalog], entries: int) -> None:
+        """Keep beside the template what a clone of it needs per environment (only a saving: errors are
+        ignored): ``catalogs`` cut down to what lies outside the install root, the files and bytes inside
+        it, and ``entries`` (files, links and folders of the template), which lets a clone be checked whole.
+
+        ``{"format": 1, "entries": n, "catalogs": [{"catalog": cut-down catalog JSON, "files": n,
+        "bytes": n}, ...]}``, one item per catalog in the order given.
+        """
+        document = {"format": 1, "entries": entries, "catalogs": [
+            {"catalog": catalog._replace(entries=tuple(e for e in catalog.entries if e.scheme not in INSIDE))
+             .to_json().decode(),
+             "files": sum(1 for e in catalog.entries if e.scheme in INSIDE),
+             "bytes": sum(e.size for e in catalog.entries if e.scheme in INSIDE)}
+            for catalog in catalogs]}
+        try:
+            self.write_atomically(self.template_plan_path(template_id), json.dumps(document).encode())
+        except OSError:
+            pass
+
+    def template_plan_entries(self, template_id: str) -> int | None:
+        """How many entries a whole clone of the template holds, by its plan; None when unknown."""
+        data = self.read_trusted(self.template_plan_path(template_id))
+        try:
+            entries = json.loads(data)["entries"] if data is not None else None
+        except (ValueError, KeyError, TypeError, RecursionError):
+            return None
+        return entries if type(entries) is int else None
+
+    def template_plan(self, template_id: str,
+                      keys: list[str]) -> tuple[list[Catalog], dict[str, tuple[int, int]]] | None:
+        """The cut-down catalogs of the template's plan and, per key, the files and bytes inside the install
+        root; None when there is no plan, or it is not the store owner's, or does not describe ``keys``.
+
+        Every cut-down catalog is validated as a catalog is (:meth:`Catalog.from_json`).
+        """
+        from ..errors import StoreError
+        from .catalog import Catalog
+
+        path = self.template_plan_path(template_id)
+        data = self.read_trusted(path)
+        if data is None:
+            return None
+        try:
+            document = json.loads(data)
+            items = document["catalogs"] if document.get("format") == 1 else None
+            if not isinstance(items, list) or len(items) != len(keys):
+                return None
+            catalogs, inside = [], {}
+            for key, item in zip(keys, items):
+                catalog = Catalog.from_json(item["catalog"].encode(), str(path))
+                files, size = item["files"], item["bytes"]
+                if (catalog.key != key or any(e.scheme in INSIDE for e in catalog.entries)
+                        or type(files) is not int or type(size) is not int or files < 0 or size < 0):
+                    return None
+                catalogs.append(catalog)
+                inside[key] = (files, size)
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError, StoreError):
+            return None
+        return catalogs, inside
+
     def iter_template_plans(self) -> Iterator[tuple[str, Path]]:
         """Yield ``(template id, path)`` of every template plan, its template present or not."""
-        for name in sorted(self.list_folder(self.templates)):  # type: ignore[attr-defined]
+        for name in sorted(self.list_folder(self.templates)):
             identity = name[: -len(".plan.json")]
             if name.endswith(".plan.json") and _TEMPLATE_ID.match(identity):
                 yield identity, self.templates / name
@@ -149,13 +219,13 @@ class Templates:
 
     def iter_templates(self) -> Iterator[tuple[str, Path]]:
         """Yield ``(id, path)`` of every template."""
-        for name in sorted(self.list_folder(self.templates)):  # type: ignore[attr-defined]
+        for name in sorted(self.list_folder(self.templates)):
             if _TEMPLATE_ID.match(name):
                 yield name, self.templates / name
 
-    def template_lock(self, template_id: str):
+    def template_lock(self, template_id: str) -> StoreLock:
         """Serializes building one template."""
-        return self._lock(f"template-{template_id[:24]}", "another process building the same template")  # type: ignore[attr-defined]
+        return self._lock(f"template-{template_id[:24]}", "another process building the same template")
 
 
 def _fcntl():

@@ -91,10 +91,10 @@ def _find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_the_import_graph_sees_relative_absolute_and_deferred_imports():
     graph = _graph()
-    assert "holoclone_venv.settings" in graph["holoclone_venv.linking"]  # inside a function
+    assert "holoclone_venv.settings" in graph["holoclone_venv.materialize.linking"]  # inside a function
     assert "holoclone_venv.report" in graph["holoclone_venv.hookspecs"]  # under TYPE_CHECKING
-    assert "holoclone_venv.store" in graph["holoclone_venv.maintenance.gc"]  # from ..store
-    assert "holoclone_venv.maintenance" in graph["holoclone_venv.maintenance.gc"]  # from . import Progress
+    assert "holoclone_venv.store" in graph["holoclone_venv.command.maintenance.gc"]  # from ..store
+    assert "holoclone_venv.command.maintenance" in graph["holoclone_venv.command.maintenance.gc"]  # from . import Progress
     assert "holoclone_venv.hookspecs" in graph["holoclone_venv.plugins"]  # from . import hookspecs
     assert _find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _find_cycle({"a": {"b"}, "b": set()}) is None
@@ -148,3 +148,111 @@ def test_the_platform_guard_detects_what_it_looks_for(tmp_path):
     assert len(_platform_questions(sample)) == 5
     inside = [hit for path in (PACKAGE / "platforms").rglob("*.py") for hit in _platform_questions(path)]
     assert inside, "the platforms package is where these questions are asked"
+
+
+PLUGINS = Path(__file__).resolve().parents[2] / "plugins"
+#: What a plugin may import from holoclone: the public API, and the package's version.
+PUBLIC = {"holoclone_venv.api", "holoclone_venv:__version__"}
+
+
+def _holoclone_imports(path: Path) -> list[str]:
+    """Each import of holoclone in ``path``: a module name, or ``module:name`` for a name from the package."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names if alias.name.split(".")[0] == NAME]
+        elif isinstance(node, ast.ImportFrom) and not node.level and (node.module or "").split(".")[0] == NAME:
+            if node.module == NAME:
+                found += [f"{NAME}:{alias.name}" for alias in node.names]
+            else:
+                found.append(node.module)
+    return found
+
+
+def _plugin_sources() -> list[Path]:
+    return sorted(path for path in PLUGINS.rglob("*.py") if "tests" not in path.relative_to(PLUGINS).parts)
+
+
+def test_plugins_import_only_the_public_api():
+    sources = _plugin_sources()
+    assert sources, "the example plugins are where this rule is checked"
+    private = {f"{path.relative_to(PLUGINS)}: {name}" for path in sources for name in _holoclone_imports(path)
+               if name not in PUBLIC}
+    assert private == set(), "plugins must import holoclone_venv.api only"
+
+
+def test_the_public_api_guard_detects_what_it_looks_for(tmp_path):
+    sample = tmp_path / "sample.py"
+    sample.write_text("import holoclone_venv.rules\nfrom holoclone_venv.hookspecs import hookimpl\n"
+                      "from holoclone_venv import __version__, errors\nfrom holoclone_venv.api import Rule\n")
+    assert _holoclone_imports(sample) == ["holoclone_venv.rules", "holoclone_venv.hookspecs",
+                                          "holoclone_venv:__version__", "holoclone_venv:errors", "holoclone_venv.api"]
+
+
+def test_the_public_api_names_what_plugins_use():
+    from holoclone_venv import api
+
+    for name in ("hookimpl", "CloneBackend", "LinkMethod", "LinkFunction", "Strategy", "Rule", "Unsupported"):
+        assert name in api.__all__ and getattr(api, name) is not None
+    # One definition of each link type, wherever it is used.
+    from holoclone_venv.materialize import linking
+    from holoclone_venv.platforms import base
+
+    assert linking.LinkMethod is api.LinkMethod and linking.Strategy is api.Strategy
+    assert linking.LinkFunction is api.LinkFunction and base.LinkFunction is api.LinkFunction
+
+
+#: The store's folders (attributes of a Store): a path built inside one spells the store's layout.
+_STORE_FOLDERS = {"objects", "catalogs", "index", "refs", "wheels", "resolutions", "templates", "tmp", "locks",
+                  "install_plans"}
+#: Names of the store's own files.
+_STORE_FILE_NAMES = (".plan.json", ".files.json", ".record-", "template-use-")
+#: A document with these keys is a store format: a resolution, a template plan.
+_STORE_DOCUMENTS = ({"format", "wheels"}, {"format", "entries"})
+
+
+def _folder(node: ast.AST) -> bool:
+    return (isinstance(node, ast.Attribute) and node.attr in _STORE_FOLDERS) or (
+        isinstance(node, ast.Name) and node.id in _STORE_FOLDERS)
+
+
+def _store_formats_spelled(path: Path) -> list[str]:
+    """Where ``path`` spells a store format: a path built inside a store folder, a store file's name, or
+    a store document's fields."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div) and _folder(node.left):
+            found.append(f"{path.name}:{node.lineno} a path inside a store folder")
+        elif isinstance(node, ast.JoinedStr):
+            pairs = zip(node.values, node.values[1:])
+            if any(isinstance(a, ast.FormattedValue) and _folder(a.value) and isinstance(b, ast.Constant)
+                   and str(b.value).startswith("/") for a, b in pairs):
+                found.append(f"{path.name}:{node.lineno} a path inside a store folder")
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if any(name in node.value for name in _STORE_FILE_NAMES):
+                found.append(f"{path.name}:{node.lineno} a store file's name")
+        elif isinstance(node, ast.Dict):
+            keys = {key.value for key in node.keys if isinstance(key, ast.Constant)}
+            if any(fields <= keys for fields in _STORE_DOCUMENTS):
+                found.append(f"{path.name}:{node.lineno} a store document")
+    return found
+
+
+def test_no_module_outside_the_store_spells_a_store_format():
+    outside = [hit for path in sorted(PACKAGE.rglob("*.py")) if path.relative_to(PACKAGE).parts[0] != "store"
+               for hit in _store_formats_spelled(path)]
+    assert outside == [], "store formats belong in holoclone_venv/store/"
+
+
+def test_the_store_format_guard_detects_what_it_looks_for(tmp_path):
+    sample = tmp_path / "sample.py"
+    sample.write_text("a = store.objects / digest[:2]\nb = f'{objects}/{digest[:2]}/{digest[2:]}'\n"
+                      "c = store.templates / (name + '.plan.json')\nd = {'format': 1, 'wheels': []}\n"
+                      "e = f'{store.root}/x'\nf = {'format': 1, 'catalogs': []}\n")
+    assert sorted(hit.split(" ", 1)[1] for hit in _store_formats_spelled(sample)) == [
+        "a path inside a store folder", "a path inside a store folder", "a path inside a store folder",
+        "a store document", "a store file's name"]
+    inside = [hit for path in (PACKAGE / "store").rglob("*.py") for hit in _store_formats_spelled(path)]
+    assert inside, "the store is where its formats are spelled"

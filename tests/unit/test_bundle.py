@@ -10,9 +10,16 @@ import tarfile
 
 import pytest
 
-from holoclone_venv.errors import HoloCloneError
-from holoclone_venv.maintenance.bundle import (BUNDLE_FORMAT, BUNDLE_HEADER, export, import_bundle,
-                                               read_manifest, select_catalogs, write_manifest)
+from holoclone_venv.errors import BundleError, HoloCloneError
+from holoclone_venv.command.maintenance.bundle import (
+    BUNDLE_FORMAT,
+    BUNDLE_HEADER,
+    export,
+    import_bundle,
+    read_manifest,
+    select_catalogs,
+    write_manifest,
+)
 from holoclone_venv.store import Store
 
 
@@ -63,8 +70,8 @@ def _object_member(data: bytes, name_data: bytes | None = None) -> tuple:
     return f"objects/{digest[:2]}/{digest[2:]}", data
 
 
-def _refused(target: Store, path: str, *words: str) -> HoloCloneError:
-    with pytest.raises(HoloCloneError) as caught:
+def _refused(target: Store, path: str, *words: str) -> BundleError:
+    with pytest.raises(BundleError) as caught:  # one type for every refusal: no caller reads the words
         import_bundle(target, path)
     message = caught.value.message
     assert "Traceback" not in str(caught.value)
@@ -202,7 +209,7 @@ def test_a_bundle_of_a_newer_format_is_refused(source, target, tmp_path):
     store, _, second = source
     members = _valid_members(store, second)
     members[0] = _header(fmt=BUNDLE_FORMAT + 1, keys=[second.key])
-    with pytest.raises(HoloCloneError) as caught:
+    with pytest.raises(BundleError) as caught:  # one type for every refusal: no caller reads the words
         import_bundle(target, _tar(tmp_path / "new.tar", members))
     assert "newer" in caught.value.message and f"format {BUNDLE_FORMAT + 1}" in caught.value.message
     _nothing_imported(target)
@@ -237,6 +244,6 @@ def test_select_catalogs_by_key_name_and_version(source, make_catalog):
     assert {c.key for c in select_catalogs(store, ["Demo-Pkg"], False)} == {first.key, older.key}
     assert [c.key for c in select_catalogs(store, ["demo.pkg==1.0"], False)] == [older.key]
     assert {c.key for c in select_catalogs(store, [], True)} == {first.key, second.key, older.key}
-    with pytest.raises(HoloCloneError) as caught:
+    with pytest.raises(BundleError) as caught:  # one type for every refusal: no caller reads the words
         select_catalogs(store, ["other", "nosuch==9"], False)
     assert "'nosuch==9'" in caught.value.message

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from holoclone_venv.catalog import (FORMAT, Catalog, Entry, OutdatedCatalogError, Script, safe_relpath)
+from holoclone_venv.store.catalog import FORMAT, Catalog, Entry, OutdatedCatalogError, Script, safe_relpath
 from holoclone_venv.errors import StoreError
 
 ORIGIN = "/some/store/catalogs/test-origin.json"

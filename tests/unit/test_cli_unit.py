@@ -22,7 +22,7 @@ def _run(*args: str, env: dict | None = None, **kwargs) -> subprocess.CompletedP
 
 
 @pytest.fixture
-def store(tmp_path) -> Path:
+def store_dir(tmp_path) -> Path:
     made = Store(tmp_path / "store")
     made.check(create=True)
     for n in range(OBJECTS):  # more manifest than a pipe buffers (64 KiB)
@@ -31,9 +31,9 @@ def store(tmp_path) -> Path:
 
 
 @pytest.mark.parametrize("command", [["store", "info"], ["store", "manifest", "-o", "-"], ["doctor"]])
-def test_a_closed_pipe_ends_quietly(store, tmp_path, command):
+def test_a_closed_pipe_ends_quietly(store_dir, tmp_path, command):
     # 'holoclone store info | head -1': the reader is gone before the command writes.
-    process = subprocess.Popen([sys.executable, "-m", "holoclone_venv", "--store", str(store), *command],
+    process = subprocess.Popen([sys.executable, "-m", "holoclone_venv", "--store", str(store_dir), *command],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
     process.stdout.close()
     stderr = process.stderr.read().decode()
@@ -42,8 +42,8 @@ def test_a_closed_pipe_ends_quietly(store, tmp_path, command):
     assert process.returncode in (0, 1)  # doctor says 1 when it finds problems (here: not the default seeder)
 
 
-def test_manifest_to_stdout_is_the_manifest_not_a_file_named_dash(store, tmp_path):
-    result = _run("--store", str(store), "store", "manifest", "-o", "-", cwd=tmp_path)
+def test_manifest_to_stdout_is_the_manifest_not_a_file_named_dash(store_dir, tmp_path):
+    result = _run("--store", str(store_dir), "store", "manifest", "-o", "-", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     assert document["kind"] == "holoclone-manifest" and len(document["objects"]) == OBJECTS
@@ -59,35 +59,35 @@ def test_store_path_follows_virtualenv_ini(tmp_path):
     assert flagged.stdout.decode().strip() == str(tmp_path / "flag")
 
 
-def test_info_acts_on_the_store_virtualenv_ini_names(store, tmp_path):
+def test_info_acts_on_the_store_virtualenv_ini_names(store_dir, tmp_path):
     ini = tmp_path / "virtualenv.ini"
-    ini.write_text(f"[virtualenv]\nholoclone_store = {store}\n")
+    ini.write_text(f"[virtualenv]\nholoclone_store = {store_dir}\n")
     result = _run("store", "info", "--json", env={"VIRTUALENV_CONFIG_FILE": str(ini)})
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["store"] == str(store) and json.loads(result.stdout)["objects"] == OBJECTS
+    assert json.loads(result.stdout)["store"] == str(store_dir) and json.loads(result.stdout)["objects"] == OBJECTS
 
 
-def test_clean_needs_a_confirmation_then_empties_the_store(store):
-    refused = _run("--store", str(store), "store", "clean")
+def test_clean_needs_a_confirmation_then_empties_the_store(store_dir):
+    refused = _run("--store", str(store_dir), "store", "clean")
     assert refused.returncode == 2 and b"--yes" in refused.stderr
-    assert any(Store(store).iter_objects())
-    Store(store).write_install_plan("ab" * 32, {"created": 1.0, "pinned": True, "items": []})
-    done = _run("--store", str(store), "store", "clean", "--yes")
+    assert any(Store(store_dir).iter_objects())
+    Store(store_dir).write_install_plan("ab" * 32, {"created": 1.0, "pinned": True, "items": []})
+    done = _run("--store", str(store_dir), "store", "clean", "--yes")
     assert done.returncode == 0, done.stderr
-    assert not any(Store(store).iter_objects()) and (store / "LAYOUT").exists()
-    assert not any(Store(store).iter_install_plans())
+    assert not any(Store(store_dir).iter_objects()) and (store_dir / "LAYOUT").exists()
+    assert not any(Store(store_dir).iter_install_plans())
 
 
-def test_gc_refuses_a_negative_age_and_says_what_it_kept(store):
-    bad = _run("--store", str(store), "store", "gc", "--older-than", "-1")
+def test_gc_refuses_a_negative_age_and_says_what_it_kept(store_dir):
+    bad = _run("--store", str(store_dir), "store", "gc", "--older-than", "-1")
     assert bad.returncode == 2 and b"--older-than" in bad.stderr and b"Traceback" not in bad.stderr
-    dry = _run("--store", str(store), "store", "gc", "--dry-run", "--older-than", "0")
+    dry = _run("--store", str(store_dir), "store", "gc", "--dry-run", "--older-than", "0")
     assert dry.returncode == 0 and f"would remove 0 catalogs, {OBJECTS:,} objects".encode() in dry.stdout, dry.stdout
 
 
 def test_keygen_without_the_remote_extra_says_what_to_install(tmp_path):
     # ``cryptography`` hidden as if the extra were not installed: one sentence naming the extra, no traceback.
-    code = ("import sys; sys.modules['cryptography'] = None; from holoclone_venv.cli import main; "
+    code = ("import sys; sys.modules['cryptography'] = None; from holoclone_venv.command.cli import main; "
             "sys.exit(main(sys.argv[1:]))")
     result = subprocess.run([sys.executable, "-c", code, "store", "keygen", "ci", "-o", str(tmp_path / "key")],
                             capture_output=True, text=True)
@@ -96,8 +96,8 @@ def test_keygen_without_the_remote_extra_says_what_to_install(tmp_path):
     assert not (tmp_path / "key").exists()
 
 
-def test_pulling_everything_from_a_url_that_is_no_remote_is_an_error_not_zero_catalogs(tmp_path, store):
-    result = _run("--store", str(store), "store", "pull", (tmp_path / "nowhere").as_uri(), "--all", text=True)
+def test_pulling_everything_from_a_url_that_is_no_remote_is_an_error_not_zero_catalogs(tmp_path, store_dir):
+    result = _run("--store", str(store_dir), "store", "pull", (tmp_path / "nowhere").as_uri(), "--all", text=True)
     assert result.returncode == 2 and "is not a holoclone remote" in result.stderr, result.stderr
 
 
@@ -114,13 +114,13 @@ def test_info_and_list_on_a_store_not_created_yet_report_it_empty(tmp_path):
     assert _run("--store", str(missing), "store", "verify").returncode == 2  # a check of nothing is a wrong path
 
 
-def test_gc_says_first_what_it_spares_and_prune_is_the_same_command(store):
-    gc = _run("--store", str(store), "store", "gc", "--dry-run")
-    prune = _run("--store", str(store), "store", "prune", "--dry-run")
+def test_gc_says_first_what_it_spares_and_prune_is_the_same_command(store_dir):
+    gc = _run("--store", str(store_dir), "store", "gc", "--dry-run")
+    prune = _run("--store", str(store_dir), "store", "prune", "--dry-run")
     assert gc.returncode == prune.returncode == 0 and gc.stdout == prune.stdout, prune.stderr
     first = gc.stdout.decode().splitlines()[0]
     assert first.startswith("keeping everything younger than an hour") and "--older-than SECONDS" in first
-    any_age = _run("--store", str(store), "store", "gc", "--dry-run", "--older-than", "0")
+    any_age = _run("--store", str(store_dir), "store", "gc", "--dry-run", "--older-than", "0")
     assert any_age.stdout.decode().splitlines()[0].endswith("of any age (--older-than 0)")
 
 
@@ -138,14 +138,14 @@ def test_the_store_option_help_names_the_real_default_store(tmp_path):
     assert result.returncode == 0 and f"else {tmp_path / 'cache' / 'holoclone' / 'store'})" in text, text
 
 
-def test_list_names_a_catalog_it_cannot_read_and_what_repairs_it(store):
-    opened = Store(store)
+def test_list_names_a_catalog_it_cannot_read_and_what_repairs_it(store_dir):
+    opened = Store(store_dir)
     opened.catalogs.mkdir(parents=True, exist_ok=True)
     key = "ab" * 32 + "-cpython-311"
     opened.catalog_path(key).write_text("not a catalog")
-    listed = _run("--store", str(store), "store", "list")
+    listed = _run("--store", str(store_dir), "store", "list")
     assert listed.returncode == 0, listed.stderr
     lines = listed.stdout.decode().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"BROKEN {key}: ") and "store verify --repair" in lines[0]
-    data = json.loads(_run("--store", str(store), "store", "list", "--json").stdout)
+    data = json.loads(_run("--store", str(store_dir), "store", "list", "--json").stdout)
     assert [row["key"] for row in data] == [key] and data[0]["error"]

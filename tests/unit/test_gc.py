@@ -7,8 +7,8 @@ import os
 import time
 
 
-from holoclone_venv.maintenance.gc import gc
-from holoclone_venv.maintenance.refs import REF_GRACE, classify_refs
+from holoclone_venv.command.maintenance.gc import gc
+from holoclone_venv.command.maintenance.refs import REF_GRACE, classify_refs
 from holoclone_venv.store import Store
 
 

@@ -20,10 +20,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from holoclone_venv.errors import ConfigError, HoloCloneError
-from holoclone_venv.maintenance.bundle import BUNDLE_HEADER, export, import_bundle
+from holoclone_venv.errors import BundleError, ConfigError, HoloCloneError, RemoteError
+from holoclone_venv.command.maintenance.bundle import BUNDLE_HEADER, export, import_bundle
 from holoclone_venv.remote import deadline, find_resolution, layout, not_used, sync
-from holoclone_venv.remote.keys import TrustedKeys, generate
+from holoclone_venv.remote.keys import TrustedKeys, Untrusted, generate
 from holoclone_venv.remote.sync import fetch_resolution, pull, push, remote_catalog_keys
 from holoclone_venv.remote.transport import open_remote
 from holoclone_venv.settings import Settings
@@ -59,7 +59,7 @@ def test_an_oversized_document_is_refused_before_it_is_parsed(document, fleet):
     path.unlink()
     with open(path, "wb") as handle:
         handle.truncate(limit + 1)  # sparse: as large as a hostile remote likes, at no cost to the test
-    with pytest.raises(HoloCloneError) as caught:
+    with pytest.raises(RemoteError) as caught:
         pull(fleet.target, open_remote(fleet.url), fleet.trusted, [fleet.catalog.key])
     assert f"larger than {limit:,} bytes" in caught.value.message, caught.value
     _nothing_pulled(fleet.target)
@@ -70,7 +70,7 @@ def test_an_oversized_resolution_is_refused(fleet):
     (fleet.root / "resolutions").mkdir(exist_ok=True)
     with open(fleet.root / layout.resolution_name(key), "wb") as handle:
         handle.truncate(layout.RESOLUTION_MAX + 1)
-    with pytest.raises(HoloCloneError, match="larger than"):
+    with pytest.raises(RemoteError, match="larger than"):
         fetch_resolution(fleet.target, open_remote(fleet.url), fleet.trusted, key)
 
 
@@ -85,7 +85,7 @@ def test_an_object_is_read_no_further_than_its_signed_size(fleet):
     with open(victim, "wb") as handle:  # its bytes, then 256 MiB more (sparse)
         handle.write(good)
         handle.truncate(len(good) + (256 << 20))
-    with pytest.raises(HoloCloneError) as caught:
+    with pytest.raises(RemoteError) as caught:
         pull(fleet.target, open_remote(fleet.url), fleet.trusted, [fleet.catalog.key])
     assert f"larger than the {entry.size:,} bytes its signed catalog gives" in caught.value.message, caught.value
     _nothing_pulled(fleet.target)
@@ -94,7 +94,7 @@ def test_an_object_is_read_no_further_than_its_signed_size(fleet):
 # -- 8. deep JSON and odd URLs: one sentence, never a traceback --------------------------------------
 def test_deeply_nested_remote_documents_are_one_sentence_and_not_store_advice(fleet):
     (fleet.root / layout.catalog_name(fleet.catalog.key)).write_bytes(DEEP)
-    with pytest.raises(HoloCloneError) as caught:
+    with pytest.raises(RemoteError) as caught:
         pull(fleet.target, open_remote(fleet.url), fleet.trusted, [fleet.catalog.key])
     assert "malformed" in caught.value.message and "verify --repair" not in str(caught.value), caught.value
     assert "push it again" in caught.value.hint
@@ -102,7 +102,7 @@ def test_deeply_nested_remote_documents_are_one_sentence_and_not_store_advice(fl
     key = "cd" * 32
     (fleet.root / "resolutions").mkdir(exist_ok=True)
     (fleet.root / layout.resolution_name(key)).write_bytes(DEEP)
-    with pytest.raises(HoloCloneError, match="nested too deeply"):
+    with pytest.raises(RemoteError, match="nested too deeply"):
         fetch_resolution(fleet.target, open_remote(fleet.url), fleet.trusted, key)
 
 
@@ -113,7 +113,7 @@ def test_odd_remote_urls_are_refused_in_one_sentence(url):
     with pytest.raises(ConfigError) as caught:
         check_remote_url(url)
     assert caught.value.message.startswith(f"the remote {url!r}") and "\n" not in str(caught.value)
-    with pytest.raises(HoloCloneError):  # store push/pull name the URL themselves
+    with pytest.raises(ConfigError):  # store push/pull name the URL themselves
         open_remote(url)
 
 
@@ -200,7 +200,7 @@ def test_a_dripping_http_server_is_cut_off(where, short_deadlines, tmp_path):
     server = _Drip(head + marker, 0 if where == "headers" else len(head), 1, 0.25)
     try:
         target = Store(tmp_path / "t", lock_timeout=5.0)
-        with pytest.raises(HoloCloneError) as caught:
+        with pytest.raises(RemoteError) as caught:
             pull(target, open_remote(server.url), TrustedKeys(), ["ab" * 32 + "-" + TAG])
     finally:
         server.close()
@@ -272,12 +272,12 @@ def test_an_unsigned_bundle_is_refused_before_any_of_its_data_is_read(fleet, tmp
     hostile = _rebuilt(unsigned, tmp_path / "hostile.tar", [_member(b"x" * 4096, named=b"other")])
     for trusted, words in ((fleet.trusted, "is not signed"),
                            (TrustedKeys.parse([str(generate("other").public)]), "not signed")):
-        with pytest.raises(HoloCloneError) as caught:
+        with pytest.raises(Untrusted) as caught:
             import_bundle(fleet.target, hostile, trusted=trusted)
         assert words in caught.value.message, caught.value
     signed = export(fleet.store, [fleet.catalog], str(tmp_path / "signed.tar"), signer=generate("stranger")).output
     hostile = _rebuilt(signed, tmp_path / "hostile2.tar", [_member(b"x" * 4096, named=b"other")])
-    with pytest.raises(HoloCloneError, match="signed by stranger, which is not a trusted key"):
+    with pytest.raises(Untrusted, match="signed by stranger, which is not a trusted key"):
         import_bundle(fleet.target, hostile, trusted=fleet.trusted)
     _nothing_pulled(fleet.target)
 
@@ -302,7 +302,7 @@ def test_deeply_nested_bundle_documents_are_one_sentence(fleet, tmp_path):
                 body = data if item.name == member else old.extractfile(item).read()
                 item.size = len(body)
                 new.addfile(item, io.BytesIO(body))
-        with pytest.raises(HoloCloneError) as caught:
+        with pytest.raises(BundleError) as caught:
             import_bundle(fleet.target, str(bundle), trusted=fleet.trusted if member != BUNDLE_HEADER else None)
         assert "nothing was imported" in caught.value.message.lower(), caught.value
     _nothing_pulled(fleet.target)

@@ -9,7 +9,7 @@ import sys
 from wheels import write_wheel
 
 from holoclone_venv import platforms
-from holoclone_venv.importer import ensure_catalog
+from holoclone_venv.wheels.importer import ensure_catalog
 from holoclone_venv.environment import Interpreter
 from holoclone_venv.store import Store
 

@@ -9,14 +9,14 @@ import sys
 
 import pytest
 
-from holoclone_venv.cli import main
+from holoclone_venv.command.cli import main
 from holoclone_venv.errors import ConfigError
-from holoclone_venv.install.command import plan_ttl
-from holoclone_venv.install.fetch import network_options
-from holoclone_venv.install.pipargs import UsageError, pins, requirement_lines, split
-from holoclone_venv.install.plan import DEFAULT_PLAN_TTL, fresh, is_pinned
-from holoclone_venv.install.run import _items, local_wheels_only
-from holoclone_venv.install.target import TargetError, find_target
+from holoclone_venv.command.install.command import plan_ttl
+from holoclone_venv.command.install.fetch import network_options
+from holoclone_venv.command.install.pipargs import UsageError, pins, requirement_lines, split
+from holoclone_venv.command.install.plan import DEFAULT_PLAN_TTL, fresh, is_pinned
+from holoclone_venv.command.install.run import _items, local_wheels_only
+from holoclone_venv.command.install.target import TargetError, find_target
 
 KEY = "ab" * 32
 
@@ -169,7 +169,7 @@ def test_help_names_holoclones_options_and_leaves_the_rest_to_pip(capsys):
 
 
 def test_what_a_killed_install_set_aside_is_reclaimed_only_once_its_process_is_gone(tmp_path):
-    from holoclone_venv.install.replace import reclaim
+    from holoclone_venv.command.install.replace import reclaim
 
     dead, running = tmp_path / ".holoclone-replaced-999999999", tmp_path / f".holoclone-replaced-{os.getpid()}"
     for folder in (dead, running):

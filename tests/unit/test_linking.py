@@ -8,9 +8,9 @@ import stat
 
 import pytest
 
-from holoclone_venv.catalog import FIXED_MTIME
+from holoclone_venv.store.catalog import FIXED_MTIME
 from holoclone_venv.errors import MaterializeError, StrictModeError, Unsupported
-from holoclone_venv.linking import COPY, HARDLINK, LinkMethod, Linker, copy, hardlink
+from holoclone_venv.materialize.linking import COPY, HARDLINK, LinkMethod, Linker, copy, hardlink
 
 
 class Recorder:
@@ -190,7 +190,7 @@ def test_copy_writes_bytes_mode_and_mtime(tmp_path):
 
 def test_copy_sets_the_mtime_by_name_where_descriptors_cannot_take_one(tmp_path, monkeypatch):
     # Windows: os.utime refuses a descriptor (utime not in os.supports_fd), played here.
-    import holoclone_venv.linking as linking
+    import holoclone_venv.materialize.linking as linking
 
     real_utime = os.utime
     by_name = []

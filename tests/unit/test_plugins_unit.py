@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import logging
 import sys
-from types import SimpleNamespace
 
 import pytest
 
 from holoclone_venv.hookspecs import CloneBackend, hookimpl
-from holoclone_venv.linking import Strategy
+from holoclone_venv.materialize.linking import Strategy
 from holoclone_venv.plugins import Plugins
-from holoclone_venv.rules import Rule
+from holoclone_venv.rules import ALWAYS_COPY, Rule
 
 
 def _clone(source, target, dir_fd, mode, mtime):
@@ -29,8 +28,27 @@ class RaisingRules:
 
 class GoodRules:
     @hookimpl
-    def holoclone_exclusion_rules(self, settings):
+    def holoclone_exclusion_rules(self, excludes):
         return [Rule("*.secret")]
+
+
+class SeesExcludes:
+    """A plugin written against the hook's arguments as they are: the user's patterns."""
+
+    seen: list = []
+
+    @hookimpl
+    def holoclone_exclusion_rules(self, excludes):
+        SeesExcludes.seen.append(excludes)
+        return [Rule(pattern + ".bak") for pattern in excludes]
+
+
+class OldStyleRules:
+    """A plugin written for holoclone 0.1, whose hook took the whole settings."""
+
+    @hookimpl
+    def holoclone_exclusion_rules(self, settings):
+        return [Rule(pattern, ALWAYS_COPY, "old-style") for pattern in settings.excludes]
 
 
 class Misspelled:
@@ -70,7 +88,7 @@ class Observer:
         return None
 
 
-SETTINGS = SimpleNamespace(excludes=("*.so",))
+EXCLUDES = ("*.so",)
 
 
 @pytest.fixture
@@ -83,8 +101,8 @@ def test_a_raising_hook_is_reported_once_and_the_others_still_answer(plugins, ca
     assert plugins.register(RaisingRules(), "raiser", "raiser-dist")
     assert plugins.register(GoodRules(), "good", "good-dist")
     with caplog.at_level(logging.WARNING, logger="holoclone"):
-        first = plugins.exclusion_rules(SETTINGS)
-        second = plugins.exclusion_rules(SETTINGS)
+        first = plugins.exclusion_rules(EXCLUDES)
+        second = plugins.exclusion_rules(EXCLUDES)
     assert RaisingRules.calls == 2
     for rules in (first, second):
         patterns = {rule.pattern for rule in rules}
@@ -171,7 +189,7 @@ def _installed_plugin(root, module="holoclone_probe"):
     (info / "entry_points.txt").write_text(f"[holoclone]\nprobe = {module}\n")
     (root / f"{module}.py").write_text(
         "from holoclone_venv.hookspecs import hookimpl\n"
-        "from holoclone_venv.linking import Strategy\n\n"
+        "from holoclone_venv.materialize.linking import Strategy\n\n"
         "@hookimpl\n"
         "def holoclone_strategies(methods):\n"
         "    return [Strategy('probe-copy', (methods['copy'],), 'copies, from an installed plugin')]\n"
@@ -182,7 +200,7 @@ def test_a_seeding_takes_plugins_from_the_entry_points_virtualenv_read(tmp_path,
     from virtualenv.run.plugin.base import PluginLoader
 
     from holoclone_venv.policy import strategy_names
-    from holoclone_venv.seed_wheels import plugin_entry_points
+    from holoclone_venv.seeding.request import plugin_entry_points
 
     _installed_plugin(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -217,3 +235,15 @@ def test_discovery_is_cached_across_new_environments_in_the_current_directory(tm
     _installed_plugin(site)  # a distribution installed on sys.path is seen on the next run
     assert ("probe", "holoclone_probe", "holoclone-probe") in module.discover_entry_points()
     assert scans == [module.ENTRY_POINT_GROUP]
+
+
+def test_the_exclusion_rules_hook_gets_the_excludes_and_an_old_plugin_still_works(plugins):
+    SeesExcludes.seen = []
+    assert plugins.register(SeesExcludes(), "sees", "sees-dist")
+    assert plugins.register(OldStyleRules(), "old", "old-dist")
+    rules = plugins.exclusion_rules(("*.so", "data/*"))
+    assert SeesExcludes.seen == [("*.so", "data/*")]
+    assert Rule("*.so.bak") in rules and Rule("data/*.bak") in rules
+    # The old plugin's settings hold the excludes and nothing more: settings are not plugin API.
+    assert Rule("*.so", ALWAYS_COPY, "old-style") in rules and Rule("data/*", ALWAYS_COPY, "old-style") in rules
+    assert not plugins.broken

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from holoclone_venv.requirements import ResolveError, read_requirements
+from holoclone_venv.seeding.requirements import ResolveError, read_requirements
 
 
 @pytest.mark.parametrize("spec", ["numpy>=", "numpy >= 1 2", "==1.0", "foo bar"])

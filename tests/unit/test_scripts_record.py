@@ -11,9 +11,9 @@ import sys
 import pytest
 from installer.records import Hash, RecordEntry, parse_record_file
 
-from holoclone_venv.catalog import PLACEHOLDER
-from holoclone_venv.record import hash_of, hash_of_digest, record_bytes
-from holoclone_venv.scripts import render, rewrite_python_shebang, shebang
+from holoclone_venv.store.catalog import PLACEHOLDER
+from holoclone_venv.materialize.record import hash_of, hash_of_digest, record_bytes
+from holoclone_venv.materialize.scripts import render, rewrite_python_shebang, shebang
 
 PROBE = b"\nimport sys\nprint(sys.argv[1:])\n"
 

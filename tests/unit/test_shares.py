@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from holoclone_venv import shares
+from holoclone_venv.materialize import workers as shares
 from holoclone_venv.errors import DamagedObject, MaterializeError
 from holoclone_venv.platforms import current
 
@@ -151,7 +151,7 @@ def test_a_worker_whose_parent_was_killed_stops_writing(tmp_path):
     out.mkdir()
     script = textwrap.dedent(f"""
         import os, signal, time
-        from holoclone_venv import shares
+        from holoclone_venv.materialize import workers as shares
         out = {str(out)!r}
 
         def work(share, forked):

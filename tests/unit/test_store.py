@@ -8,10 +8,11 @@ import stat
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
-from holoclone_venv.catalog import FIXED_MTIME
+from holoclone_venv.store.catalog import FIXED_MTIME
 from holoclone_venv.errors import StoreError, StoreLockTimeout
 from holoclone_venv.store import LAYOUT, Store
 
@@ -366,3 +367,20 @@ def test_import_and_resolve_locks_are_distinct_files(store):
     with store.import_lock(digest, "pip.whl"), store.resolve_lock("r" * 64), store.lock():
         pass  # held together: none waits for another
     assert "pip.whl" in store.import_lock(digest, "pip.whl").what
+
+
+def test_verify_calls_strays_what_the_store_does_not_name_as_an_object(store):
+    from holoclone_venv.command.maintenance.verify import verify
+
+    digest = store.put_bytes(b"a real object\n")
+    strays = [store.objects / "loose-file", store.objects / digest[:2] / "not-a-digest",
+              store.objects / "zz" / ("0" * 62), store.objects / digest[:2] / (digest[2:] + ".y")]
+    for path in strays:
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(b"x")
+    named = dict(store.iter_object_files())
+    assert named[Path(store.object_path(digest))] == (digest, False)
+    assert all(named[path] is None for path in strays)
+    result = verify(store, repair=False)
+    assert sorted(p.path for p in result.problems if p.kind == "stray") == sorted(map(str, strays))
+    assert not any(p.path == store.object_path(digest) for p in result.problems)

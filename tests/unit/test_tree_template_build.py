@@ -12,7 +12,7 @@ from holoclone_venv.environment import Layout
 from holoclone_venv.errors import Unsupported
 from holoclone_venv.platforms import Platform, TreeCloner, base
 from holoclone_venv.store import Store
-from holoclone_venv.tree import _template
+from holoclone_venv.materialize.tree_clone import _template
 
 IDENTITY = "0123456789abcdef0123456789abcdef"
 

@@ -9,7 +9,7 @@ holoclone's report only says ``reflinked`` when sharing is proven.
 Strategy ``copy-file-range`` = this method, then the built-in ``copy``.  When
 the call is missing (not Linux, old Python) or the kernel refuses it for this
 pair of files (``EXDEV``, ``EOPNOTSUPP``, ``ENOSYS``, ``EINVAL``), the method
-raises :class:`~holoclone_venv.errors.Unsupported`; holoclone's linker then
+raises :class:`~holoclone_venv.api.Unsupported`; holoclone's linker then
 falls back to ``copy`` and names the reason in its fallback line.
 
 Registered through the entry-point group ``holoclone`` (see pyproject.toml);
@@ -22,9 +22,7 @@ import errno
 import os
 from typing import Mapping, Optional
 
-from holoclone_venv.errors import Unsupported
-from holoclone_venv.hookspecs import hookimpl
-from holoclone_venv.linking import LinkMethod, Strategy
+from holoclone_venv.api import LinkMethod, Strategy, Unsupported, hookimpl
 
 __version__ = "0.1.0"
 

@@ -17,7 +17,7 @@ import pytest
 import holoclone_copy_file_range as plugin
 from holoclone_venv.errors import Unsupported
 from holoclone_venv.plugins import Plugins
-from holoclone_venv.linking import Linker, builtin_methods
+from holoclone_venv.materialize.linking import Linker, builtin_methods
 
 MTIME = 315532800  # the store's fixed source mtime (1980-01-01)
 

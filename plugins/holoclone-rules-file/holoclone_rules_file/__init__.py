@@ -27,10 +27,9 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Mapping, Optional
 
-from holoclone_venv.hookspecs import hookimpl
-from holoclone_venv.rules import ALWAYS_COPY, KINDS, Rule
+from holoclone_venv.api import ALWAYS_COPY, KINDS, Rule, hookimpl
 
 __version__ = "0.1.0"
 
@@ -131,8 +130,8 @@ def rules_for(env: Mapping[str, str], cwd: str) -> list[Rule]:
 
 
 @hookimpl
-def holoclone_exclusion_rules(settings: Any) -> list[Rule]:
-    """Rules from the rules file and the shared-library switch (``settings`` is not needed)."""
+def holoclone_exclusion_rules() -> list[Rule]:
+    """Rules from the rules file and the shared-library switch (none of the hook's arguments is needed)."""
     try:
         cwd = os.getcwd()
     except OSError:  # the current directory was removed: there is no project file to read

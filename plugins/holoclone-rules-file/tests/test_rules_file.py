@@ -66,7 +66,7 @@ def test_a_bad_line_is_named_with_its_number(line, message):
 
 
 def test_no_file_and_no_switch_means_no_rules(project):
-    assert plugin.holoclone_exclusion_rules(settings=None) == []
+    assert plugin.holoclone_exclusion_rules() == []
 
 
 def test_reads_holoclone_rules_in_the_current_directory(project, tmp_path):
@@ -99,7 +99,7 @@ def test_shared_library_switch_always_copies_libraries_of_every_platform(project
 @pytest.mark.parametrize("value", ["0", "false", "no", "off", ""])
 def test_shared_library_switch_off_values(project, monkeypatch, value):
     monkeypatch.setenv(plugin.SHARED_LIBRARIES_ENV, value)
-    assert plugin.holoclone_exclusion_rules(settings=None) == []
+    assert plugin.holoclone_exclusion_rules() == []
 
 
 def test_a_bad_rules_file_warns_once_and_copies_everything(project, tmp_path, caplog):
@@ -114,7 +114,7 @@ def test_a_bad_rules_file_warns_once_and_copies_everything(project, tmp_path, ca
 def test_a_named_file_that_is_missing_fails_safe(project, tmp_path, monkeypatch, caplog):
     monkeypatch.setenv(plugin.RULES_FILE_ENV, str(tmp_path / "missing.rules"))
     with caplog.at_level(logging.WARNING, logger="holoclone"):
-        rules = plugin.holoclone_exclusion_rules(settings=None)
+        rules = plugin.holoclone_exclusion_rules()
     assert rules == [Rule("*", ALWAYS_COPY, str(tmp_path / "missing.rules"))]
     assert "missing.rules does not exist" in caplog.text
 

@@ -1,0 +1,1 @@
+"""The ``holoclone`` command: parser, subcommands, doctor, virtualenv.ini, store maintenance and install."""

@@ -1,0 +1,1 @@
+"""Seeding: the virtualenv seeder plugin and one seeding's run."""

@@ -1,0 +1,1 @@
+"""Wheels into the store: import, bytecode and regenerated files."""
