@@ -287,6 +287,17 @@ class HTTPTransport:
                              "Name the catalogs (their keys) instead of --all.")
 
 
+#: The overall bound of one S3 request where obstore has no read_timeout (before 0.11).
+OLD_OBSTORE_TIMEOUT = "10min"
+
+
+def _obstore_reads_timeout() -> bool:
+    """Whether the installed obstore bounds stalls (``read_timeout``, since 0.11) rather than whole requests."""
+    import obstore
+
+    return tuple(int(p) if p.isdigit() else 0 for p in obstore.__version__.split(".")[:2]) >= (0, 11)
+
+
 class S3Transport:
     """A bucket and prefix of an S3-compatible service, through obstore (chosen by measurement: docs/fleet.md)."""
 
@@ -304,9 +315,12 @@ class S3Transport:
         self.url = url.rstrip("/")
         self.prefix = parts.path.strip("/")
         # A stall (no byte for TIMEOUT seconds) fails; a slow but steady transfer does not, however
-        # long: the overall timeout only stops one that would never end.
-        options: dict = {"client_options": {"read_timeout": f"{int(TIMEOUT)}s", "timeout": "24h",
-                                            "connect_timeout": "5s"}}
+        # long: the overall timeout only stops one that would never end.  obstore before 0.11 (all
+        # that Python 3.9 gets) has no read_timeout: there the whole transfer is bounded instead, by
+        # OLD_OBSTORE_TIMEOUT, long enough for a big pack on a slow link.
+        bounds = ({"read_timeout": f"{int(TIMEOUT)}s", "timeout": "24h"} if _obstore_reads_timeout()
+                  else {"timeout": OLD_OBSTORE_TIMEOUT})
+        options: dict = {"client_options": {**bounds, "connect_timeout": "5s"}}
         endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
         if endpoint:
             options["endpoint"] = endpoint
