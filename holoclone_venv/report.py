@@ -72,7 +72,7 @@ class Report:
         return (
             f"seeded {', '.join(self.packages) or 'nothing'}: {self.files:,} files ({parts}, "
             f"{self.generated:,} written per env) in {self.seconds * 1000:.0f} ms from {self.store}"
-            + (f" (imported {_wheels(self.imported)})" if self.imported else "")
+            + (f" (imported {wheels_in_brief(self.imported)})" if self.imported else "")
             # Why nothing was reflinked, in a few words at default verbosity; -v prints the whole line.
             + (f"; {' and '.join(cannot)} cannot clone files, so none were reflinked" if cannot else "")
             + (f"; {self.remote}" if self.remote else "")
@@ -121,7 +121,7 @@ def _actionable(fb: Fallback) -> bool:
     return not (fb.method == "reflink" and fb.errno in _CANNOT_CLONE)
 
 
-def _wheels(names: list[str]) -> str:
+def wheels_in_brief(names: list[str]) -> str:
     """``pip 26.3, setuptools 80.9.0`` for a few wheel file names, a count for many."""
     if len(names) > 3:
         return f"{len(names)} wheels"

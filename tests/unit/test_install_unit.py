@@ -198,3 +198,20 @@ def test_where_to_look_is_read_from_requirement_files_for_later_pip_runs(tmp_pat
     _, pip = split(["-r", str(tmp_path / "req.txt"), "-f", "/cli"])
     assert pip.forwarded == ["-f", "/cli", "-i", "https://i/simple", "--find-links", str(tmp_path / "wheels"),
                              "--no-index", "--trusted-host", "extra", "--extra-index-url", "https://extra/simple"]
+
+
+def test_the_summary_stays_one_short_line_for_a_big_set():
+    # tox -v shows this line for every install: names and versions, a count past a few, never file names.
+    from holoclone_venv.command.install.run import Outcome
+    from holoclone_venv.report import Report
+
+    report = Report(store="/store", strategy="smart")
+    report.packages = [f"dist{i} 1.{i}" for i in range(16)]
+    report.imported = [f"dist{i}-1.{i}-py3-none-any.whl" for i in range(16)]
+    line = Outcome(report, "pip", 1.5).summary("/env")
+    assert "dist0 1.0, dist1 1.1, dist2 1.2, and 13 more" in line and "(imported 16 wheels)" in line
+    assert ".whl" not in line and "dist15" not in line
+
+    report.packages, report.imported = ["demo 2.0"], ["demo-2.0-py3-none-any.whl"]
+    assert "installed demo 2.0 into /env" in Outcome(report, "pip").summary("/env")
+    assert "(imported demo 2.0)" in Outcome(report, "pip").summary("/env")

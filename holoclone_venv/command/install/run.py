@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
 
 from ...errors import HoloCloneError
+from ...report import wheels_in_brief
 from .pipargs import Options, PipArgs
 from .plan import InstallError
 from .target import Target
@@ -43,9 +44,11 @@ class Outcome:
         if not report.packages:
             return f"holoclone: nothing to install into {env_dir} (plan from {self.planned_by})"
         counts = ", ".join(f"{n:,} {k}" for k, n in report.counts.items())
-        return (f"holoclone: installed {', '.join(report.packages)} into {env_dir}: {report.files:,} files "
+        packages = report.packages if len(report.packages) <= 5 else [
+            *report.packages[:3], f"and {len(report.packages) - 3} more"]
+        return (f"holoclone: installed {', '.join(packages)} into {env_dir}: {report.files:,} files "
                 f"({counts}, {report.generated:,} written per env) in {self.seconds * 1000:.0f} ms, "
-                f"plan from {self.planned_by}" + (f" (imported {', '.join(report.imported)})" if report.imported else ""))
+                f"plan from {self.planned_by}" + (f" (imported {wheels_in_brief(report.imported)})" if report.imported else ""))
 
 
 def install(target: Target, args: PipArgs, settings: Settings, options: Options, ttl: float, store: Store,
