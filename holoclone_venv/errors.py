@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno as _errno
+from typing import Iterator
 
 #: errno values meaning "this link method does not work between these two places",
 #: not "something broke": the next method is tried.  EOPNOTSUPP/ENOTSUP (ext4, tmpfs,
@@ -130,3 +132,27 @@ def os_error(
         return error_class(f"permission denied while {doing}{where}.",
                            "Check the permissions, or use a location you can write to.")
     return error_class(f"{error.strerror or error} while {doing}{where}.")
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """While inside, SIGTERM (how tox, CI runners and service managers stop a process) stops the work
+    as Ctrl-C does, so what catches KeyboardInterrupt cleans up what was half written.
+
+    Only in the main thread, where Python delivers signals; the previous handler comes back after.
+    """
+    import signal
+    import threading
+
+    previous = None
+    if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGTERM"):
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"stopped by signal {signum}")  # the words an interrupted run prints

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import stat
 import time
+from typing import Iterable
 
 _CHUNK = 1 << 20
 
@@ -99,6 +100,23 @@ def _settle_directory(path: str) -> None:
             os.mkdir(path)
         except FileExistsError:
             pass
+
+
+def remove_emptied_folders(paths: Iterable[str], within: str, keep: Iterable[str]) -> None:
+    """Remove the folders that removing ``paths`` left empty, innermost first, as pip's uninstall does.
+
+    Only folders below ``within`` are touched, never one of ``keep`` (install roots) nor anything above
+    it; a folder that is not empty (or not removable) ends the walk up from that path.
+    """
+    roots = {os.path.realpath(path) for path in keep}
+    for path in sorted(paths, key=len, reverse=True):
+        folder = os.path.dirname(path)
+        while os.path.realpath(folder) not in roots and folder.startswith(within + os.sep):
+            try:
+                os.rmdir(folder)
+            except OSError:
+                break
+            folder = os.path.dirname(folder)
 
 
 def hash_file(path: str | os.PathLike[str]) -> tuple[str, int]:

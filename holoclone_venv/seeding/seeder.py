@@ -7,10 +7,9 @@ The work happens in :mod:`holoclone_venv.seeding.run`, imported inside ``run``.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 # virtualenv's own default seeder is built on BaseEmbed, so this import is free.
 from virtualenv.seed.embed.base_embed import BaseEmbed
@@ -148,12 +147,12 @@ class HoloCloneSeeder(BaseEmbed):
         if not self.enabled:
             return
         from .. import __version__
-        from ..errors import HoloCloneError, SeedError
+        from ..errors import HoloCloneError, SeedError, sigterm_as_interrupt
         from .run import seed
         from .request import seed_request
 
         try:
-            with _sigterm_as_interrupt():
+            with sigterm_as_interrupt():
                 resolving = bool(self.settings.requirements or self.settings.packages)
                 report = seed(seed_request(self, creator, resolving), self.settings)
         except HoloCloneError as error:
@@ -191,30 +190,6 @@ def _unmake(env: object, error: Exception) -> None:
     shutil.rmtree(str(env), ignore_errors=True)
     print(f"holoclone: error: {error} Nothing was created.", file=sys.stderr)  # noqa: T201
     raise _QuietExit(2) from None
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """While seeding, SIGTERM stops the run as Ctrl-C does, so it cleans up what it half wrote.
-
-    Only in the main thread (where Python delivers signals); the previous
-    handler comes back afterwards.
-    """
-    import signal
-    import threading
-
-    previous = None
-    if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGTERM"):
-        previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        yield
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"stopped by signal {signum}")  # the words the interrupted run prints
 
 
 def _settings_or_exit(options: VirtualEnvOptions) -> Settings:

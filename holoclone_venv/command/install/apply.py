@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Callable
 
 from ...materialize import record
 from ...errors import DamagedObject
+from ...fsutil import remove_emptied_folders
 from .plan import InstallError, run_pip
 from .replace import SetAside, reclaim
 from .target import Target
@@ -114,23 +115,10 @@ def apply(store: Store, policy: Policy, settings: Settings, target: Target, item
 
         removed = [path for name in installed for site in target.site_dirs
                    for path in remove_distribution(name, site, target.env_dir)]
-        _prune(removed, target)
+        remove_emptied_folders(removed, target.env_dir, [target.env_dir, *target.site_dirs, target.layout.scripts])
         aside.restore()
         raise
     aside.commit()
-
-
-def _prune(removed: list[str], target: Target) -> None:
-    """Remove the folders a rollback emptied (the new distributions' package folders), never an install root."""
-    roots = {os.path.realpath(p) for p in [target.env_dir, *target.site_dirs, target.layout.scripts]}
-    for path in sorted(removed, key=len, reverse=True):
-        folder = os.path.dirname(path)
-        while os.path.realpath(folder) not in roots and folder.startswith(target.env_dir + os.sep):
-            try:
-                os.rmdir(folder)
-            except OSError:
-                break
-            folder = os.path.dirname(folder)
 
 
 def _imported_again(store: Store, wheel: Path, target: Target, report: Report) -> Catalog:

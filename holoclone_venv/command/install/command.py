@@ -10,13 +10,12 @@ errors; ``-v`` says what it plans and runs.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import sys
-from typing import Iterator, Mapping, Sequence
+from typing import Mapping, Sequence
 
-from ...errors import HoloCloneError
+from ...errors import HoloCloneError, sigterm_as_interrupt
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 PLAN_TTL_ENV = "VIRTUALENV_HOLOCLONE_PLAN_TTL"
@@ -72,7 +71,7 @@ def main(argv: Sequence[str], store: str | None = None, lock_timeout: float | No
     from .run import install
 
     try:
-        with _sigterm_as_interrupt():
+        with sigterm_as_interrupt():
             outcome = install(target, pip_args, settings, options, ttl, opened, policy)
     except KeyboardInterrupt:
         print(f"holoclone: interrupted; {target.env_dir} is as it was.", file=sys.stderr)
@@ -119,26 +118,6 @@ def plan_ttl(flag: float | None, environ: Mapping[str, str]) -> float:
         raise ConfigError(f"the plan TTL {raw!r} (from {source}) is not a number of seconds.",
                           "Set it to 0 or more, e.g. 600.")
     return value
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """While installing, SIGTERM (tox and CI runners stop with it) stops as Ctrl-C does: what was replaced
-    is put back.  Only in the main thread, where Python delivers signals; the previous handler returns after."""
-    import signal
-    import threading
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt(f"stopped by signal {signum}")
-
-    previous = None
-    if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGTERM"):
-        previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
 
 
 def _logging(verbosity: int) -> None:

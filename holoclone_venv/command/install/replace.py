@@ -17,6 +17,7 @@ import os
 import shutil
 from typing import Iterable
 
+from ...fsutil import remove_emptied_folders
 from ...store.catalog import canonical_name
 from .plan import InstallError
 
@@ -80,7 +81,9 @@ class SetAside:
                 for path in _listed(record, site, root):
                     self._move(path)
                 self._move(info)
-        self._prune()
+        # The folders the moves emptied go (as pip's uninstall does), never an install root.
+        remove_emptied_folders([original for original, _ in self.moved], self.env_dir,
+                               [self.env_dir, *self.site_dirs])
 
     def _move(self, path: str) -> None:
         relative = os.path.relpath(path, self.env_dir)
@@ -88,18 +91,6 @@ class SetAside:
         os.makedirs(os.path.dirname(aside), exist_ok=True)
         shutil.move(path, aside)
         self.moved.append((path, aside))
-
-    def _prune(self) -> None:
-        """Remove the folders the moves emptied (as pip's uninstall does), never an install root."""
-        keep = {os.path.realpath(p) for p in [self.env_dir, *self.site_dirs]}
-        for original, _ in reversed(self.moved):
-            folder = os.path.dirname(original)
-            while os.path.realpath(folder) not in keep and folder.startswith(self.env_dir + os.sep):
-                try:
-                    os.rmdir(folder)
-                except OSError:
-                    break
-                folder = os.path.dirname(folder)
 
     def restore(self) -> None:
         """Put every moved file back where it was (after the new files were removed)."""
