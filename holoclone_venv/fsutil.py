@@ -119,6 +119,23 @@ def remove_emptied_folders(paths: Iterable[str], within: str, keep: Iterable[str
             folder = os.path.dirname(folder)
 
 
+def folder_listing(directory: str | os.PathLike[str]) -> list[list[object]]:
+    """``[[name, size, mtime_ns]...]`` of a folder's entries, sorted by name (none when it cannot be listed):
+    what a cache key needs to change when a wheelhouse gains, loses or replaces a file."""
+    try:
+        entries = sorted(os.scandir(directory), key=lambda e: e.name)
+    except OSError:
+        return []
+    listing: list[list[object]] = []
+    for entry in entries:
+        try:
+            st = entry.stat()
+        except OSError:
+            continue
+        listing.append([entry.name, st.st_size, st.st_mtime_ns])
+    return listing
+
+
 def hash_file(path: str | os.PathLike[str]) -> tuple[str, int]:
     """``(sha256 hex, size)`` of a file, read in 1 MiB blocks: the store's content address."""
     import hashlib

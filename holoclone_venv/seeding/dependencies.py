@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
 from ..environment import WheelRef
+from ..fsutil import folder_listing
 from ..store.resolutions import resolution_document, resolution_wheels
 from .requirements import Requirements, ResolveError, read_requirements
 
@@ -98,7 +99,7 @@ def _resolution_key(wanted: Requirements, store: Store, request: SeedRequest) ->
             "architecture": info.architecture,
             "markers": dict(info.markers),
         },
-        "search_dirs": [[str(d), _listing(d)] for d in request.search_dirs],
+        "search_dirs": [[str(d), folder_listing(d)] for d in request.search_dirs],
         "download": request.download,
     }
     return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
@@ -115,22 +116,6 @@ def _contents(path: str, store: Store) -> list[list[str]]:
         except OSError:
             found.append([wheel.name, "missing"])
     return found
-
-
-def _listing(directory: Path) -> list[list[object]]:
-    """What a wheelhouse holds: a new or replaced wheel makes a new resolution."""
-    try:
-        entries = sorted(os.scandir(directory), key=lambda e: e.name)
-    except OSError:
-        return []
-    listing: list[list[object]] = []
-    for entry in entries:
-        try:
-            st = entry.stat()
-        except OSError:
-            continue
-        listing.append([entry.name, st.st_size, st.st_mtime_ns])
-    return listing
 
 
 # -- the cache ----------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ from urllib.parse import unquote, urlparse
 from urllib.request import url2pathname
 
 from ...errors import HoloCloneError
+from ...fsutil import folder_listing
 from .pipargs import PipArgs, pins, requirement_lines
 from .target import Target
 
@@ -184,7 +185,7 @@ def plan_key(args: PipArgs, target: Target, planner: list[str], environ: Mapping
         "cwd": cwd,
         "files": [[path, hashlib.sha256(text.encode()).hexdigest()] for path, text in texts],
         "local": [[path, _local_digest(path)] for path in args.local_paths()],
-        "find_links": [[path, _listing(path)] for path in links],
+        "find_links": [[path, folder_listing(path)] for path in links],
         "pip_env": sorted((k, v) for k, v in environ.items() if k.startswith("PIP_")),
         "pip_config": [[path, _file_digest(path)] for path in _pip_config_files(environ, target.env_dir)],
         "planner": [planner[1:], target.pip_version()],
@@ -216,21 +217,6 @@ def _local_digest(path: str) -> object:
     if os.path.isdir(path):
         return [[name, _file_digest(os.path.join(path, name))] for name in ("pyproject.toml", "setup.cfg", "setup.py")]
     return _file_digest(path)
-
-
-def _listing(directory: str) -> list[list[object]]:
-    try:
-        entries = sorted(os.scandir(directory), key=lambda e: e.name)
-    except OSError:
-        return []
-    found: list[list[object]] = []
-    for entry in entries:
-        try:
-            st = entry.stat()
-        except OSError:
-            continue
-        found.append([entry.name, st.st_size, st.st_mtime_ns])
-    return found
 
 
 def _pip_config_files(environ: Mapping[str, str], env_dir: str) -> list[str]:
