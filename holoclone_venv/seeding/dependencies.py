@@ -188,7 +188,7 @@ def _pip_download(settings: Settings, request: SeedRequest, dest: Path) -> None:
     except OSError as error:
         raise ResolveError(f"cannot run pip with {interpreter.executable}: {error.strerror or error}.") from None
     if returncode:
-        reason = _last_error(stderr, stdout)
+        reason = last_pip_error(stderr, stdout)
         raise ResolveError(f"pip could not resolve the requested packages to wheels: {reason}", _advice(reason))
 
 
@@ -232,7 +232,7 @@ def _run_pip(cmd: list[str]) -> tuple[int, str, str]:
     return process.returncode, "".join(lines), "".join(errors)
 
 
-def _last_error(*outputs: str) -> str:
+def last_pip_error(*outputs: str) -> str:
     """pip's own error: its last ``ERROR:``/``error:`` line with the ``×`` line that explains it.
 
     pip 26 reports some failures as ``error: <kind>`` followed by ``× <what happened>``;

@@ -245,8 +245,8 @@ def _pip_install(pip: list[str], items: list[dict], forwarded: list[str], force_
         result = run_pip(cmd)
     LOG.debug("%s", result.stdout + result.stderr)
     if result.returncode:
-        from ...seeding.dependencies import _last_error
+        from ...seeding.dependencies import last_pip_error
 
         raise InstallError(f"pip could not install {', '.join(item['name'] for item in items)}: "
-                           f"{_last_error(result.stderr, result.stdout)}",
+                           f"{last_pip_error(result.stderr, result.stdout)}",
                            "The environment was left as it was.")

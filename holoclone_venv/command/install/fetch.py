@@ -112,7 +112,7 @@ def _download(pip: list[str], urls: list[str], dest: Path, forwarded: list[str])
     LOG.debug("holoclone: fetching %d wheel%s with pip", len(urls), "" if len(urls) == 1 else "s")
     result = run_pip(cmd)
     if result.returncode:
-        from ...seeding.dependencies import _last_error
+        from ...seeding.dependencies import last_pip_error
 
-        raise InstallError(f"pip could not download the planned wheels: {_last_error(result.stderr, result.stdout)}",
+        raise InstallError(f"pip could not download the planned wheels: {last_pip_error(result.stderr, result.stdout)}",
                            "Nothing was installed.")

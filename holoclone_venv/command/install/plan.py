@@ -101,9 +101,9 @@ def ask_pip(pip: list[str], args: PipArgs, log: Callable[..., None] | None = Non
         log("holoclone: planning with pip: %s", " ".join(cmd))
     result = run_pip(cmd)
     if result.returncode:
-        from ...seeding.dependencies import _last_error
+        from ...seeding.dependencies import last_pip_error
 
-        raise InstallError(f"pip could not plan the install: {_last_error(result.stderr, result.stdout)}",
+        raise InstallError(f"pip could not plan the install: {last_pip_error(result.stderr, result.stdout)}",
                            "Nothing was changed.")
     try:
         report = json.loads(result.stdout)
