@@ -21,7 +21,7 @@ from ..errors import RemovedWhileSeeding
 from ..store.catalog import catalog_key
 
 if TYPE_CHECKING:
-    from ..environment import SeedRequest, WheelRef
+    from ..environment import Interpreter, SeedRequest, WheelRef
     from ..policy import Policy
     from ..report import Report
     from ..settings import Settings
@@ -44,23 +44,23 @@ def find_catalogs(store: Store, policy: Policy, settings: Settings, request: See
     planned = _from_template(store, policy, wheels, request)
     if planned is not None:
         return planned
-    progress = _ImportProgress(len(wheels))
+    progress = ImportProgress(len(wheels))
     catalogs = [_catalog_of(store, settings, request, wheel, report, progress.for_wheel(index))
                 for index, wheel in enumerate(wheels)]
     progress.finish(bool(report.imported))
     return Found(catalogs)
 
 
-def import_wheel(store: Store, wheel: WheelRef, request: SeedRequest, report: Report,
+def import_wheel(store: Store, wheel: WheelRef, interpreter: Interpreter, report: Report,
                  progress: Callable[[int, int], None] | None = None) -> Catalog:
-    """The catalog of ``wheel`` from its file, imported if the store has none intact (the importer and
-    its imports are loaded only here)."""
+    """The catalog of ``wheel`` for ``interpreter`` from its file, imported if the store has none intact
+    (the importer and its imports are loaded only here); ``holoclone install`` imports through it too."""
     from ..wheels.importer import ensure_catalog
 
     if wheel.path is None:  # known by its catalog only, and that catalog is gone
         raise RemovedWhileSeeding(f"the catalog of {wheel.name} was removed while seeding, and the store has "
                                   "no file of the wheel to import it from.", "Run again.")
-    catalog, imported = ensure_catalog(store, wheel.path, request.interpreter, progress)
+    catalog, imported = ensure_catalog(store, wheel.path, interpreter, progress)
     if imported:
         report.imported.append(wheel.name)
     return catalog
@@ -77,7 +77,7 @@ def _catalog_of(store: Store, settings: Settings, request: SeedRequest, wheel: W
         catalog = store.stored_catalog(wheel.path, tag)  # objects are checked as they are linked
     else:  # known by name and digest only (a remote's resolution)
         catalog = store.load_catalog(catalog_key(wheel.digest, tag)) if wheel.digest is not None else None
-    return catalog if catalog is not None else import_wheel(store, wheel, request, report, progress)
+    return catalog if catalog is not None else import_wheel(store, wheel, request.interpreter, report, progress)
 
 
 def _from_template(store: Store, policy: Policy, wheels: list[WheelRef], request: SeedRequest) -> Found | None:
@@ -114,8 +114,9 @@ def _file(wheel: WheelRef) -> Path:
     return wheel.path
 
 
-class _ImportProgress:
-    """One progress line across every wheel a cold run imports (on a terminal only)."""
+class ImportProgress:
+    """One progress line across ``wheels`` imports (on a terminal only): ``for_wheel(i)`` is the callback
+    of the i-th, ``finish`` completes the line when anything was imported."""
 
     def __init__(self, wheels: int) -> None:
         from ..progress import bar

@@ -87,7 +87,7 @@ def _materialize_healing(store: Store, policy: Policy, settings: Settings, reque
                          request, found.inside)
         except DamagedObject as error:
             index = [c.key for c in catalogs].index(error.catalog_key)
-            catalogs[index] = import_wheel(store, wheels[index], request, report)
+            catalogs[index] = import_wheel(store, wheels[index], request.interpreter, report)
             report = Report(store=report.store, strategy=report.strategy, imported=report.imported)
             try:
                 _materialize(store, policy, Materializer(store, policy, report, strict=settings.strict), catalogs,

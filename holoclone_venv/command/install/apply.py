@@ -23,9 +23,11 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from ...materialize import record
+from ...environment import WheelRef
 from ...errors import DamagedObject
 from ...fsutil import remove_emptied_folders
+from ...materialize import record
+from ...seeding.catalogs import ImportProgress, import_wheel
 from .plan import InstallError, run_pip
 from .replace import SetAside, reclaim
 from .target import Target
@@ -44,22 +46,13 @@ _INSTALLER = b"holoclone\n"
 def catalogs_for(store: Store, wheels: list[Path], target: Target, report: Report) -> list[Catalog]:
     """The catalog of each wheel for the target interpreter, importing the wheels not imported yet (with one
     progress bar over them, on a terminal).  The objects are checked as they are linked, not here."""
-    from ...wheels.importer import ensure_catalog
-    from ...progress import bar
-
     found: list[Catalog | None] = [store.stored_catalog(wheel, target.interpreter.tag) for wheel in wheels]
-    cold = [wheel for wheel, catalog in zip(wheels, found) if catalog is None]
-    progress = bar(f"holoclone: importing {len(cold)} wheel{'s' if len(cold) != 1 else ''} into the store") \
-        if cold else None
-    for number, wheel in enumerate(cold):
-        step = None
-        if progress is not None:
-            def step(done: int, total: int, base: int = number * 1000) -> None:
-                progress(base + 1000 * done // max(total, 1), len(cold) * 1000)
-        catalog, imported = ensure_catalog(store, wheel, target.interpreter, step)
-        if imported:
-            report.imported.append(wheel.name)
-        found[wheels.index(wheel)] = catalog
+    cold = [index for index, catalog in enumerate(found) if catalog is None]
+    progress = ImportProgress(len(cold))
+    for number, index in enumerate(cold):
+        found[index] = import_wheel(store, WheelRef.on_disk(wheels[index]), target.interpreter, report,
+                                    progress.for_wheel(number))
+    progress.finish(bool(cold))
     return found  # type: ignore[return-value]
 
 
@@ -93,7 +86,8 @@ def apply(store: Store, policy: Policy, settings: Settings, target: Target, item
             Materializer(store, policy, report, strict=settings.strict).run(catalogs, target.layout)
         except DamagedObject as error:  # an object damaged since import: import it again (heals), once
             index = [c.key for c in catalogs].index(error.catalog_key)
-            catalogs[index] = _imported_again(store, wheel_of(stored[index]), target, report)
+            wheel = WheelRef.on_disk(wheel_of(stored[index]))
+            catalogs[index] = import_wheel(store, wheel, target.interpreter, report)
             Materializer(store, policy, report, strict=settings.strict).run(catalogs, target.layout)
         for item, catalog in zip(stored, catalogs):
             root = target.layout.scheme_dirs(catalog.name)[catalog.root]
@@ -119,15 +113,6 @@ def apply(store: Store, policy: Policy, settings: Settings, target: Target, item
         aside.restore()
         raise
     aside.commit()
-
-
-def _imported_again(store: Store, wheel: Path, target: Target, report: Report) -> Catalog:
-    from ...wheels.importer import ensure_catalog
-
-    catalog, imported = ensure_catalog(store, wheel, target.interpreter)
-    if imported:
-        report.imported.append(wheel.name)
-    return catalog
 
 
 def _extra_files(item: dict) -> dict[str, bytes]:
