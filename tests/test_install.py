@@ -295,7 +295,8 @@ def test_a_local_wheel_as_tox_installs_it_without_pip_and_not_into_the_store(env
     assert not (site / "proj_mod.py").exists()
 
 
-def test_an_editable_project_goes_to_pip_after_its_dependencies_came_from_the_store(envs, house, tmp_path):
+def test_an_editable_project_is_built_as_pip_builds_it_after_its_dependencies_came_from_the_store(envs, house,
+                                                                                                   tmp_path):
     env_pip, env_holo, store = envs
     project = _project(tmp_path / "proj")
     args = ["--no-index", "-f", str(house), "-e", str(project)]
@@ -305,7 +306,7 @@ def test_an_editable_project_goes_to_pip_after_its_dependencies_came_from_the_st
     same_as_pip(env_pip, env_holo)
     site = site_packages(env_holo)
     assert (site / "beta-2.0.dist-info" / "INSTALLER").read_text() == "holoclone\n"  # the dependency: the store
-    assert (site / "proj-1.0.dist-info" / "INSTALLER").read_text() == "pip\n"  # the project: pip
+    assert (site / "proj-1.0.dist-info" / "INSTALLER").read_text() == "holoclone\n"  # built by holoclone, no pip
     check = subprocess.run([str(env_holo / "bin" / "python"), "-c", "import proj_mod; print(proj_mod.VALUE)"],
                            capture_output=True, text=True, cwd=tmp_path)
     assert check.stdout.strip() == "42"
@@ -323,7 +324,9 @@ def test_a_failure_leaves_the_environment_as_it_was(envs, house, tmp_path):
     result = hc_install(env_holo, store, *args)
     assert result.returncode == 1, output(result)
     lines = [line for line in result.stderr.splitlines() if line.startswith("holoclone:")]
-    assert len(lines) == 1 and "pip could not install proj" in lines[0] and "as it was" in lines[0]
+    assert len(lines) == 1 and f"building {broken} failed in build_wheel: RuntimeError: this build fails on " \
+        "purpose; the environment is as it was" in lines[0], output(result)
+    assert 'raise RuntimeError("this build fails on purpose")' in result.stderr  # the backend's own words first
     assert freeze(env_holo) == freeze(env_pip) and "beta==1.0" in freeze(env_holo)
     after = sorted(str(p.relative_to(env_holo)) for p in env_holo.rglob("*") if "__pycache__" not in p.parts)
     assert after == before  # beta 2.0 is gone again, beta 1.0 back, nothing left over
@@ -488,7 +491,7 @@ def test_an_sdist_handed_to_pip_must_be_the_archive_pip_planned_with(envs, house
     assert "hash" in result.stderr.lower() and "zeta" not in " ".join(freeze(env_holo))
 
 
-def test_sigterm_while_pip_builds_puts_the_replaced_version_back(envs, house, tmp_path):
+def test_sigterm_while_the_project_builds_puts_the_replaced_version_back(envs, house, tmp_path):
     import signal
     import time
 
@@ -503,7 +506,7 @@ def test_sigterm_while_pip_builds_puts_the_replaced_version_back(envs, house, tm
     with subprocess.Popen([os.sys.executable, "-m", "holoclone_venv", "--store", str(store), "install", "--python",
                            str(env_holo), "--no-index", "-f", str(house), str(slow)], env=environ,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
-        while not (slow / "STARTED").exists():  # beta 2.0 is in place and pip is building the project
+        while not (slow / "STARTED").exists():  # beta 2.0 is in place and the project is being built
             assert process.poll() is None, process.communicate()
             time.sleep(0.05)
         process.send_signal(signal.SIGTERM)
@@ -512,7 +515,7 @@ def test_sigterm_while_pip_builds_puts_the_replaced_version_back(envs, house, tm
     assert err.strip().splitlines()[-1] == f"holoclone: interrupted; {env_holo} is as it was."
     after = sorted(str(p.relative_to(env_holo)) for p in env_holo.rglob("*") if "__pycache__" not in p.parts)
     assert after == before and "beta==1.0" in freeze(env_holo)
-    # pip and the build backend it started were stopped too: no process works in the project any more.
+    # The build backend was stopped too: no process works in the project any more.
     assert [pid for pid in os.listdir("/proc") if pid.isdigit() and _cwd(pid) == str(slow)] == []
 
 

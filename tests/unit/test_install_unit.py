@@ -3,6 +3,7 @@ TTL settings, and how stored plans are read."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -14,8 +15,8 @@ from holoclone_venv.errors import ConfigError
 from holoclone_venv.command.install.command import plan_ttl
 from holoclone_venv.command.install.fetch import network_options
 from holoclone_venv.command.install.pipargs import UsageError, pins, requirement_lines, split
-from holoclone_venv.command.install.plan import DEFAULT_PLAN_TTL, fresh, is_pinned
-from holoclone_venv.command.install.run import _items, local_wheels_only
+from holoclone_venv.command.install.plan import DEFAULT_PLAN_TTL, fresh, is_pinned, valid_items
+from holoclone_venv.command.install.run import local_items_only
 from holoclone_venv.command.install.target import TargetError, find_target
 
 KEY = "ab" * 32
@@ -137,11 +138,11 @@ def test_stored_plans_are_read_only_as_the_owners_regular_files(store, tmp_path)
 
 
 def test_a_stored_plan_with_a_bad_item_is_no_plan():
-    assert _items({"items": [_item("alpha", "1.0")]}) is not None
-    assert _items({"items": [_item("alpha", "1.0", filename="../../x.whl")]}) is None
-    assert _items({"items": [_item("alpha", "1.0", kind="shell")]}) is None
-    assert _items({"items": [_item("alpha", 1.0)]}) is None
-    assert _items({"items": "alpha"}) is None
+    assert valid_items({"items": [_item("alpha", "1.0")]}) is not None
+    assert valid_items({"items": [_item("alpha", "1.0", filename="../../x.whl")]}) is None
+    assert valid_items({"items": [_item("alpha", "1.0", kind="shell")]}) is None
+    assert valid_items({"items": [_item("alpha", 1.0)]}) is None
+    assert valid_items({"items": "alpha"}) is None
 
 
 def test_only_connection_options_reach_pip_download():
@@ -154,11 +155,25 @@ def test_tox_s_project_install_is_planned_without_pip(tmp_path):
     wheel = tmp_path / "proj-1.0-py3-none-any.whl"
     wheel.write_bytes(b"not read here")
     _, pip = split(["--force-reinstall", "--no-deps", str(wheel)])
-    items = local_wheels_only(pip)
+    items = local_items_only(pip)
     assert [(i["name"], i["version"], i["kind"], i["requested"]) for i in items] == [("proj", "1.0", "local", True)]
     assert items[0]["direct_url"]["url"] == wheel.as_uri()
     _, pip = split(["--no-deps", str(wheel)])  # pip leaves an installed same version alone: ask pip
-    assert local_wheels_only(pip) is None
+    assert local_items_only(pip) is None
+
+
+def test_tox_s_sdist_and_folder_are_planned_without_pip_and_named_when_built(tmp_path):
+    sdist = tmp_path / "proj-1.0.tar.gz"
+    sdist.write_bytes(b"not read here")
+    _, pip = split(["--force-reinstall", "--no-deps", str(sdist), str(tmp_path)])
+    items = local_items_only(pip)
+    assert [(i["name"], i["kind"], i["requested"]) for i in items] == [("", "pip", True), ("", "pip", True)]
+    digest = hashlib.sha256(b"not read here").hexdigest()
+    assert items[0]["direct_url"] == {"url": sdist.as_uri(), "archive_info": {"hash": f"sha256={digest}",
+                                                                                 "hashes": {"sha256": digest}}}
+    assert items[1]["direct_url"] == {"url": tmp_path.as_uri(), "dir_info": {}}
+    _, pip = split(["--force-reinstall", "--no-deps", str(tmp_path / "missing.tar.gz")])
+    assert local_items_only(pip) is None  # pip says what is missing, in its words
 
 
 def test_help_names_holoclones_options_and_leaves_the_rest_to_pip(capsys):

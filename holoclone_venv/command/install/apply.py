@@ -8,8 +8,9 @@ Order, so that a failure anywhere leaves the environment as it was:
 3. the catalogs are materialized with the environment's strategy (``Materializer``: reflink where
    possible, bytecode shipped, console scripts for the environment's interpreter, RECORD,
    INSTALLER), then ``REQUESTED`` and ``direct_url.json`` (PEP 610) are added to RECORD;
-4. ``local`` wheels are installed with ``installer`` (a project's wheel, rebuilt on every tox run,
-   would make the store grow without bound, so it is never kept there);
+4. ``local`` wheels (named on the command line, or built by ``build.py`` from a local project) are
+   installed with ``installer`` (a project's wheel, rebuilt on every tox run, would make the store
+   grow without bound, so it is never kept there);
 5. ``pip`` items go to the environment's pip with ``--no-deps`` (their dependencies are in place).
 
 On failure the new distributions are removed by their RECORD and the set-aside files put back.
@@ -162,7 +163,7 @@ def install_local_wheel(item: dict, target: Target) -> None:
             written.append(os.path.join(self.scheme_dict[scheme], os.fspath(path)))
             return super().write_file(scheme, path, stream, is_executable)
 
-    path = url2pathname(urlparse(item["url"]).path)
+    path = item.get("wheel") or url2pathname(urlparse(item["url"]).path)  # a wheel holoclone built, or the named one
     layout = target.layout
     schemes = {**layout.scheme_dirs(item["name"])}
     destination = Tracking(schemes, interpreter=layout.executable, script_kind=get_launcher_kind(),

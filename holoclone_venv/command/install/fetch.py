@@ -24,6 +24,7 @@ from .plan import InstallError, run_pip
 
 if TYPE_CHECKING:
     from ...store import Store
+    from ...store.catalog import Catalog
 
 LOG = logging.getLogger("holoclone")
 
@@ -33,8 +34,12 @@ _NETWORK = {"-i", "--index-url", "--extra-index-url", "--no-index", "-f", "--fin
             "--no-cache-dir"}
 
 
-def network_options(forwarded: list[str]) -> list[str]:
-    """The connection options among ``forwarded`` (each with its value)."""
+#: What pip gives the install of a build environment's requirements: where to look, and how to choose.
+BUILD_ENV_OPTIONS = _NETWORK | {"--pre", "--prefer-binary", "--only-binary", "--no-binary"}
+
+
+def network_options(forwarded: list[str], names: frozenset[str] | set[str] = _NETWORK) -> list[str]:
+    """The options among ``forwarded`` (each with its value) named in ``names``: by default, how to connect."""
     kept: list[str] = []
     i = 0
     while i < len(forwarded):
@@ -42,7 +47,7 @@ def network_options(forwarded: list[str]) -> list[str]:
         name = arg.partition("=")[0] if arg.startswith("--") else arg[:2]
         takes_value = "=" not in arg and name in VALUED and (arg.startswith("--") or len(arg) == 2)
         width = 2 if takes_value else 1
-        if name in _NETWORK:
+        if name in names:
             kept += forwarded[i:i + width]
         i += width
     return kept
@@ -92,6 +97,14 @@ def store_wheels(store: Store, items: list[dict], pip: list[str], forwarded: lis
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return found
+
+
+def stored_catalog(store: Store, item: dict, tag: str) -> Catalog | None:
+    """The store's catalog of a planned wheel for ``tag``, by the wheel's sha256 (its objects are checked as
+    they are linked); None when there is none yet."""
+    from ...store.catalog import catalog_key, is_sha256
+
+    return store.load_catalog(catalog_key(item["sha256"], tag)) if is_sha256(item["sha256"]) else None
 
 
 def _kept(store: Store, item: dict) -> Path | None:

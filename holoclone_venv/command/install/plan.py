@@ -35,7 +35,7 @@ import json
 import os
 import subprocess
 import time
-from typing import Callable, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping
 from urllib.parse import unquote, urlparse
 from urllib.request import url2pathname
 
@@ -44,12 +44,17 @@ from ...fsutil import folder_listing
 from .pipargs import PipArgs, pins, requirement_lines
 from .target import Target
 
+if TYPE_CHECKING:
+    from ...store import Store
+
 #: Unpinned plans are asked again after this many seconds (``--plan-ttl``).
 DEFAULT_PLAN_TTL = 600.0
 #: pip's ``--report`` arrived in 22.2.
 REPORT_PIP = (22, 2)
 _KEY_FORMAT = 1
 _PIP_CONFIG_NAMES = (("pip", "pip.conf"), ("pip", "pip.ini"))
+_ITEM_FIELDS = {"name": str, "version": str, "url": str, "requested": bool, "sha256": str, "filename": str,
+                "kind": str, "pip": list}
 
 
 class InstallError(HoloCloneError):
@@ -80,18 +85,24 @@ def run_pip(cmd: list[str]) -> subprocess.CompletedProcess:
         try:
             stdout, stderr = process.communicate()
         except BaseException:
-            killpg = getattr(os, "killpg", None)
-            if killpg is not None:
-                import signal
-
-                try:
-                    killpg(process.pid, signal.SIGKILL)
-                except OSError:
-                    pass
-            process.kill()
-            process.wait()
+            stop_process_group(process)
             raise
     return subprocess.CompletedProcess(cmd, process.returncode, stdout, stderr)
+
+
+def stop_process_group(process: subprocess.Popen) -> None:
+    """Kill a process started with ``start_new_session`` and everything it started (where process groups
+    exist), and reap it."""
+    killpg = getattr(os, "killpg", None)
+    if killpg is not None:
+        import signal
+
+        try:
+            killpg(process.pid, signal.SIGKILL)
+        except OSError:
+            pass
+    process.kill()
+    process.wait()
 
 
 def ask_pip(pip: list[str], args: PipArgs, log: Callable[..., None] | None = None) -> list[dict]:
@@ -123,7 +134,9 @@ def _item(entry: dict) -> dict:
     name, version, url = str(meta["name"]), str(meta["version"]), str(info["url"])
     direct = bool(entry.get("is_direct"))
     item: dict = {"name": name, "version": version, "url": url, "requested": bool(entry.get("requested")),
-            "direct_url": info if direct else None, "sha256": "", "filename": "", "kind": "pip", "pip": []}
+                  "direct_url": info if direct else None, "sha256": "", "filename": "", "kind": "pip", "pip": []}
+    if isinstance(meta.get("requires_dist"), list):  # what a build of a local project is checked against
+        item["requires"] = sorted(map(str, meta["requires_dist"]))
     if "dir_info" in info:
         path = url2pathname(urlparse(url).path)
         item["pip"] = ["-e", path] if info["dir_info"].get("editable") else [path]
@@ -161,6 +174,36 @@ def is_pinned(items: list[dict], args: PipArgs) -> bool:
     return True
 
 
+def valid_items(plan: dict) -> list[dict] | None:
+    """A stored plan's items when every one has the fields and types this version writes; else None (ask pip)."""
+    items = plan.get("items")
+    if not isinstance(items, list):
+        return None
+    for item in items:
+        if not isinstance(item, dict) or any(not isinstance(item.get(k), t) for k, t in _ITEM_FIELDS.items()):
+            return None
+        if item["kind"] not in ("store", "local", "pip") or not (item["direct_url"] is None
+                                                                  or isinstance(item["direct_url"], dict)):
+            return None
+        if item["kind"] == "store" and ("/" in item["filename"] or not item["filename"].endswith(".whl")):
+            return None
+        if not isinstance(item.get("requires", []), list):
+            return None
+    return items
+
+
+def keep_plan(store: Store, key: str, plan: dict) -> None:
+    """Keep ``plan`` under ``key`` when the store is writable; a failure only costs the next run a pip plan."""
+    if not store.writable:
+        return
+    try:
+        store.write_install_plan(key, plan)
+    except OSError as error:
+        import logging
+
+        logging.getLogger("holoclone").debug("holoclone: the plan was not kept: %s", error)
+
+
 def fresh(plan: dict, ttl: float, now: float | None = None) -> bool:
     """Whether a stored plan may be used: pinned, or made less than ``ttl`` seconds ago."""
     if plan.get("pinned") is True:
@@ -171,11 +214,13 @@ def fresh(plan: dict, ttl: float, now: float | None = None) -> bool:
 
 
 # -- the key --------------------------------------------------------------------------------------
-def plan_key(args: PipArgs, target: Target, planner: list[str], environ: Mapping[str, str], cwd: str) -> str:
+def plan_key(args: PipArgs, target: Target, planner: list[str], environ: Mapping[str, str], cwd: str,
+             installed: list[str] | None = None) -> str:
     """sha256 of what decides pip's answer: the arguments and the working directory they are relative to, the
     contents of the ``-r``/``-c`` files (recursively), the local files and folders named (by content or their
     metadata files), local find-links folders' listings, ``PIP_*`` variables, pip's configuration files,
-    the planning pip, the interpreter's markers and ABI, and what the environment has installed."""
+    the planning pip, the interpreter's markers and ABI, and what the environment has installed (``installed``
+    when given: a build environment's plan starts from nothing)."""
     texts, links, _ = requirement_lines([*args.requirement_files, *args.constraint_files])
     links += [_local_folder(p) for p in [*args.find_links, *environ.get("PIP_FIND_LINKS", "").split()]]
     facts = target.facts
@@ -187,11 +232,11 @@ def plan_key(args: PipArgs, target: Target, planner: list[str], environ: Mapping
         "local": [[path, _local_digest(path)] for path in args.local_paths()],
         "find_links": [[path, folder_listing(path)] for path in links],
         "pip_env": sorted((k, v) for k, v in environ.items() if k.startswith("PIP_")),
-        "pip_config": [[path, _file_digest(path)] for path in _pip_config_files(environ, target.env_dir)],
+        "pip_config": [[path, _file_digest(path)] for path in pip_config_files(environ, target.env_dir)],
         "planner": [planner[1:], target.pip_version()],
         "interpreter": {k: facts.get(k) for k in ("implementation", "release", "platform", "architecture",
                                                      "markers", "soabi", "cache_tag")},
-        "installed": target.installed(),
+        "installed": target.installed() if installed is None else installed,
     }
     return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
 
@@ -219,7 +264,7 @@ def _local_digest(path: str) -> object:
     return _file_digest(path)
 
 
-def _pip_config_files(environ: Mapping[str, str], env_dir: str) -> list[str]:
+def pip_config_files(environ: Mapping[str, str], env_dir: str) -> list[str]:
     """Every file pip may read its configuration from, on any platform (absent ones cost one stat)."""
     home = os.path.expanduser("~")
     xdg_dirs = environ.get("XDG_CONFIG_DIRS", "/etc/xdg").split(os.pathsep)

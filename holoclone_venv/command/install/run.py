@@ -2,7 +2,8 @@
 
 A warm install (a stored plan that is still fresh, its wheels and catalogs in
 the store) starts no pip at all; neither does ``--force-reinstall --no-deps``
-with only wheel files (what tox installs a project with).
+with only wheel files, sdists and project folders (what tox installs a project with): holoclone builds
+the latter itself (``build.py``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from .plan import InstallError
 from .target import Target
 
 if TYPE_CHECKING:
+    from .build import Builder
+
+if TYPE_CHECKING:
     from ...store.catalog import Catalog
     from ...policy import Policy
     from ...report import Report
@@ -27,8 +31,6 @@ if TYPE_CHECKING:
     from ...store import Store
 
 LOG = logging.getLogger("holoclone")
-_ITEM_FIELDS = {"name": str, "version": str, "url": str, "requested": bool, "sha256": str, "filename": str,
-                "kind": str, "pip": list}
 
 
 class Outcome:
@@ -55,26 +57,40 @@ def install(target: Target, args: PipArgs, settings: Settings, options: Options,
             policy: Policy, environ: Mapping[str, str] | None = None) -> Outcome:
     """Install what ``pip install ARGS`` would into ``target`` from ``store`` (opened and checked) with ``policy``;
     raises :class:`HoloCloneError` with the environment unchanged."""
+    from .build import StalePlan
+
+    environ = os.environ if environ is None else environ
+    start = time.perf_counter()
+    try:
+        outcome = _install(target, args, settings, options.refresh, ttl, store, policy, environ, retry=False)
+    except StalePlan as stale:  # a local project changed its version or dependencies since the stored plan
+        LOG.debug("holoclone: %s Planning again with pip.", stale)
+        outcome = _install(target, args, settings, True, ttl, store, policy, environ, retry=True)
+    outcome.seconds = time.perf_counter() - start
+    return outcome
+
+
+def _install(target: Target, args: PipArgs, settings: Settings, refresh: bool, ttl: float, store: Store,
+             policy: Policy, environ: Mapping[str, str], retry: bool) -> Outcome:
     from ...report import Report
     from .apply import apply
-    from .fetch import store_wheels
-    from .plan import ask_pip, fresh, is_pinned, items_of, pip_command, plan_key
+    from .build import BuildContext, Builder
+    from .fetch import stored_catalog, store_wheels
+    from .plan import ask_pip, fresh, is_pinned, items_of, keep_plan, pip_command, plan_key, valid_items
 
-    start = time.perf_counter()
-    environ = os.environ if environ is None else environ
     report = Report(store=str(store.root), strategy=policy.strategy.name)
-    items = local_wheels_only(args)
+    items = None if retry else local_items_only(args)
     planned_by, key, pip, plan = "files", None, None, None
     if items is None:
         pip = pip_command(target)
         key = plan_key(args, target, pip, environ, os.getcwd())
-        plan = None if options.refresh else store.load_install_plan(key)
+        plan = None if refresh else store.load_install_plan(key)
         planned_by = "the store"
-        if plan is None and settings.remote and not options.refresh:  # a signed plan and its catalogs
+        if plan is None and settings.remote and not refresh:  # a signed plan and its catalogs
             from ...remote.plans import find_install_plan
 
             plan, planned_by = find_install_plan(settings, store, key, target.interpreter.tag), "the remote store"
-        items = _items(plan) if plan is not None and fresh(plan, ttl) else None
+        items = valid_items(plan) if plan is not None and fresh(plan, ttl) else None
         if items is None:
             items, planned_by = items_of(ask_pip(pip, args, LOG.debug)), "pip"
             plan = {"created": time.time(), "pinned": is_pinned(items, args), "tag": target.interpreter.tag,
@@ -84,88 +100,92 @@ def install(target: Target, args: PipArgs, settings: Settings, options: Options,
     # A wheel whose catalog the store has for this interpreter is not needed at all (it may be gone, or
     # never have been here when the catalog came from a remote store); the others are fetched once.
     ready = {item["name"]: catalog for item in stored
-             if (catalog := _stored_catalog(store, item, target.interpreter.tag)) is not None}
+             if (catalog := stored_catalog(store, item, target.interpreter.tag)) is not None}
     missing = [item for item in stored if item["name"] not in ready]
     if pip is None and (missing or any(item["kind"] == "pip" for item in items)):
         pip = pip_command(target)
     wheels = store_wheels(store, missing, pip or [], args.forwarded) if missing else {}
     if planned_by == "pip" and key is not None and plan is not None:
-        _keep(store, key, plan)  # after fetching: a sha256 the report lacked is filled in
+        keep_plan(store, key, plan)  # after fetching: a sha256 the report lacked is filled in
 
     def wheel_of(item: dict) -> Path:
         if item["name"] not in wheels:  # a stored catalog found damaged while linking: its wheel heals it
             wheels.update(store_wheels(store, [item], pip or pip_command(target), args.forwarded))
         return wheels[item["name"]]
 
-    if items:
-        apply(store, policy, settings, target, items, ready, wheel_of, pip or [], args.forwarded,
-              args.force_reinstall, report)
-        if key is not None and plan is not None and not args.force_reinstall and all(i["kind"] == "store" for i in items):
-            # The same command on the environment as it is now: pip would find everything satisfied.
-            # Kept too (as fresh as the plan it follows), so a repeated install starts no pip either.
-            _keep(store, plan_key(args, target, pip or [], environ, os.getcwd()), {**plan, "items": []})
+    builder = Builder(BuildContext(store, policy, settings, target, pip or [], args.forwarded, environ, ttl, refresh,
+                                   report, check_requires=planned_by != "pip" and not retry))
+    try:
+        to_apply = _built(builder, items, args, environ)
+        if to_apply is None:  # a project named on the command line that pip must build: pip plans too
+            return _install(target, args, settings, refresh, ttl, store, policy, environ, retry=True)
+        if to_apply:
+            apply(store, policy, settings, target, to_apply, ready, wheel_of, pip or [], args.forwarded,
+                  args.force_reinstall, report)
+    finally:
+        builder.close()
+    if items and key is not None and plan is not None and not args.force_reinstall \
+            and all(i["kind"] == "store" for i in items):
+        # The same command on the environment as it is now: pip would find everything satisfied.
+        # Kept too (as fresh as the plan it follows), so a repeated install starts no pip either.
+        keep_plan(store, plan_key(args, target, pip or [], environ, os.getcwd()), {**plan, "items": []})
     for directory in {d for fb in report.fallbacks for d in (fb.source_dir, fb.target_dir)}:
         report.filesystems[directory] = policy.filesystem_name(directory) or "?"  # only fallbacks are explained
-    return Outcome(report, planned_by, time.perf_counter() - start)
+    return Outcome(report, planned_by)
 
 
-def _stored_catalog(store: Store, item: dict, tag: str) -> Catalog | None:
-    """The store's catalog of a planned wheel for ``tag``, by the wheel's sha256 (its objects are checked as
-    they are linked); None when there is none yet."""
-    from ...store.catalog import catalog_key, is_sha256
+def _built(builder: Builder, items: list[dict], args: PipArgs, environ: Mapping[str, str]) -> list[dict] | None:
+    """``items`` with each local project pip would build (a folder, an sdist, an editable) built into a wheel
+    by :class:`~.build.Builder`; the others, and every one when pip's options or settings decide how
+    it builds, stay for pip.  None when a project planned without pip (no name yet) cannot be built here."""
+    from .build import NotBuildable, pip_builds, source_of
+    from .plan import pip_config_files
 
-    return store.load_catalog(catalog_key(item["sha256"], tag)) if is_sha256(item["sha256"]) else None
+    sources = [item for item in items if source_of(item) is not None]
+    if not sources:
+        return items
+    reason = pip_builds(args.args, environ, pip_config_files(environ, builder.context.target.env_dir))
+    done: dict[int, dict] = {}
+    for item in sources:
+        try:
+            if reason:
+                raise NotBuildable(reason)
+            done[id(item)] = builder.build(item)
+        except NotBuildable as why:
+            LOG.debug("holoclone: pip builds %s: %s", item["url"], why)
+            if not item["name"]:
+                return None
+    return [done.get(id(item), item) for item in items]
 
 
-def _keep(store: Store, key: str, plan: dict) -> None:
-    if not store.writable:
-        return
-    try:
-        store.write_install_plan(key, plan)
-    except OSError as error:  # only a cache: the next run asks pip again
-        LOG.debug("holoclone: the plan was not kept: %s", error)
-
-
-def local_wheels_only(args: PipArgs) -> list[dict] | None:
-    """The plan of ``--force-reinstall --no-deps WHEEL...`` (how tox installs a project), made without pip:
-    exactly those wheels, each replacing its installed version.  None for any other command line."""
+def local_items_only(args: PipArgs) -> list[dict] | None:
+    """The plan of ``--force-reinstall --no-deps PATH...`` (how tox installs a project), made without pip:
+    exactly those wheel files, sdists and project folders, each replacing its installed version (an sdist or
+    folder has no name until it is built).  None for any other command line."""
     if not (args.no_deps and args.force_reinstall) or args.requirement_files or args.editables:
         return None
     if set(args.args) - set(args.specs) - {"--no-deps", "--force-reinstall"}:
         return None
-    if not all(spec.endswith(".whl") and os.path.isfile(spec) for spec in args.specs):
+    if not all(os.path.isdir(spec) or spec.endswith((".whl", ".tar.gz", ".zip")) and os.path.isfile(spec)
+               for spec in args.specs):
         return None
-    from pathlib import Path
-
     from ...fsutil import hash_file
 
     items = []
     for spec in args.specs:
         path = Path(spec).resolve()
-        name, version = path.name.split("-")[:2]
-        digest = hash_file(path)[0]
         url = path.as_uri()
-        items.append({"name": name, "version": version, "url": url, "requested": True, "sha256": digest,
-                      "filename": path.name, "kind": "local", "pip": [],
-                      "direct_url": {"url": url, "archive_info": {"hash": f"sha256={digest}",
-                                                                   "hashes": {"sha256": digest}}}})
+        item = {"name": "", "version": "", "url": url, "requested": True, "sha256": "", "filename": path.name,
+                "kind": "pip", "pip": [str(path)], "direct_url": {"url": url, "dir_info": {}}}
+        if path.is_file():
+            digest = hash_file(path)[0]
+            item.update(sha256=digest, direct_url={"url": url, "archive_info": {"hash": f"sha256={digest}",
+                                                                                 "hashes": {"sha256": digest}}})
+        if path.name.endswith(".whl"):
+            name, version = path.name.split("-")[:2]
+            item.update(name=name, version=version, kind="local", pip=[])
+        items.append(item)
     return items
 
 
-def _items(plan: dict) -> list[dict] | None:
-    """A stored plan's items when every one has the fields and types this version writes; else None (ask pip)."""
-    items = plan.get("items")
-    if not isinstance(items, list):
-        return None
-    for item in items:
-        if not isinstance(item, dict) or any(not isinstance(item.get(k), t) for k, t in _ITEM_FIELDS.items()):
-            return None
-        if item["kind"] not in ("store", "local", "pip") or not (item["direct_url"] is None
-                                                                  or isinstance(item["direct_url"], dict)):
-            return None
-        if item["kind"] == "store" and ("/" in item["filename"] or not item["filename"].endswith(".whl")):
-            return None
-    return items
-
-
-__all__ = ["HoloCloneError", "InstallError", "Outcome", "install", "local_wheels_only"]
+__all__ = ["HoloCloneError", "InstallError", "Outcome", "install", "local_items_only"]
