@@ -56,7 +56,6 @@ def install(target: Target, args: PipArgs, settings: Settings, options: Options,
     """Install what ``pip install ARGS`` would into ``target`` from ``store`` (opened and checked) with ``policy``;
     raises :class:`HoloCloneError` with the environment unchanged."""
     from ...report import Report
-    from .apply import apply
     from .fetch import store_wheels
     from .plan import ask_pip, fresh, is_pinned, items_of, pip_command, plan_key
 
@@ -98,6 +97,8 @@ def install(target: Target, args: PipArgs, settings: Settings, options: Options,
         return wheels[item["name"]]
 
     if items:
+        from .apply import apply  # the materializer and installer: not needed when there is nothing to install
+
         apply(store, policy, settings, target, items, ready, wheel_of, pip or [], args.forwarded,
               args.force_reinstall, report)
         if key is not None and plan is not None and not args.force_reinstall and all(i["kind"] == "store" for i in items):
