@@ -129,15 +129,9 @@ def check_strategy(typed: str, source: str, known: Sequence[str]) -> None:
 
 def _ini_value(env: Mapping[str, str], key: str) -> str | None:
     """The raw value of ``key`` in virtualenv.ini's [virtualenv] section, if any."""
-    try:
-        from virtualenv.config.ini import IniConfig
+    from .virtualenv_config import VirtualenvConfig
 
-        ini = IniConfig(env)
-        if not ini.has_virtualenv_section:
-            return None
-        return ini.config_parser.get(ini.section, key, fallback=None)
-    except Exception:  # an unreadable ini is virtualenv's to report
-        return None
+    return VirtualenvConfig(env, report=False).ini_raw(key)  # an unreadable ini is virtualenv's to report
 
 
 def settings_from_options(options: object) -> Settings:
@@ -263,27 +257,24 @@ def settings_for_command(env: Mapping[str, str], **flags: object) -> Settings:
 
     Each of ``store``, ``strategy``, ``exclude``, ``lock_timeout``, ``remote`` and ``trusted_keys`` comes
     from its flag when given (not None), else ``VIRTUALENV_HOLOCLONE_<NAME>``,
-    else ``holoclone_<name>`` in virtualenv.ini (read with virtualenv's own
-    readers, so the same file and the same conversions), else its default;
+    else ``holoclone_<name>`` in virtualenv.ini (found, parsed and converted by
+    :mod:`holoclone_venv.virtualenv_config` as virtualenv's own readers do,
+    without importing virtualenv), else its default;
     the strategy then falls back to ``RCC_HOLOTREE_STRATEGY`` and ``smart``.
     """
     from types import SimpleNamespace
 
-    from virtualenv.config.convert import ListType, TypeData
-    from virtualenv.config.env_var import get_env_var
-    from virtualenv.config.ini import IniConfig
+    from .virtualenv_config import FLOAT, LIST, STR, VirtualenvConfig
 
-    if flags.get("lock_timeout") is None:  # before virtualenv's converter logs its own warning about it
+    config = VirtualenvConfig(env)
+    if flags.get("lock_timeout") is None:  # before the conversion below logs its own warning about it
         _check_number(env, LOCK_TIMEOUT_ENV, "holoclone_lock_timeout")
-    ini = IniConfig(env)
-    types = {"store": TypeData(str, str), "strategy": TypeData(str, str), "exclude": ListType(list, str),
-             "lock_timeout": TypeData(float, float), "remote": TypeData(str, str),
-             "trusted_keys": TypeData(str, str)}
+    kinds = {"store": STR, "strategy": STR, "exclude": LIST, "lock_timeout": FLOAT, "remote": STR, "trusted_keys": STR}
     values: dict[str, object] = {}
-    for name, as_type in types.items():
+    for name, kind in kinds.items():
         value = flags.get(name)
         if value is None:
-            found = get_env_var(f"holoclone_{name}", as_type, env) or (ini.get(f"holoclone_{name}", as_type) if ini else None)
+            found = config.get(f"holoclone_{name}", kind)
             value = found[0] if found else None
         values[f"holoclone_{name}"] = value
     if values["holoclone_lock_timeout"] is None:

@@ -398,6 +398,28 @@ def test_a_warm_plan_runs_no_pip_and_an_unpinned_one_expires(xfs, unique, house,
         assert "beta==2.0" in freeze(env)
 
 
+def test_a_repeated_install_with_nothing_to_do_imports_no_virtualenv(xfs, unique, house):
+    """tox, nox and hatch run the same install again and again: the repeat reads virtualenv's settings without
+    importing virtualenv (whose package alone imports most of virtualenv.run) and, with nothing to install,
+    without the materializer."""
+    import sys
+
+    from helpers import REPO, isolated_environ
+
+    store = xfs / f"store-{unique}"
+    env = _fresh_env(xfs, store, f"w-{unique}")
+    args = ["--no-index", "-f", str(house), "alpha"]
+    first = hc_install(env, store, *args)
+    assert first.returncode == 0 and "installed alpha 1.0" in first.stderr, output(first)
+    code = ("import sys\nfrom holoclone_venv.command.cli import main\nstatus = main(sys.argv[1:])\n"
+            "print(status, [m for m in sys.modules if m.partition('.')[0] == 'virtualenv'"
+            " or m == 'holoclone_venv.command.install.apply'])\n")
+    repeat = subprocess.run([sys.executable, "-c", code, "--store", str(store), "install", "--python", str(env), *args],
+                            capture_output=True, text=True, env=isolated_environ({"PYTHONPATH": str(REPO), **OFFLINE}))
+    assert "nothing to install" in repeat.stderr and "plan from the store" in repeat.stderr, output(repeat)
+    assert repeat.stdout.split(None, 1) == ["0", "[]\n"], output(repeat)
+
+
 def test_a_fully_pinned_plan_never_expires(xfs, unique, house, tmp_path):
     store = xfs / f"store-{unique}"
     index = _index(tmp_path / "index", house, {"alpha": ["1.0"], "beta": ["1.0"]})

@@ -38,14 +38,17 @@ _KEY_RE = re.compile(r"^([^\s#;=:][^=:]*?)\s*[=:]\s*(.*?)\s*$")
 
 
 def config_file(env: Mapping[str, str] | None = None) -> Path:
-    """The virtualenv.ini virtualenv reads: ``$VIRTUALENV_CONFIG_FILE`` or the per-user default."""
-    env = os.environ if env is None else env
-    named = env.get("VIRTUALENV_CONFIG_FILE")
-    if named:
-        return Path(named)
-    from platformdirs import user_config_dir
+    """The virtualenv.ini virtualenv reads: ``$VIRTUALENV_CONFIG_FILE`` or the per-user default.
 
-    return Path(user_config_dir("virtualenv", "pypa")) / "virtualenv.ini"
+    Raises :class:`ConfigError` where virtualenv reads none (no home directory to find it in).
+    """
+    from ..virtualenv_config import config_file as found
+
+    path = found(os.environ if env is None else env)
+    if path is None:
+        raise ConfigError("virtualenv reads no virtualenv.ini here: there is no home directory.",
+                          "Set VIRTUALENV_CONFIG_FILE to the file to use.")
+    return path
 
 
 @dataclass

@@ -32,8 +32,6 @@ import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any, Mapping
-from urllib.parse import urlparse
-from urllib.request import url2pathname
 
 from .buildenv import BuildContext, NotBuildable, build_requirements
 from .plan import InstallError, stop_process_group
@@ -66,6 +64,9 @@ class StalePlan(InstallError):
 
 def source_of(item: dict) -> tuple[str, bool] | None:
     """``(path, editable)`` of a planned item that is a local folder or sdist (what pip would build), else None."""
+    from urllib.parse import urlparse
+    from urllib.request import url2pathname
+
     info = item.get("direct_url")
     if item["kind"] != "pip" or not isinstance(info, dict) or not str(info.get("url", "")).startswith("file:"):
         return None

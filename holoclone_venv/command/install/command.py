@@ -93,21 +93,19 @@ def main(argv: Sequence[str], store: str | None = None, lock_timeout: float | No
 
 def plan_ttl(flag: float | None, environ: Mapping[str, str]) -> float:
     """Seconds an unpinned plan is reused: ``--plan-ttl`` > ``$VIRTUALENV_HOLOCLONE_PLAN_TTL`` >
-    ``holoclone_plan_ttl`` in virtualenv.ini (virtualenv's own readers) > 600."""
+    ``holoclone_plan_ttl`` in virtualenv.ini (read as virtualenv reads it, see
+    :mod:`holoclone_venv.virtualenv_config`) > 600; raises :class:`ConfigError` for a value that is no number >= 0."""
     from ...errors import ConfigError
     from .plan import DEFAULT_PLAN_TTL
 
     if flag is not None:
         return flag
-    from virtualenv.config.convert import TypeData
-    from virtualenv.config.ini import IniConfig
-
     raw = environ.get(PLAN_TTL_ENV)
     source = PLAN_TTL_ENV
     if raw is None:
-        ini = IniConfig(environ)
-        found = ini.get("holoclone_plan_ttl", TypeData(str, str)) if ini else None
-        raw, source = (found[0] if found else None), "holoclone_plan_ttl in virtualenv.ini"
+        from ...virtualenv_config import VirtualenvConfig
+
+        raw, source = VirtualenvConfig(environ).ini_raw("holoclone_plan_ttl"), "holoclone_plan_ttl in virtualenv.ini"
     if raw is None:
         return DEFAULT_PLAN_TTL
     try:

@@ -16,7 +16,6 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
-from urllib.request import url2pathname
 
 from ...fsutil import hash_file
 from .pipargs import VALUED
@@ -74,6 +73,8 @@ def store_wheels(store: Store, items: list[dict], pip: list[str], forwarded: lis
         remote = [item for item in missing if not item["url"].startswith("file:")]
         for item in missing:
             if item not in remote:
+                from urllib.request import url2pathname  # imports http.client and email: only when needed
+
                 source = url2pathname(urlparse(item["url"]).path)
                 try:
                     shutil.copyfile(source, staging / item["filename"])

@@ -37,7 +37,6 @@ import subprocess
 import time
 from typing import TYPE_CHECKING, Callable, Mapping
 from urllib.parse import unquote, urlparse
-from urllib.request import url2pathname
 
 from ...errors import HoloCloneError
 from ...fsutil import folder_listing
@@ -138,6 +137,8 @@ def _item(entry: dict) -> dict:
     if isinstance(meta.get("requires_dist"), list):  # what a build of a local project is checked against
         item["requires"] = sorted(map(str, meta["requires_dist"]))
     if "dir_info" in info:
+        from urllib.request import url2pathname  # imports http.client and email (~15 ms): only when needed
+
         path = url2pathname(urlparse(url).path)
         item["pip"] = ["-e", path] if info["dir_info"].get("editable") else [path]
     elif "vcs_info" in info:
@@ -244,6 +245,8 @@ def plan_key(args: PipArgs, target: Target, planner: list[str], environ: Mapping
 def _local_folder(link: str) -> str:
     """A find-links folder as a path (``file:`` URLs too); a remote one stays a URL (listed as nothing)."""
     if link.startswith("file:"):
+        from urllib.request import url2pathname  # imports http.client and email (~15 ms): only when needed
+
         return url2pathname(urlparse(link).path)
     return link if "://" in link else os.path.abspath(link)
 

@@ -73,8 +73,6 @@ def install(target: Target, args: PipArgs, settings: Settings, options: Options,
 def _install(target: Target, args: PipArgs, settings: Settings, refresh: bool, ttl: float, store: Store,
              policy: Policy, environ: Mapping[str, str], retry: bool) -> Outcome:
     from ...report import Report
-    from .apply import apply
-    from .build import BuildContext, Builder
     from .fetch import stored_catalog, store_wheels
     from .plan import ask_pip, fresh, is_pinned, items_of, keep_plan, pip_command, plan_key, valid_items
 
@@ -113,17 +111,26 @@ def _install(target: Target, args: PipArgs, settings: Settings, refresh: bool, t
             wheels.update(store_wheels(store, [item], pip or pip_command(target), args.forwarded))
         return wheels[item["name"]]
 
-    builder = Builder(BuildContext(store, policy, settings, target, pip or [], args.forwarded, environ, ttl, refresh,
-                                   report, check_requires=planned_by != "pip" and not retry))
+    to_apply: list[dict] | None = items
+    builder = None
+    if any(item["kind"] == "pip" for item in items):  # a local project may be built here (build.py)
+        from .build import BuildContext, Builder
+
+        builder = Builder(BuildContext(store, policy, settings, target, pip or [], args.forwarded, environ, ttl,
+                                       refresh, report, check_requires=planned_by != "pip" and not retry))
     try:
-        to_apply = _built(builder, items, args, environ)
-        if to_apply is None:  # a project named on the command line that pip must build: pip plans too
-            return _install(target, args, settings, refresh, ttl, store, policy, environ, retry=True)
+        if builder is not None:
+            to_apply = _built(builder, items, args, environ)
+            if to_apply is None:  # a project named on the command line that pip must build: pip plans too
+                return _install(target, args, settings, refresh, ttl, store, policy, environ, retry=True)
         if to_apply:
+            from .apply import apply  # the materializer and installer: not needed when there is nothing to install
+
             apply(store, policy, settings, target, to_apply, ready, wheel_of, pip or [], args.forwarded,
                   args.force_reinstall, report)
     finally:
-        builder.close()
+        if builder is not None:
+            builder.close()
     if items and key is not None and plan is not None and not args.force_reinstall \
             and all(i["kind"] == "store" for i in items):
         # The same command on the environment as it is now: pip would find everything satisfied.
