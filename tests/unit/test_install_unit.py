@@ -17,6 +17,8 @@ from holoclone_venv.command.install.fetch import network_options
 from holoclone_venv.command.install.pipargs import UsageError, pins, requirement_lines, split
 from holoclone_venv.command.install.plan import DEFAULT_PLAN_TTL, fresh, is_pinned, valid_items
 from holoclone_venv.command.install.run import local_items_only
+from holoclone_venv.command.install.target import Target
+from holoclone_venv.environment import Interpreter
 from holoclone_venv.command.install.target import TargetError, find_target
 
 KEY = "ab" * 32
@@ -151,29 +153,56 @@ def test_only_connection_options_reach_pip_download():
     assert network_options(forwarded) == ["-i", "https://i/simple", "--no-index", "-f", "/w", "--trusted-host=i"]
 
 
+def _target(implementation: str = "CPython", version: tuple[int, int] = (3, 11)) -> Target:
+    interpreter = Interpreter(executable="python", implementation=implementation, version=version,
+                              release=(*version, 0), platform="linux-x86_64", architecture=64, markers=())
+    return Target("env", "python", interpreter, None, {})  # type: ignore[arg-type]
+
+
+TARGET = _target()
+
+
 def test_tox_s_project_install_is_planned_without_pip(tmp_path):
     wheel = tmp_path / "proj-1.0-py3-none-any.whl"
     wheel.write_bytes(b"not read here")
     _, pip = split(["--force-reinstall", "--no-deps", str(wheel)])
-    items = local_items_only(pip)
+    items = local_items_only(pip, TARGET)
     assert [(i["name"], i["version"], i["kind"], i["requested"]) for i in items] == [("proj", "1.0", "local", True)]
     assert items[0]["direct_url"]["url"] == wheel.as_uri()
     _, pip = split(["--no-deps", str(wheel)])  # pip leaves an installed same version alone: ask pip
-    assert local_items_only(pip) is None
+    assert local_items_only(pip, TARGET) is None
 
 
 def test_tox_s_sdist_and_folder_are_planned_without_pip_and_named_when_built(tmp_path):
     sdist = tmp_path / "proj-1.0.tar.gz"
     sdist.write_bytes(b"not read here")
     _, pip = split(["--force-reinstall", "--no-deps", str(sdist), str(tmp_path)])
-    items = local_items_only(pip)
+    items = local_items_only(pip, TARGET)
     assert [(i["name"], i["kind"], i["requested"]) for i in items] == [("", "pip", True), ("", "pip", True)]
     digest = hashlib.sha256(b"not read here").hexdigest()
     assert items[0]["direct_url"] == {"url": sdist.as_uri(), "archive_info": {"hash": f"sha256={digest}",
                                                                                  "hashes": {"sha256": digest}}}
     assert items[1]["direct_url"] == {"url": tmp_path.as_uri(), "dir_info": {}}
     _, pip = split(["--force-reinstall", "--no-deps", str(tmp_path / "missing.tar.gz")])
-    assert local_items_only(pip) is None  # pip says what is missing, in its words
+    assert local_items_only(pip, TARGET) is None  # pip says what is missing, in its words
+
+
+@pytest.mark.parametrize("filename, target, fits", [
+    ("proj-1.0-py3-none-any.whl", TARGET, True),
+    ("proj-1.0-py2.py3-none-any.whl", TARGET, True),
+    ("proj-1.0-py311-none-any.whl", TARGET, True),
+    ("proj-1.0-cp311-none-any.whl", TARGET, True),
+    ("proj-1.0-pp310-none-any.whl", _target("PyPy", (3, 10)), True),
+    ("proj-1.0-py2-none-any.whl", TARGET, False),
+    ("proj-1.0-cp312-none-any.whl", TARGET, False),
+    ("proj-1.0-cp311-cp311-manylinux_2_17_x86_64.whl", TARGET, False),  # pip knows the platform's tags
+    ("proj-1.0-py3-none-win_amd64.whl", TARGET, False),
+])
+def test_only_a_pure_wheel_the_target_takes_skips_pip(tmp_path, filename, target, fits):
+    wheel = tmp_path / filename
+    wheel.write_bytes(b"not read here")
+    _, pip = split(["--force-reinstall", "--no-deps", str(wheel)])
+    assert (local_items_only(pip, target) is not None) == fits
 
 
 def test_help_names_holoclones_options_and_leaves_the_rest_to_pip(capsys):

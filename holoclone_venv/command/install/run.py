@@ -77,7 +77,7 @@ def _install(target: Target, args: PipArgs, settings: Settings, refresh: bool, t
     from .plan import ask_pip, fresh, is_pinned, items_of, keep_plan, pip_command, plan_key, valid_items
 
     report = Report(store=str(store.root), strategy=policy.strategy.name)
-    items = None if retry else local_items_only(args)
+    items = None if retry else local_items_only(args, target)
     planned_by, key, pip, plan = "files", None, None, None
     if items is None:
         pip = pip_command(target)
@@ -165,15 +165,17 @@ def _built(builder: Builder, items: list[dict], args: PipArgs, environ: Mapping[
     return [done.get(id(item), item) for item in items]
 
 
-def local_items_only(args: PipArgs) -> list[dict] | None:
+def local_items_only(args: PipArgs, target: Target) -> list[dict] | None:
     """The plan of ``--force-reinstall --no-deps PATH...`` (how tox installs a project), made without pip:
     exactly those wheel files, sdists and project folders, each replacing its installed version (an sdist or
-    folder has no name until it is built).  None for any other command line."""
+    folder has no name until it is built).  None for any other command line, and for a wheel that is not
+    pure Python for the target's version (pip decides whether it fits, and says so when not)."""
     if not (args.no_deps and args.force_reinstall) or args.requirement_files or args.editables:
         return None
     if set(args.args) - set(args.specs) - {"--no-deps", "--force-reinstall"}:
         return None
-    if not all(os.path.isdir(spec) or spec.endswith((".whl", ".tar.gz", ".zip")) and os.path.isfile(spec)
+    if not all(os.path.isdir(spec) or spec.endswith((".tar.gz", ".zip")) and os.path.isfile(spec)
+               or spec.endswith(".whl") and os.path.isfile(spec) and _pure_for(os.path.basename(spec), target)
                for spec in args.specs):
         return None
     from ...fsutil import hash_file
@@ -193,6 +195,21 @@ def local_items_only(args: PipArgs) -> list[dict] | None:
             item.update(name=name, version=version, kind="local", pip=[])
         items.append(item)
     return items
+
+
+def _pure_for(filename: str, target: Target) -> bool:
+    """Whether a wheel's tags include a pure-Python one the target's interpreter takes (``py3-none-any``,
+    ``py311-none-any``, ``cp311-none-any``...)."""
+    from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
+    try:
+        tags = parse_wheel_filename(filename)[3]
+    except InvalidWheelFilename:
+        return False
+    major, minor = target.interpreter.version
+    short = {"cpython": "cp", "pypy": "pp"}.get(target.interpreter.implementation.lower(), "")
+    wanted = {"py3" if major == 3 else f"py{major}", f"py{major}{minor}"} | ({f"{short}{major}{minor}"} if short else set())
+    return any(tag.abi == "none" and tag.platform == "any" and tag.interpreter in wanted for tag in tags)
 
 
 __all__ = ["HoloCloneError", "InstallError", "Outcome", "install", "local_items_only"]
