@@ -131,6 +131,46 @@ def test_an_object_damaged_again_after_its_heal_ends_in_one_sentence_and_leaves_
     run_in(env, "pip", "--version")
 
 
+_RACED_INSTALL = """
+import os, sys
+import holoclone_venv.command.install.apply as apply
+heal = apply.import_wheel
+
+def heal_then_damage_again(*args, **kwargs):
+    catalog = heal(*args, **kwargs)
+    os.chmod(sys.argv[1], 0o644)
+    os.utime(sys.argv[1])
+    return catalog
+
+apply.import_wheel = heal_then_damage_again
+from holoclone_venv.command.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.slow
+def test_an_install_whose_object_is_damaged_again_after_its_heal_ends_in_one_sentence_and_changes_nothing(
+        warm_store, xfs, unique):
+    from virtualenv.seed.wheels.embed import get_embed_wheel
+
+    store = warm_store(xfs, *ARGS, fresh=True)
+    env = xfs / f"env-{unique}"
+    virtualenv(env, *ARGS, store=store)
+    obj, _, _ = _entry(store)
+    _tamper(obj)  # after the seeding: the env's pip is a reflink, whole; the store's object is not
+    wheel = get_embed_wheel("pip", f"{sys.version_info[0]}.{sys.version_info[1]}").path
+    version = wheel.name.split("-")[1]
+    before = sorted((str(p.relative_to(env)), p.stat().st_size) for p in env.rglob("*") if p.is_file())
+    command = [sys.executable, "-c", _RACED_INSTALL, str(obj), "--store", str(store), "install", "--python",
+               str(env), "--no-index", "-f", str(wheel.parent), "--force-reinstall", f"pip=={version}"]
+    result = subprocess.run(command, capture_output=True, text=True, env=isolated_environ(), timeout=600)
+    text = result.stdout + result.stderr
+    assert result.returncode == 1 and "Traceback" not in text, text
+    assert f"store objects (such as {obj}) were removed while installing. Run again." in text, text
+    assert sorted((str(p.relative_to(env)), p.stat().st_size) for p in env.rglob("*") if p.is_file()) == before
+    run_in(env, "pip", "--version")
+
+
 def _hardlinked_file(env: Path, store: Path) -> tuple[Path, Path]:
     """An env file that shares its inode with a store object, and that object."""
     site = site_packages(env)

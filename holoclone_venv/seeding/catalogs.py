@@ -66,6 +66,27 @@ def import_wheel(store: Store, wheel: WheelRef, interpreter: Interpreter, report
     return catalog
 
 
+def materialize_healing(catalogs: list[Catalog], materialize: Callable[[list[Catalog]], None],
+                        reimport: Callable[[int], Catalog], doing: str) -> None:
+    """Run ``materialize(catalogs)``.  A damaged object found while linking (nothing was linked from it, and
+    what the failed pass wrote was removed again) is healed by ``reimport(index)`` of its catalog's wheel,
+    whose catalog replaces it in ``catalogs``, and the pass runs once more.  Damaged again right after a
+    fresh import, something removes store objects while this runs (a ``holoclone store gc --older-than 0``,
+    another tool), so healing cannot win: :class:`RemovedWhileSeeding` names what ``doing`` was."""
+    from ..errors import DamagedObject
+
+    try:
+        materialize(catalogs)
+    except DamagedObject as error:
+        index = [c.key for c in catalogs].index(error.catalog_key)
+        catalogs[index] = reimport(index)
+        try:
+            materialize(catalogs)
+        except DamagedObject as again:
+            raise RemovedWhileSeeding(f"store objects (such as {again.path}) were removed while {doing}.",
+                                      "Run again.") from None
+
+
 def _catalog_of(store: Store, settings: Settings, request: SeedRequest, wheel: WheelRef, report: Report,
                 progress: Callable[[int, int], None] | None) -> Catalog:
     tag = request.interpreter.tag

@@ -12,13 +12,13 @@ import time
 from typing import TYPE_CHECKING
 
 from ..environment import WheelRef
-from ..errors import DamagedObject, RemovedWhileSeeding, os_error
+from ..errors import RemovedWhileSeeding, os_error
 from ..materialize.materializer import Materializer
 from ..plugins import shared
 from ..policy import resolve_policy
 from ..report import Report
 from ..store import Store
-from .catalogs import Found, find_catalogs, import_wheel
+from .catalogs import Found, find_catalogs, import_wheel, materialize_healing
 
 if TYPE_CHECKING:
     from ..environment import SeedRequest
@@ -81,22 +81,19 @@ def _materialize_healing(store: Store, policy: Policy, settings: Settings, reque
     the failed pass wrote was removed again) is healed by importing its wheel again, then the whole pass
     runs once more, counting afresh.  Returns the report of the pass that succeeded."""
     catalogs = found.catalogs
-    try:
-        try:
-            _materialize(store, policy, Materializer(store, policy, report, strict=settings.strict), catalogs,
-                         request, found.inside)
-        except DamagedObject as error:
-            index = [c.key for c in catalogs].index(error.catalog_key)
-            catalogs[index] = import_wheel(store, wheels[index], request.interpreter, report)
+    passes = 0
+
+    def one_pass(catalogs: list[Catalog]) -> None:
+        nonlocal report, passes
+        if passes:  # a pass after a heal counts afresh (what the failed one linked was removed)
             report = Report(store=report.store, strategy=report.strategy, imported=report.imported)
-            try:
-                _materialize(store, policy, Materializer(store, policy, report, strict=settings.strict), catalogs,
-                             request, found.inside)
-            except DamagedObject as again:
-                # Gone again right after a fresh import: something removes store objects while this
-                # runs (a 'holoclone store gc --older-than 0', another tool), so healing cannot win.
-                raise RemovedWhileSeeding(f"store objects (such as {again.path}) were removed while seeding.",
-                                          "Run again.") from None
+        passes += 1
+        _materialize(store, policy, Materializer(store, policy, report, strict=settings.strict), catalogs, request,
+                     found.inside)
+
+    try:
+        materialize_healing(catalogs, one_pass,
+                            lambda index: import_wheel(store, wheels[index], request.interpreter, report), "seeding")
         for catalog in catalogs:
             report.packages.append(f"{catalog.name} {catalog.version}")
             report.catalogs.append(catalog.key)

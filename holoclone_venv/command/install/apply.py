@@ -25,10 +25,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from ...environment import WheelRef
-from ...errors import DamagedObject
 from ...fsutil import remove_emptied_folders
 from ...materialize import record
-from ...seeding.catalogs import ImportProgress, import_wheel
+from ...seeding.catalogs import ImportProgress, import_wheel, materialize_healing
 from .plan import InstallError, run_pip
 from .replace import SetAside, reclaim
 from .target import Target
@@ -83,13 +82,10 @@ def apply(store: Store, policy: Policy, settings: Settings, target: Target, item
     try:
         aside.take(item["name"] for item in stored + local)
         installed += [item["name"] for item in stored]
-        try:
-            Materializer(store, policy, report, strict=settings.strict).run(catalogs, target.layout)
-        except DamagedObject as error:  # an object damaged since import: import it again (heals), once
-            index = [c.key for c in catalogs].index(error.catalog_key)
-            wheel = WheelRef.on_disk(wheel_of(stored[index]))
-            catalogs[index] = import_wheel(store, wheel, target.interpreter, report)
-            Materializer(store, policy, report, strict=settings.strict).run(catalogs, target.layout)
+        # An object damaged since import is healed by importing its wheel again, once, as a seeding does.
+        materialize_healing(catalogs, lambda found: Materializer(store, policy, report, strict=settings.strict).run(
+            found, target.layout), lambda index: import_wheel(store, WheelRef.on_disk(wheel_of(stored[index])),
+                                                              target.interpreter, report), "installing")
         for item, catalog in zip(stored, catalogs):
             root = target.layout.scheme_dirs(catalog.name)[catalog.root]
             add_metadata(os.path.join(root, catalog.dist_info), _extra_files(item))
