@@ -1,7 +1,9 @@
 """Benchmark: tox, nox and hatch with their default installers, with holoclone's integrations and with uv, on XFS.
 
-The project is ``examples/sample-project`` (its one test runs under pytest)
-with the dependencies ``--deps`` (default ``pytest, requests, numpy, pandas``).
+The project is a small hatchling project in the src layout whose three tests
+import its dependencies ``--deps`` (default ``pytest, requests, numpy, pandas``),
+so the first import after each install is part of the timed run, as it is for
+a user (an installer that ships no bytecode pays for compiling it there).
 Each command below is one *variant*; every round runs every variant once, in
 the same order (interleaved: noise hits all alike), after one untimed warm-up
 round that fills every cache.  Each variant works in its own copy of the
@@ -33,13 +35,13 @@ from the package index (``--tools DIR`` keeps and reuses them).
 
 Reported per variant: median wall time, min, max, the new disk a run leaves
 (statvfs drop after ``sync``: shared extents counted once) and ratios against
-the group's reference.  ``--rounds 1 --deps iniconfig`` is a quick check that
+the group's reference.  ``--rounds 1 --deps pytest`` is a quick check that
 every variant works.
 
 Usage (``--mount`` needs root)::
 
     python benchmarks/tools_bench.py --mount [--rounds 5] [--deps "pytest,requests,numpy,pandas"]
-    python benchmarks/tools_bench.py --dir /some/xfs/dir --tools /some/xfs/dir/tools --rounds 1 --deps iniconfig
+    python benchmarks/tools_bench.py --dir /some/xfs/dir --tools /some/xfs/dir/tools --rounds 1 --deps pytest
 """
 
 from __future__ import annotations
@@ -59,7 +61,6 @@ from tox_bench import filesystem_type, free_bytes, mib
 from xfsmount import temporary_xfs
 
 REPO = Path(__file__).resolve().parent.parent
-SAMPLE = REPO / "examples" / "sample-project"
 DEFAULT_DEPS = "pytest,requests,numpy,pandas"
 TOOL_VENVS = {
     "plain": ["tox>=4", "nox", "hatch", "uv"],
@@ -68,7 +69,7 @@ TOOL_VENVS = {
     "tox-uv": ["tox>=4", "tox-uv"],
 }
 # The caller's settings that would change what a tool does.
-_STRIP = ("VIRTUALENV_", "TOX_", "NOX_", "HATCH_", "PIP_", "UV_", "VIRTUAL_ENV", "RCC_HOLOTREE")
+_STRIP = ("VIRTUALENV_", "TOX_", "NOX_", "HATCH_", "PIP_", "UV_", "VIRTUAL_ENV", "RCC_HOLOTREE", "PYTHONDONTWRITEBYTECODE")
 
 
 @dataclass
@@ -113,7 +114,7 @@ def fill_wheelhouse(root: Path, deps: list[str]) -> Path:
     house.mkdir(exist_ok=True)
     # The build backend too (the .pkg env and editable installs build the project from the wheelhouse).
     check([sys.executable, "-m", "pip", "download", "-q", "--only-binary", ":all:", "--dest", str(house), *deps,
-           "setuptools>=61", "pip"])
+           "hatchling", "editables", "pip"])
     return house
 
 
@@ -131,12 +132,41 @@ def environ(root: Path, house: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+#: The project's tests: each imports what it uses of the default dependencies (skipped when not installed).
+_TESTS = """\
+import pytest
+
+from sample import greet
+
+
+def test_greet():
+    assert greet("env") == "hello, env"
+
+
+def test_frames():
+    np = pytest.importorskip("numpy")
+    pd = pytest.importorskip("pandas")
+    assert pd.DataFrame({"a": np.arange(3)})["a"].sum() == 3
+
+
+def test_requests():
+    requests = pytest.importorskip("requests")
+    assert requests.Request("GET", "https://example.org/").prepare().method == "GET"
+"""
+
+
 def project(root: Path, name: str, deps: list[str]) -> Path:
-    """A copy of the sample project for one variant, configured for every tool."""
+    """The project for one variant (hatchling, src layout, three tests), configured for every tool."""
     where = root / "projects" / name
     if where.exists():
         shutil.rmtree(where)
-    shutil.copytree(SAMPLE, where, ignore=shutil.ignore_patterns(".tox", ".nox", "*.egg-info", "__pycache__"))
+    (where / "src" / "sample").mkdir(parents=True)
+    (where / "tests").mkdir()
+    (where / "src" / "sample" / "__init__.py").write_text('def greet(name):\n    return f"hello, {name}"\n')
+    (where / "tests" / "test_sample.py").write_text(_TESTS)
+    (where / "pyproject.toml").write_text('[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n\n'
+                                          '[project]\nname = "sample"\nversion = "0.1.0"\nrequires-python = ">=3.9"\n\n'
+                                          '[tool.hatch.build.targets.wheel]\npackages = ["src/sample"]\n')
     (where / "tox.ini").write_text(f"[tox]\nenv_list = py\n\n[testenv]\ndeps =\n"
                                    + "".join(f"    {d}\n" for d in deps) + "commands = python -m pytest -q tests\n"
                                    "\n[testenv:extra]\n")

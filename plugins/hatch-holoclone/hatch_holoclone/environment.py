@@ -11,8 +11,8 @@ type.  Two things differ:
   features and ``dependencies``) runs ``python -m holoclone_venv install
   --python ENV ARGS`` with the interpreter running hatch, which installs what
   ``pip install ARGS`` would, from the store: wheels are put in place by
-  reflink where the filesystem clones, and the editable project is handed
-  to the environment's pip with ``--no-deps``.
+  reflink where the filesystem clones, and the editable project is built
+  by its own backend as pip builds it, in a build environment from the store.
 
 ``installer = "uv"`` keeps hatch's uv route unchanged: uv creates the
 environment and installs, as with ``type = "virtual"``.
