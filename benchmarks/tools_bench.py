@@ -285,7 +285,7 @@ def measure(root: Path, args: argparse.Namespace) -> None:
         print(f"round {number + 1}/{args.rounds} ...", file=sys.stderr)
         for variant in found:
             variant.runs.append(one_run(variant))
-    print(f"{fs} at {root}; deps: {', '.join(deps)}; Python {sys.version.split()[0]}")
+    print(f"{fs}; deps: {', '.join(deps)}; Python {sys.version.split()[0]}")
     report(found, args.rounds)
     if args.json:
         args.json.write_text(json.dumps([{"group": v.group, "name": v.name, "runs": v.runs} for v in found],
