@@ -259,3 +259,7 @@ def test_the_summary_stays_one_short_line_for_a_big_set():
     report.packages, report.imported = ["demo 2.0"], ["demo-2.0-py3-none-any.whl"]
     assert "installed demo 2.0 into /env" in Outcome(report, "pip").summary("/env")
     assert "(imported demo 2.0)" in Outcome(report, "pip").summary("/env")
+    # A project built from source says so: its files are not the store's.
+    report.packages, report.imported = ["demo 2.0", "proj 1.0"], []
+    line = Outcome(report, "files", 0.5, built=["proj 1.0"]).summary("/env")
+    assert ", 1 built from source (proj 1.0) in 500 ms, plan from files" in line, line

@@ -164,6 +164,10 @@ class Builder:
             # (wheel_directory, config_settings, metadata_directory)
             name = hooks.call(f"build_{kind}", str(work / "dist"), None, None)
         wheel = work / "dist" / str(name)
+        if not isinstance(name, str) or os.path.basename(name) != name or not name.endswith(".whl") \
+                or not wheel.is_file():
+            raise InstallError(f"the build backend of {project} named {name!r} as its wheel, which it did not make "
+                               "in the folder it was given; nothing was changed.")
         return {**item, "kind": "local", "wheel": str(wheel), **_checked(wheel, item, self.context.check_requires)}
 
     def close(self) -> None:

@@ -21,14 +21,11 @@ from .plan import InstallError
 from .target import Target
 
 if TYPE_CHECKING:
-    from .build import Builder
-
-if TYPE_CHECKING:
-    from ...store.catalog import Catalog
     from ...policy import Policy
     from ...report import Report
     from ...settings import Settings
     from ...store import Store
+    from .build import Builder
 
 LOG = logging.getLogger("holoclone")
 
@@ -36,10 +33,11 @@ LOG = logging.getLogger("holoclone")
 class Outcome:
     """What one install did: the report, whether the plan was the store's, the seconds it took."""
 
-    def __init__(self, report: Report, planned_by: str, seconds: float = 0.0) -> None:
+    def __init__(self, report: Report, planned_by: str, seconds: float = 0.0, built: list[str] | None = None) -> None:
         self.report = report
         self.planned_by = planned_by  # "store", "pip" or "files"
         self.seconds = seconds
+        self.built = [] if built is None else built  # local projects holoclone built ("name version")
 
     def summary(self, env_dir: str) -> str:
         report = self.report
@@ -48,8 +46,9 @@ class Outcome:
         counts = ", ".join(f"{n:,} {k}" for k, n in report.counts.items())
         packages = report.packages if len(report.packages) <= 5 else [
             *report.packages[:3], f"and {len(report.packages) - 3} more"]
-        return (f"holoclone: installed {', '.join(packages)} into {env_dir}: {report.files:,} files "
-                f"({counts}, {report.generated:,} written per env) in {self.seconds * 1000:.0f} ms, "
+        built = f", {len(self.built)} built from source ({', '.join(self.built[:3])})" if self.built else ""
+        return (f"holoclone: installed {', '.join(packages)} into {env_dir}: {report.files:,} files from the store "
+                f"({counts}, {report.generated:,} written per env){built} in {self.seconds * 1000:.0f} ms, "
                 f"plan from {self.planned_by}" + (f" (imported {wheels_in_brief(report.imported)})" if report.imported else ""))
 
 
@@ -138,7 +137,8 @@ def _install(target: Target, args: PipArgs, settings: Settings, refresh: bool, t
         keep_plan(store, plan_key(args, target, pip or [], environ, os.getcwd()), {**plan, "items": []})
     for directory in {d for fb in report.fallbacks for d in (fb.source_dir, fb.target_dir)}:
         report.filesystems[directory] = policy.filesystem_name(directory) or "?"  # only fallbacks are explained
-    return Outcome(report, planned_by)
+    built = [f"{i['name']} {i['version']}" for i in to_apply or () if "wheel" in i]
+    return Outcome(report, planned_by, built=built)
 
 
 def _built(builder: Builder, items: list[dict], args: PipArgs, environ: Mapping[str, str]) -> list[dict] | None:
