@@ -67,3 +67,21 @@ def test_a_backends_extra_requirements_are_checked_against_the_build_environment
     assert _satisfied(['cython; python_version < "3"'], installed, target)  # its marker does not hold
     assert not _satisfied(["setuptools<70"], installed, target)
     assert not _satisfied(["cython"], installed, target)
+
+
+def test_a_built_wheel_matches_its_plan_however_its_metadata_spells_it(tmp_path):
+    import zipfile
+
+    from holoclone_venv.command.install.build import StalePlan, _checked
+
+    wheel = tmp_path / "Proj-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr("Proj-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: Proj\nVersion: 1.0\n"
+                         "Requires-Dist: requests >=2 ; python_version<'3.12'\nRequires-Dist: beta==2.0\n")
+    planned = {"name": "proj", "version": "1.0.0", "requires": ["beta==2.0", 'requests>=2; python_version < "3.12"']}
+    assert _checked(wheel, planned, check_requires=True) == {"name": "Proj", "version": "1.0"}
+    with pytest.raises(StalePlan):  # a dependency changed
+        _checked(wheel, {**planned, "requires": ["beta==1.0", "requests>=2"]}, check_requires=True)
+    assert _checked(wheel, {**planned, "requires": []}, check_requires=False)["name"] == "Proj"
+    with pytest.raises(StalePlan):  # another version
+        _checked(wheel, {**planned, "version": "1.1"}, check_requires=False)

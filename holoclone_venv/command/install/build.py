@@ -256,12 +256,37 @@ def _checked(wheel: Path, item: dict, check_requires: bool) -> dict:
     except (OSError, StopIteration, zipfile.BadZipFile, KeyError):
         raise InstallError(f"the build backend made {wheel.name}, which is not a wheel with METADATA.") from None
     name, version = str(metadata["Name"]), str(metadata["Version"])
-    requires = sorted(map(str, metadata.get_all("Requires-Dist") or []))
-    if item["name"] and (canonical_name(item["name"]), item["version"]) != (canonical_name(name), version) \
-            or check_requires and "requires" in item and item["requires"] != requires:
+    if item["name"] and (canonical_name(item["name"]) != canonical_name(name)
+                         or _normal_version(item["version"]) != _normal_version(version)) \
+            or check_requires and "requires" in item \
+            and _normal_requires(item["requires"]) != _normal_requires(metadata.get_all("Requires-Dist") or []):
         raise StalePlan(f"{name} {version} as built today does not match the plan made for {item['name']} "
                         f"{item['version']}.")
     return {"name": name, "version": version}
+
+
+def _normal_version(text: str) -> object:
+    """A version to compare (``1.0`` equals ``1.0.0``), or the text when it is not a PEP 440 version."""
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return Version(text)
+    except InvalidVersion:
+        return text
+
+
+def _normal_requires(texts: list) -> list[str]:
+    """Requirements as packaging writes them, sorted: spelled differently by pip's report and the METADATA
+    file, the same requirement compares equal."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    found = []
+    for text in map(str, texts):
+        try:
+            found.append(str(Requirement(text)))
+        except InvalidRequirement:
+            found.append(text.strip())
+    return sorted(found)
 
 
 class Hooks:
