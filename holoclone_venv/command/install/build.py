@@ -29,6 +29,7 @@ import logging
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Mapping
@@ -150,6 +151,8 @@ class Builder:
         work = Path(tempfile.mkdtemp(prefix="build-", dir=self._scratch_dir()))
         project = _unpack(source, work / "src") if os.path.isfile(source) else source
         requires, backend, backend_path = build_system(project)
+        if sys.stderr.isatty() and LOG.isEnabledFor(logging.INFO):  # a build can take long: say what it waits for
+            LOG.info("holoclone: building %s with %s ...", os.path.basename(source.rstrip(os.sep)), backend)
         installed = build_requirements(self.context, work / "env", requires, {})
         kind = "editable" if editable else "wheel"
         with Hooks(self.context.target.python, project, backend, backend_path, self._isolation(work),
