@@ -90,6 +90,35 @@ def config_file(env: Mapping[str, str]) -> Path | None:
     return Path(folder) / "virtualenv.ini" if os.path.isabs(folder) else None
 
 
+#: The virtualenv release whose readers this module repeats (the unit tests compare the two).  Older
+#: releases differ in corners (``%`` interpolation, a BOM, comma-separated specifiers, an empty
+#: ``VIRTUALENV_CONFIG_FILE``), so with one of those installed virtualenv's own readers are used.
+RULES_OF = (21, 15, 14)
+
+
+def repeats_installed_virtualenv() -> bool:
+    """Whether the installed virtualenv is :data:`RULES_OF` or newer (read from its ``.dist-info`` folder's name,
+    without importing it); False when that cannot be told."""
+    import glob
+    from importlib.util import find_spec
+
+    try:
+        spec = find_spec("virtualenv")
+    except (ImportError, ValueError):
+        return False
+    origin = getattr(spec, "origin", None)
+    if not origin:
+        return False
+    found = glob.glob(os.path.join(glob.escape(os.path.dirname(os.path.dirname(origin))), "virtualenv-*.dist-info"))
+    if len(found) != 1:
+        return False
+    parts = os.path.basename(found[0])[len("virtualenv-"):-len(".dist-info")].split(".")
+    try:
+        return tuple(int(part) for part in parts[:3]) >= RULES_OF
+    except ValueError:
+        return False
+
+
 class VirtualenvConfig:
     """The settings virtualenv would see for ``env``: its variables, then its ini file's ``[virtualenv]`` section.
 
@@ -104,6 +133,10 @@ class VirtualenvConfig:
         self.path = config_file(env)
         self.error: Exception | None = None
         self._parser: ConfigParser | None = None
+        self._theirs: Any = None  # virtualenv's IniConfig, for an older virtualenv
+        if not repeats_installed_virtualenv():
+            self._theirs = _their_ini(env)
+            return
         if self.path is None:
             return
         parser = ConfigParser(interpolation=None)  # values are literal, as virtualenv reads them
@@ -123,17 +156,26 @@ class VirtualenvConfig:
 
     def ini_raw(self, key: str) -> str | None:
         """The unconverted value of ``key`` in the file's ``[virtualenv]`` section; None if unset or unreadable."""
+        if self._theirs is not None:
+            ini = self._theirs
+            return ini.config_parser.get(ini.section, key, fallback=None) if ini else None
         if self._parser is None:
             return None
         return self._parser.get(SECTION, key.lower(), fallback=None)
 
     def from_ini(self, key: str, kind: Kind) -> tuple[Any, str] | None:
         """``(value, "file")`` for ``key`` in the file, converted as ``kind``; None if unset or not convertible."""
+        if self._theirs is not None:
+            return self._theirs.get(key, _their_type(kind)) if self._theirs else None
         raw = self.ini_raw(key)
         return None if raw is None else _convert(raw, kind, "file")
 
     def from_env(self, key: str, kind: Kind) -> tuple[Any, str] | None:
         """``(value, "env var VIRTUALENV_KEY")`` when that variable is set and not empty and converts, else None."""
+        if self._theirs is not None:
+            from virtualenv.config.env_var import get_env_var
+
+            return get_env_var(key, _their_type(kind), self.env)
         variable = f"VIRTUALENV_{key.upper()}"
         raw = self.env.get(variable)
         return _convert(raw, kind, f"env var {variable}") if raw else None
@@ -144,6 +186,25 @@ class VirtualenvConfig:
         A value that converts to something empty (an empty list) is still found: it hides the file's.
         """
         return self.from_env(key, kind) or self.from_ini(key, kind)
+
+
+def _their_ini(env: Mapping[str, str]) -> Any:
+    """virtualenv's own IniConfig for ``env`` (an older virtualenv, which reports its own read errors), or False
+    when it fails in a way it does not survive itself (some older releases raise on a file they cannot parse)."""
+    from virtualenv.config.ini import IniConfig
+
+    try:
+        ini = IniConfig(env)
+        bool(ini)
+        return ini
+    except Exception:  # noqa: BLE001 - that release's own failure: the file reads as empty
+        return False
+
+
+def _their_type(kind: Kind) -> Any:
+    from virtualenv.config.convert import ListType, TypeData
+
+    return (ListType if kind.converter == "ListType" else TypeData)(kind.base, kind.item)
 
 
 def _convert(raw: str, kind: Kind, source: str) -> tuple[Any, str] | None:
