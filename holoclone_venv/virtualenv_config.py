@@ -19,8 +19,10 @@ the few rules of ``virtualenv.config`` (``ini.py``, ``env_var.py``,
 - ``VIRTUALENV_<KEY upper-cased>`` wins over the file when it is set and not
   empty; a value that does not convert logs a warning and reads as unset.
 
-The seeder never uses this: inside virtualenv its options are virtualenv's
-own.  ``tests/unit/test_virtualenv_config.py`` compares every rule with
+Those are the rules of virtualenv :data:`RULES_OF` and newer; where an
+older virtualenv is installed (they differ in corners), its own readers are
+used, imported then.  The seeder never uses this: inside virtualenv its
+options are virtualenv's own.  ``tests/unit/test_virtualenv_config.py`` compares every rule with
 virtualenv's readers, so a change in virtualenv shows up as a failing test.
 """
 
