@@ -7,6 +7,9 @@ kept in the store like every install plan (a build environment starts from
 nothing, so what the target has installed is not part of its key).  Every
 planned requirement must be a wheel; each is materialized from the store
 with the environment's strategy into the build environment.
+
+:class:`BuildContext` (what a build gets of its install) and :class:`NotBuildable` live here, the
+lower module, so that ``build.py`` imports this one and never the other way round.
 """
 
 from __future__ import annotations
@@ -52,8 +55,6 @@ class BuildContext(NamedTuple):
     report: Report
     #: Compare a built project's dependencies with the plan's (a stored plan may predate a change to them).
     check_requires: bool = True
-
-
 
 
 def build_requirements(context: BuildContext, where: Path, requires: list[str],
