@@ -28,6 +28,7 @@ virtualenv's readers, so a change in virtualenv shows up as a failing test.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -99,26 +100,33 @@ RULES_OF = (21, 15, 14)
 
 
 def repeats_installed_virtualenv() -> bool:
-    """Whether the installed virtualenv is :data:`RULES_OF` or newer (read from its ``.dist-info`` folder's name,
-    without importing it); False when that cannot be told."""
+    """Whether the installed virtualenv is :data:`RULES_OF` or newer; False when that cannot be told."""
+    installed = _installed_virtualenv()
+    return installed is not None and installed >= RULES_OF
+
+
+@functools.lru_cache(maxsize=None)
+def _installed_virtualenv() -> tuple[int, ...] | None:
+    """The installed virtualenv's release, read from its ``.dist-info`` folder's name without importing it (once a
+    process: every settings reader asks); None when it cannot be told."""
     import glob
     from importlib.util import find_spec
 
     try:
         spec = find_spec("virtualenv")
     except (ImportError, ValueError):
-        return False
+        return None
     origin = getattr(spec, "origin", None)
     if not origin:
-        return False
+        return None
     found = glob.glob(os.path.join(glob.escape(os.path.dirname(os.path.dirname(origin))), "virtualenv-*.dist-info"))
     if len(found) != 1:
-        return False
+        return None
     parts = os.path.basename(found[0])[len("virtualenv-"):-len(".dist-info")].split(".")
     try:
-        return tuple(int(part) for part in parts[:3]) >= RULES_OF
+        return tuple(int(part) for part in parts[:3])
     except ValueError:
-        return False
+        return None
 
 
 class VirtualenvConfig:
