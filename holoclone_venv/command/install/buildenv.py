@@ -23,7 +23,7 @@ from ...environment import Layout
 from ...store.catalog import canonical_name
 from .fetch import BUILD_ENV_OPTIONS, network_options, store_wheels, stored_catalog
 from .pipargs import read_pip_args
-from .plan import ask_pip, fresh, is_pinned, items_of, keep_plan, plan_key, valid_items
+from .plan import ask_pip, fresh, items_of, keep_plan, new_plan, plan_key, valid_items
 
 from .target import Target
 
@@ -101,8 +101,6 @@ def build_requirements(context: BuildContext, where: Path, requires: list[str],
 
 def _plan(context: BuildContext, requires: list[str]) -> list[dict]:
     """The planned items of ``pip install --ignore-installed REQUIRES`` with the command line's index options."""
-    import time
-
     args = read_pip_args(["--ignore-installed", *network_options(context.forwarded, BUILD_ENV_OPTIONS), *requires])
     key = plan_key(args, context.target, context.pip, context.environ, os.getcwd(), installed=[])
     plan = None if context.refresh else context.store.load_install_plan(key)
@@ -113,6 +111,5 @@ def _plan(context: BuildContext, requires: list[str]) -> list[dict]:
     stored = [item for item in items if item["kind"] == "store"]
     if len(stored) == len(items):  # fetched before the plan is kept: a sha256 the report lacked is filled in
         store_wheels(context.store, stored, context.pip, context.forwarded)
-        keep_plan(context.store, key, {"created": time.time(), "pinned": is_pinned(items, args),
-                                       "tag": context.target.interpreter.tag, "items": items})
+        keep_plan(context.store, key, new_plan(items, args, context.target.interpreter.tag))
     return items

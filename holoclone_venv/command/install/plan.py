@@ -175,6 +175,11 @@ def is_pinned(items: list[dict], args: PipArgs) -> bool:
     return True
 
 
+def new_plan(items: list[dict], args: PipArgs, tag: str) -> dict:
+    """The stored form of a plan pip just made: its items, when, whether it is pinned, for which interpreter."""
+    return {"created": time.time(), "pinned": is_pinned(items, args), "tag": tag, "items": items}
+
+
 def valid_items(plan: dict) -> list[dict] | None:
     """A stored plan's items when every one has the fields and types this version writes; else None (ask pip)."""
     items = plan.get("items")

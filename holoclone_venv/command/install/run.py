@@ -73,7 +73,7 @@ def _install(target: Target, args: PipArgs, settings: Settings, refresh: bool, t
              policy: Policy, environ: Mapping[str, str], retry: bool) -> Outcome:
     from ...report import Report
     from .fetch import stored_catalog, store_wheels
-    from .plan import ask_pip, fresh, is_pinned, items_of, keep_plan, pip_command, plan_key, valid_items
+    from .plan import ask_pip, fresh, items_of, keep_plan, new_plan, pip_command, plan_key, valid_items
 
     report = Report(store=str(store.root), strategy=policy.strategy.name)
     items = None if retry else local_items_only(args, target)
@@ -90,8 +90,7 @@ def _install(target: Target, args: PipArgs, settings: Settings, refresh: bool, t
         items = valid_items(plan) if plan is not None and fresh(plan, ttl) else None
         if items is None:
             items, planned_by = items_of(ask_pip(pip, args, LOG.debug)), "pip"
-            plan = {"created": time.time(), "pinned": is_pinned(items, args), "tag": target.interpreter.tag,
-                    "items": items}
+            plan = new_plan(items, args, target.interpreter.tag)
     LOG.debug("holoclone: plan: %s", ", ".join(f"{i['name']} {i['version']} ({i['kind']})" for i in items) or "nothing")
     stored = [item for item in items if item["kind"] == "store"]
     # A wheel whose catalog the store has for this interpreter is not needed at all (it may be gone, or
