@@ -284,19 +284,10 @@ def remove_empty(root: Path, folder: Path) -> None:
 
 
 class Folders(StoreParts):
-    """The store's folders, as a part of :class:`~holoclone_venv.store.Store` (needs its folder names)."""
+    """The store's folders, as a part of :class:`~holoclone_venv.store.Store` (the folder names are
+    :class:`StoreParts`')."""
 
-    root: Path
-    objects: Path
-    catalogs: Path
-    index: Path
-    refs: Path
-    wheels: Path
-    resolutions: Path
-    install_plans: Path
-    templates: Path
-    tmp: Path
-    locks: Path
+    install_plans: Path  # a property of the Plans part
 
     def list_folder(self, folder: Path) -> list[str]:
         """The names in a store folder (none when it is absent); :class:`StoreError` when it is a link."""
