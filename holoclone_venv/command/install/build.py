@@ -85,9 +85,9 @@ def pip_builds(args: list[str], environ: Mapping[str, str], config_files: list[s
         name = arg.partition("=")[0] if arg.startswith("--") else arg[:2]
         if name in _PIP_BUILDS:
             return f"pip's {name} is given"
-    for key in _PIP_BUILD_KEYS:
-        if f"PIP_{key.upper().replace('-', '_')}" in environ:
-            return f"PIP_{key.upper().replace('-', '_')} is set"
+    for variable in (f"PIP_{key.upper().replace('-', '_')}" for key in _PIP_BUILD_KEYS):
+        if variable in environ:
+            return f"{variable} is set"
     import configparser
 
     for path in config_files:
